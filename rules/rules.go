@@ -20,6 +20,7 @@ import (
 	"regexp/syntax"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -368,8 +369,13 @@ func maxLen(re *syntax.Regexp) int {
 			n += len(string(r))
 		}
 		return n
-	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
-		return 4 // one UTF-8 rune at most
+	case syntax.OpCharClass:
+		if len(re.Rune) == 0 {
+			return 0
+		}
+		return utf8.RuneLen(re.Rune[len(re.Rune)-1]) // the longest rune of the class
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return utf8.UTFMax
 	case syntax.OpCapture:
 		return maxLen(re.Sub[0])
 	case syntax.OpConcat:

@@ -17,7 +17,8 @@ import (
 //
 // Key IDs whose fifth character is I or J (AKIAI…, AKIAJ…) are of the older
 // format, which does not encode the account; for them ok is false, and only
-// sts:GetAccessKeyInfo can name the account.
+// sts:GetAccessKeyInfo can name the account. Nor is ok true when the bits hold
+// a number of more than 12 digits.
 func AccountID(keyID string) (account string, ok bool) {
 	if len(keyID) != 20 {
 		return "", false
@@ -33,5 +34,9 @@ func AccountID(keyID string) (account string, ok bool) {
 	var b8 [8]byte
 	copy(b8[2:], buf[:6])
 	x := binary.BigEndian.Uint64(b8[:])
-	return fmt.Sprintf("%012d", (x&0x7fffffffff80)>>7), true
+	acct := (x & 0x7fffffffff80) >> 7
+	if acct > 999_999_999_999 { // 40 bits hold more than 12 digits; AWS uses 12
+		return "", false
+	}
+	return fmt.Sprintf("%012d", acct), true
 }

@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,7 +74,7 @@ func pair(data []byte, r *rules.Rule, ids []IDMatch, toks []Token) []Candidate {
 }
 
 func assign(r *rules.Rule, ids []IDMatch, secs []Token, out []Candidate) {
-	var pairs []scored
+	pairs := make([]scored, 0, len(ids)*2*nearestPerSide)
 	for i, id := range ids {
 		// secs is in order of position: take the nearest ones on each side.
 		k := sort.Search(len(secs), func(j int) bool { return secs[j].Span.Start >= id.Span.End })
@@ -80,7 +82,9 @@ func assign(r *rules.Rule, ids []IDMatch, secs []Token, out []Candidate) {
 			pairs = append(pairs, scored{id: i, sec: j, score: score(id.Span, secs[j])})
 		}
 	}
-	sort.SliceStable(pairs, func(a, b int) bool { return pairs[a].score < pairs[b].score })
+	slices.SortFunc(pairs, func(a, b scored) int {
+		return cmp.Or(cmp.Compare(a.score, b.score), cmp.Compare(a.id, b.id), cmp.Compare(a.sec, b.sec))
+	})
 	primary := make([]int, len(ids))
 	for i := range primary {
 		primary[i] = -1
