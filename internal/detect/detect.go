@@ -224,3 +224,14 @@ func lineAround(data []byte, pos int) []byte {
 const lineContext = 4 << 10 // 4 KiB
 
 var allowComment = []byte("keyburn:allow")
+
+// PathAllowed reports whether path (slash-separated) matches a path
+// allowlist, so that the file need not be read at all.
+func (m *Matcher) PathAllowed(path string) bool {
+	for _, re := range m.set.AllowPaths {
+		if re.MatchString(path) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,165 @@
+// Package engine joins the stages for one run: it takes chunks from a source,
+// runs the detector on them with bounded concurrency, and collects the
+// findings. It holds no state between runs and does no output of its own.
+package engine
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sourcegraph/conc"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/source"
+)
+
+// Options configures a run.
+type Options struct {
+	Matcher *detect.Matcher
+	// Concurrency is how many files are read and scanned at once; 0 means
+	// twice GOMAXPROCS, as reading overlaps with scanning.
+	Concurrency int
+	FS          source.FSOptions
+}
+
+func (o Options) workers() int {
+	if o.Concurrency > 0 {
+		return o.Concurrency
+	}
+	return 2 * runtime.GOMAXPROCS(0)
+}
+
+// Result is what a run found and read.
+type Result struct {
+	Findings     []*finding.Finding
+	Files        int64 // files scanned
+	Bytes        int64 // bytes scanned
+	AllowedPaths int64 // files left out by a path allowlist
+}
+
+// ScanPaths scans the files and directories under roots. Files that cannot be
+// read go to rep and the run goes on. On cancellation it returns what it found
+// so far with ctx's error.
+func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Reporter) (*Result, error) {
+	var files, nbytes, allowed atomic.Int64
+	readers := sync.Pool{New: func() any { return source.NewReader(opts.FS) }}
+	matches := make(chan []finding.Match, opts.workers())
+	coll := finding.NewCollector()
+
+	var collector conc.WaitGroup
+	collector.Go(func() {
+		for ms := range matches {
+			for _, m := range ms {
+				coll.Add(m)
+			}
+		}
+	})
+
+	p := pool.New().WithMaxGoroutines(opts.workers())
+	walkErr := source.Walk(ctx, roots, func(f source.File) {
+		if opts.Matcher.PathAllowed(f.Path) {
+			allowed.Add(1)
+			return
+		}
+		p.Go(func() {
+			if ctx.Err() != nil {
+				return
+			}
+			r := readers.Get().(*source.Reader)
+			defer readers.Put(r)
+			var found []finding.Match
+			err := r.ReadFile(ctx, f, rep, func(c source.Chunk) error {
+				nbytes.Add(int64(len(c.Data)))
+				found = append(found, Matches(opts.Matcher, c)...)
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				rep.Failed(err)
+				return
+			}
+			files.Add(1)
+			if len(found) > 0 {
+				matches <- found
+			}
+		})
+	}, rep)
+	p.Wait()
+	close(matches)
+	collector.Wait()
+	return &Result{Findings: coll.Findings(), Files: files.Load(), Bytes: nbytes.Load(), AllowedPaths: allowed.Load()}, walkErr
+}
+
+// ScanReader scans everything r yields, naming it name in findings (standard
+// input is "-").
+func ScanReader(ctx context.Context, opts Options, r io.Reader, name string, rep source.Reporter) (*Result, error) {
+	coll := finding.NewCollector()
+	var nbytes int64
+	err := source.NewReader(opts.FS).Read(ctx, r, source.Provenance{Path: name}, rep, func(c source.Chunk) error {
+		nbytes += int64(len(c.Data))
+		for _, m := range Matches(opts.Matcher, c) {
+			coll.Add(m)
+		}
+		return nil
+	})
+	res := &Result{Findings: coll.Findings(), Files: 1, Bytes: nbytes}
+	if err != nil && ctx.Err() == nil {
+		rep.Failed(err)
+		return res, nil
+	}
+	return res, err
+}
+
+// Matches runs the detector on one chunk and locates its candidates.
+// It may be called concurrently.
+func Matches(m *detect.Matcher, c source.Chunk) []finding.Match {
+	cands := m.Scan(detect.Chunk{Data: c.Data, AtStart: c.AtStart, AtEnd: c.AtEnd})
+	if len(cands) == 0 {
+		return nil
+	}
+	out := make([]finding.Match, 0, len(cands))
+	lines := newLiner(c.Data, c.Line)
+	for _, cand := range cands {
+		line, col := lines.at(cand.KeySpan.Start)
+		loc := finding.Location{File: c.Prov.Path, Line: line, Column: col,
+			Commit: c.Prov.Commit, Author: c.Prov.Author, Date: c.Prov.Date, Ref: c.Prov.Ref}
+		if !cand.Secret.IsZero() {
+			loc.SecretLine, _ = lines.at(cand.SecretSpan.Start)
+		}
+		m := finding.Match{Rule: cand.Rule.ID, Severity: cand.Rule.Severity, KeyID: cand.KeyID,
+			AccountID: cand.AccountID, Temporary: cand.Temporary, Secret: cand.Secret,
+			SessionToken: cand.SessionToken, Location: loc}
+		for _, a := range cand.Alternates {
+			m.Alternates = append(m.Alternates, a.Secret)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// liner turns offsets into 1-based lines and columns, counting newlines
+// once from the last offset asked for when offsets come in order.
+type liner struct {
+	data      []byte
+	firstLine int
+	off, line int // line holds data[off]
+}
+
+func newLiner(data []byte, firstLine int) *liner {
+	return &liner{data: data, firstLine: firstLine, line: firstLine}
+}
+
+func (l *liner) at(off int) (line, col int) {
+	if off < l.off {
+		l.off, l.line = 0, l.firstLine
+	}
+	l.line += bytes.Count(l.data[l.off:off], []byte("\n"))
+	l.off = off
+	start := bytes.LastIndexByte(l.data[:off], '\n') + 1
+	return l.line, off - start + 1
+}

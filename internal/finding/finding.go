@@ -1,0 +1,186 @@
+// Package finding is keyburn's data model between detection and reporting: a
+// Finding is one credential (a key ID and, when paired, its secret) with every
+// place it was seen, and later its verdict and the action taken.
+//
+// A Collector groups the matches of a run into findings. It does no I/O.
+package finding
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+
+	"github.com/keyburn/keyburn/internal/secret"
+)
+
+// Location is one place a credential was seen. Line and Column are 1-based,
+// of the key ID in the file (not in a diff).
+type Location struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+	// SecretLine is the line of the paired secret, 0 when unpaired.
+	SecretLine int    `json:"secret_line,omitempty"`
+	Commit     string `json:"commit,omitempty"`
+	Author     string `json:"author,omitempty"`
+	Date       string `json:"date,omitempty"`
+	Ref        string `json:"ref,omitempty"`
+}
+
+// Match is one occurrence of a credential, as the engine hands it over.
+type Match struct {
+	Rule         string
+	Severity     string
+	KeyID        string
+	AccountID    string
+	Temporary    bool
+	Secret       secret.Secret // zero: unpaired
+	Alternates   []secret.Secret
+	SessionToken secret.Secret
+	Location     Location
+}
+
+// Finding is one credential with all its locations.
+type Finding struct {
+	Rule         string
+	Severity     string
+	KeyID        string
+	AccountID    string
+	Temporary    bool
+	Secret       secret.Secret
+	Alternates   []secret.Secret
+	SessionToken secret.Secret
+	Locations    []Location // sorted, the first is the earliest
+
+	Verification *Verification // nil: not verified
+	Response     *Response     // nil: no response taken
+}
+
+// Verification is the verdict on a credential.
+type Verification struct {
+	Status  string `json:"status"`
+	ARN     string `json:"arn,omitempty"`
+	Account string `json:"account,omitempty"`
+	UserID  string `json:"user_id,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Response is the action taken on a live credential.
+type Response struct {
+	Action string `json:"action"`
+	At     string `json:"at,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Paired reports whether the finding carries a secret.
+func (f *Finding) Paired() bool { return !f.Secret.IsZero() }
+
+// Fingerprint identifies a credential wherever it is seen, so that a baseline
+// can accept it once:
+//
+//	hex(sha256("keyburn/v1" 0x00 rule 0x00 key_id 0x00 secret_sha256))
+//
+// with an empty secret_sha256 for an unpaired key ID. It names neither the
+// file nor the commit: moving an accepted key does not raise it again.
+func (f *Finding) Fingerprint() string {
+	return Fingerprint(f.Rule, f.KeyID, f.Secret.SHA256())
+}
+
+// Fingerprint computes the recipe of Finding.Fingerprint.
+func Fingerprint(rule, keyID, secretSHA256 string) string {
+	h := sha256.New()
+	for i, s := range []string{"keyburn/v1", rule, keyID, secretSHA256} {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Collector groups matches into findings. It is not safe for concurrent use:
+// one goroutine owns it.
+type Collector struct {
+	byKey map[key]*Finding
+	seen  map[locKey]bool
+}
+
+type key struct{ rule, keyID, secret string }
+
+type locKey struct {
+	key
+	file         string
+	line, column int
+	commit       string
+}
+
+// NewCollector returns an empty Collector.
+func NewCollector() *Collector {
+	return &Collector{byKey: map[key]*Finding{}, seen: map[locKey]bool{}}
+}
+
+// Add records a match. A location seen before for the same credential (the
+// overlap of two chunks) is recorded once.
+func (c *Collector) Add(m Match) {
+	k := key{m.Rule, m.KeyID, m.Secret.SHA256()}
+	lk := locKey{k, m.Location.File, m.Location.Line, m.Location.Column, m.Location.Commit}
+	if c.seen[lk] {
+		return
+	}
+	c.seen[lk] = true
+	f, ok := c.byKey[k]
+	if !ok {
+		f = &Finding{Rule: m.Rule, Severity: m.Severity, KeyID: m.KeyID, AccountID: m.AccountID,
+			Temporary: m.Temporary, Secret: m.Secret, SessionToken: m.SessionToken}
+		if f.Secret.IsZero() {
+			f.Severity = lower(f.Severity)
+		}
+		c.byKey[k] = f
+	}
+	for _, a := range m.Alternates {
+		if !slices.ContainsFunc(f.Alternates, func(b secret.Secret) bool { return b.Reveal() == a.Reveal() }) {
+			f.Alternates = append(f.Alternates, a)
+		}
+	}
+	if f.SessionToken.IsZero() {
+		f.SessionToken = m.SessionToken
+	}
+	f.Locations = append(f.Locations, m.Location)
+}
+
+// Findings returns the findings, each with its locations sorted, ordered by
+// their first location.
+func (c *Collector) Findings() []*Finding {
+	out := make([]*Finding, 0, len(c.byKey))
+	for _, f := range c.byKey {
+		slices.SortFunc(f.Locations, compareLocations)
+		out = append(out, f)
+	}
+	Sort(out)
+	return out
+}
+
+// Sort orders findings by first location, then key ID and secret.
+func Sort(fs []*Finding) {
+	slices.SortFunc(fs, func(a, b *Finding) int {
+		if c := compareLocations(a.Locations[0], b.Locations[0]); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.KeyID, b.KeyID), cmp.Compare(a.Secret.SHA256(), b.Secret.SHA256()))
+	})
+}
+
+func compareLocations(a, b Location) int {
+	return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line),
+		cmp.Compare(a.Column, b.Column), cmp.Compare(a.Commit, b.Commit))
+}
+
+func lower(sev string) string {
+	switch sev {
+	case "high":
+		return "medium"
+	default:
+		return "low"
+	}
+}

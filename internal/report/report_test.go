@@ -1,0 +1,115 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/secret"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// Synthetic credentials: random, never issued by AWS.
+const (
+	secret1 = "5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF"
+	token1  = "IQoJb3JpZ2luX2VjFmKnebxsvOEZPs6ZhJdS0F+XNXJuxS6zzb/XO/6evERvp/AGs1NjmZFEe+rtQqSP+6z7kCJ3F/qvmKRbmg9LuB2cHMM9"
+)
+
+func sample() []*finding.Finding {
+	c := finding.NewCollector()
+	c.Add(finding.Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIAROSDW5AABZW3VLYZ", AccountID: "100000000000",
+		Secret: secret.New(secret1), Location: finding.Location{File: "config/.env", Line: 3, Column: 19, SecretLine: 4}})
+	c.Add(finding.Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIAROSDW5AABZW3VLYZ", AccountID: "100000000000",
+		Secret: secret.New(secret1), Location: finding.Location{File: "deploy/prod.tf", Line: 12, Column: 16, SecretLine: 13}})
+	c.Add(finding.Match{Rule: "aws-access-key", Severity: "high", KeyID: "ASIATCH6YDSY6SG3DFZG", AccountID: "210987654321", Temporary: true,
+		SessionToken: secret.New(token1), Location: finding.Location{File: "notes/creds with space.txt", Line: 1, Column: 1,
+			Commit: "9fceb02d0ae598e95dc970b74767f19372d61af8", Author: "Alice <alice@example.invalid>", Date: "2024-03-01T10:00:00Z", Ref: "refs/heads/main"}})
+	fs := c.Findings()
+	fs[0].Verification = &finding.Verification{Status: "live", ARN: "arn:aws:iam::100000000000:user/ci", Account: "100000000000"}
+	fs[0].Response = &finding.Response{Action: "deleted", At: "2024-03-01T10:01:00Z"}
+	return fs
+}
+
+func TestGolden(t *testing.T) {
+	for _, format := range Formats {
+		for _, color := range []bool{false, true} {
+			if color && format != "text" {
+				continue
+			}
+			name := format
+			if color {
+				name += "-color"
+			}
+			t.Run(name, func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := Write(&buf, format, sample(), Options{Color: color, Version: "test"}); err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(buf.String(), secret1) || strings.Contains(buf.String(), token1[20:60]) {
+					t.Fatalf("%s output carries a secret in full", format)
+				}
+				golden := filepath.Join("testdata", name+".golden")
+				if *update {
+					if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(string(want), buf.String()); diff != "" {
+					t.Errorf("%s output differs from %s (-want +got):\n%s", format, golden, diff)
+				}
+			})
+		}
+	}
+}
+
+func TestShowSecret(t *testing.T) {
+	for _, format := range Formats {
+		var buf bytes.Buffer
+		if err := Write(&buf, format, sample(), Options{ShowSecret: true}); err != nil {
+			t.Fatal(err)
+		}
+		want := format != "sarif" // SARIF goes to GitHub: never the secret
+		if got := strings.Contains(buf.String(), secret1); got != want {
+			t.Errorf("%s with ShowSecret: secret present = %v, want %v", format, got, want)
+		}
+	}
+}
+
+// TestJSONFields checks the JSON carries the finding format's field names.
+func TestJSONFields(t *testing.T) {
+	var buf bytes.Buffer
+	if err := JSONL(&buf, sample()[:1], Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rule", "key_id", "account_id", "secret_redacted", "secret_sha256", "fingerprint", "file", "line", "column", "verification", "response"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks field %q: %s", k, buf.String())
+		}
+	}
+	if v := m["verification"].(map[string]any); v["status"] != "live" || v["arn"] == nil {
+		t.Errorf("verification = %v", v)
+	}
+}
+
+func TestUnknownFormat(t *testing.T) {
+	err := Write(&bytes.Buffer{}, "xml", nil, Options{})
+	if err == nil || !strings.Contains(err.Error(), `"xml"`) {
+		t.Errorf("Write(xml) = %v, want an error naming the format", err)
+	}
+}

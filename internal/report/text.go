@@ -1,0 +1,113 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/keyburn/keyburn/internal/finding"
+)
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiDim    = "\x1b[2m"
+)
+
+// Text writes findings for people: one block per credential, its secret
+// redacted, then every place it was seen.
+func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
+	bw := bufio.NewWriter(w)
+	paint := func(code, s string) string {
+		if !opts.Color {
+			return s
+		}
+		return code + s + ansiReset
+	}
+	for i, f := range fs {
+		if i > 0 {
+			bw.WriteString("\n")
+		}
+		sevColor := ansiYellow
+		if f.Severity == "high" {
+			sevColor = ansiRed
+		}
+		head := paint(ansiBold+sevColor, f.KeyID)
+		fmt.Fprintf(bw, "%s  %s  %s", head, f.Rule, paint(sevColor, f.Severity))
+		if f.AccountID != "" {
+			fmt.Fprintf(bw, "  account %s", f.AccountID)
+		}
+		if f.Temporary {
+			bw.WriteString("  temporary")
+		}
+		bw.WriteString("\n")
+		switch {
+		case f.Paired() && opts.ShowSecret:
+			fmt.Fprintf(bw, "  secret       %s\n", f.Secret.Reveal())
+		case f.Paired():
+			fmt.Fprintf(bw, "  secret       %s  %s\n", f.Secret.Redacted(), paint(ansiDim, "sha256:"+f.Secret.SHA256()[:16]))
+		default:
+			fmt.Fprintf(bw, "  secret       %s\n", paint(ansiDim, "none found near the key ID (unverifiable)"))
+		}
+		if !f.SessionToken.IsZero() {
+			fmt.Fprintf(bw, "  token        %s\n", f.SessionToken.Redacted())
+		}
+		if v := f.Verification; v != nil {
+			fmt.Fprintf(bw, "  verdict      %s", v.Status)
+			if v.ARN != "" {
+				fmt.Fprintf(bw, "  %s", v.ARN)
+			}
+			if v.Error != "" {
+				fmt.Fprintf(bw, "  (%s)", v.Error)
+			}
+			bw.WriteString("\n")
+		}
+		if r := f.Response; r != nil {
+			fmt.Fprintf(bw, "  action       %s", r.Action)
+			if r.At != "" {
+				fmt.Fprintf(bw, " at %s", r.At)
+			}
+			if r.Error != "" {
+				fmt.Fprintf(bw, "  (%s)", r.Error)
+			}
+			bw.WriteString("\n")
+		}
+		for j, l := range f.Locations {
+			label := "found in    "
+			if j > 0 {
+				label = "            "
+			}
+			fmt.Fprintf(bw, "  %s %s\n", label, locationText(l))
+		}
+		fmt.Fprintf(bw, "  fingerprint  %s\n", paint(ansiDim, f.Fingerprint()))
+	}
+	return bw.Flush()
+}
+
+func locationText(l finding.Location) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d", l.File, l.Line, l.Column)
+	if l.SecretLine > 0 && l.SecretLine != l.Line {
+		fmt.Fprintf(&b, " (secret on line %d)", l.SecretLine)
+	}
+	if l.Commit != "" {
+		c := l.Commit
+		if len(c) > 12 {
+			c = c[:12]
+		}
+		fmt.Fprintf(&b, "  commit %s", c)
+		if l.Author != "" {
+			fmt.Fprintf(&b, " by %s", l.Author)
+		}
+		if l.Date != "" {
+			fmt.Fprintf(&b, " on %s", l.Date)
+		}
+		if l.Ref != "" {
+			fmt.Fprintf(&b, " in %s", l.Ref)
+		}
+	}
+	return b.String()
+}

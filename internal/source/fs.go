@@ -1,0 +1,339 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Limits for reading files. A file is read whole when it fits in one chunk,
+// and in overlapping chunks otherwise, so memory stays bounded by
+// workers × ChunkSize whatever the file sizes.
+const (
+	DefaultMaxFileSize = 256 << 20 // 256 MiB: larger files are skipped and reported
+	DefaultChunkSize   = 4 << 20   // 4 MiB
+	// DefaultChunkOverlap must exceed the longest match with its context:
+	// a key ID, a URL-encoded secret, a session token (a few KiB at most).
+	DefaultChunkOverlap = 64 << 10
+	// sniffLen is how much of a file decides whether it is binary, as git
+	// does: a NUL byte in the first 8000 bytes.
+	sniffLen = 8000
+)
+
+// FSOptions configures reading files. The zero value uses the defaults.
+type FSOptions struct {
+	MaxFileSize  int64
+	ChunkSize    int
+	ChunkOverlap int
+}
+
+func (o FSOptions) withDefaults() FSOptions {
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = DefaultMaxFileSize
+	}
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.ChunkOverlap <= 0 || o.ChunkOverlap >= o.ChunkSize {
+		o.ChunkOverlap = min(DefaultChunkOverlap, o.ChunkSize/2)
+	}
+	return o
+}
+
+// File is a regular file found by Walk.
+type File struct {
+	Path string // as reached from the root, OS-separated
+	Size int64
+}
+
+// Walk calls visit for every regular file under roots (files or
+// directories), in directory order, from the calling goroutine.
+//
+// Hidden files are included and .gitignore is not honoured: an ignored file
+// on disk can still leak. .git directories are skipped (scan git reads
+// history). Symbolic links are followed; a directory reached twice (a link
+// loop, or two links to one place) and a file reached twice (hard or symbolic
+// links) are visited once. Files that are not regular (sockets, devices) are
+// reported as skipped; unreadable directories as failures, and the walk goes
+// on. Walk returns only ctx's error.
+func Walk(ctx context.Context, roots []string, visit func(File), rep Reporter) error {
+	w := &walker{ctx: ctx, visit: visit, rep: rep, dirs: map[fileID]bool{}, files: map[fileID]bool{}}
+	for _, root := range roots {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, err := os.Stat(root)
+		if err != nil {
+			rep.Failed(fmt.Errorf("scan %s: %w", root, err))
+			continue
+		}
+		w.entry(root, fi)
+	}
+	return ctx.Err()
+}
+
+type fileID struct{ dev, ino uint64 }
+
+func idOf(fi fs.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{uint64(st.Dev), uint64(st.Ino)}, true //nolint:unconvert // types differ by platform
+}
+
+type walker struct {
+	ctx   context.Context
+	visit func(File)
+	rep   Reporter
+	dirs  map[fileID]bool
+	files map[fileID]bool
+}
+
+// entry handles path, whose (followed) info is fi.
+func (w *walker) entry(path string, fi fs.FileInfo) {
+	switch {
+	case fi.IsDir():
+		w.dir(path, fi)
+	case fi.Mode().IsRegular():
+		if id, ok := idOf(fi); ok {
+			if w.files[id] {
+				return
+			}
+			w.files[id] = true
+		}
+		w.visit(File{Path: path, Size: fi.Size()})
+	default:
+		w.rep.Skipped(path, "not a regular file ("+fi.Mode().Type().String()+")")
+	}
+}
+
+func (w *walker) dir(path string, fi fs.FileInfo) {
+	if id, ok := idOf(fi); ok {
+		if w.dirs[id] {
+			w.rep.Skipped(path, "directory already scanned (symbolic link loop or second link)")
+			return
+		}
+		w.dirs[id] = true
+	}
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		w.rep.Failed(fmt.Errorf("read directory %s: %w", path, err))
+		// ReadDir returns what it read before the error: go on with it.
+	}
+	for _, e := range ents {
+		if w.ctx.Err() != nil {
+			return
+		}
+		p := filepath.Join(path, e.Name())
+		t := e.Type()
+		switch {
+		case t.IsDir():
+			if e.Name() == ".git" {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				w.rep.Failed(fmt.Errorf("stat %s: %w", p, err))
+				continue
+			}
+			w.dir(p, info)
+		case t.IsRegular():
+			info, err := e.Info()
+			if err != nil {
+				w.rep.Failed(fmt.Errorf("stat %s: %w", p, err))
+				continue
+			}
+			w.entry(p, info)
+		case t&fs.ModeSymlink != 0:
+			info, err := os.Stat(p)
+			if err != nil {
+				w.rep.Failed(fmt.Errorf("follow symbolic link %s: %w", p, err))
+				continue
+			}
+			if info.IsDir() && e.Name() == ".git" {
+				continue
+			}
+			w.entry(p, info)
+		default:
+			w.rep.Skipped(p, "not a regular file ("+t.String()+")")
+		}
+	}
+}
+
+// Reader reads files into chunks, reusing its buffer. A Reader is owned by
+// one goroutine; make one per worker.
+type Reader struct {
+	opts FSOptions
+	buf  []byte
+}
+
+// NewReader returns a Reader with the given options.
+func NewReader(opts FSOptions) *Reader {
+	return &Reader{opts: opts.withDefaults()}
+}
+
+// ErrTooLarge is reported for files over the size limit.
+var ErrTooLarge = errors.New("file over the size limit")
+
+// ReadFile calls fn with the chunks of the file at path, in order. The chunk
+// data is valid only during the call. Binary files are skipped (reported to
+// rep); UTF-16 text is decoded to UTF-8 first.
+func (r *Reader) ReadFile(ctx context.Context, f File, rep Reporter, fn func(Chunk) error) error {
+	if f.Size > r.opts.MaxFileSize {
+		rep.Skipped(f.Path, fmt.Sprintf("%d bytes, over the %d-byte limit (--max-file-size)", f.Size, r.opts.MaxFileSize))
+		return nil
+	}
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", f.Path, err)
+	}
+	defer fh.Close()
+	return r.read(ctx, fh, Provenance{Path: filepath.ToSlash(f.Path)}, rep, fn)
+}
+
+// Read calls fn with the chunks of everything rd yields, as ReadFile does
+// for a file (used for standard input). prov names the input.
+func (r *Reader) Read(ctx context.Context, rd io.Reader, prov Provenance, rep Reporter, fn func(Chunk) error) error {
+	return r.read(ctx, rd, prov, rep, fn)
+}
+
+func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Reporter, fn func(Chunk) error) error {
+	size, overlap := r.opts.ChunkSize, r.opts.ChunkOverlap
+	if cap(r.buf) < size {
+		r.buf = make([]byte, size)
+	}
+	buf := r.buf[:size]
+	n, err := io.ReadFull(rd, buf)
+	atEnd := true
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		err = nil
+	case err != nil:
+		return fmt.Errorf("read %s: %w", prov.Path, err)
+	default:
+		atEnd = false // the buffer is full: there may be more
+	}
+	data := buf[:n]
+	kind := sniff(data)
+	switch kind {
+	case kindBinary:
+		rep.Skipped(prov.Path, "binary")
+		return nil
+	case kindUTF16LE, kindUTF16BE:
+		// UTF-16 files are rare and small (Windows .reg, PowerShell
+		// output): read the rest and decode the whole.
+		rest, err := io.ReadAll(io.LimitReader(rd, r.opts.MaxFileSize))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", prov.Path, err)
+		}
+		data = decodeUTF16(append(append([]byte{}, data...), rest...), kind == kindUTF16BE)
+		return fn(Chunk{Data: data, Line: 1, AtStart: true, AtEnd: true, Prov: prov})
+	}
+	var offset int64
+	line := 1
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(Chunk{Data: data, Offset: offset, Line: line, AtStart: offset == 0, AtEnd: atEnd, Prov: prov}); err != nil {
+			return err
+		}
+		if atEnd {
+			return nil
+		}
+		// Keep the last overlap bytes and fill the rest.
+		keep := data[len(data)-overlap:]
+		line += bytes.Count(data[:len(data)-overlap], []byte("\n"))
+		offset += int64(len(data) - overlap)
+		copy(buf, keep)
+		m, err := io.ReadFull(rd, buf[overlap:])
+		switch {
+		case err == io.ErrUnexpectedEOF || err == io.EOF:
+			atEnd = true
+		case err != nil:
+			return fmt.Errorf("read %s at offset %d: %w", prov.Path, offset+int64(overlap), err)
+		}
+		data = buf[:overlap+m]
+		if m == 0 {
+			return nil // the previous chunk ended exactly at the end
+		}
+	}
+}
+
+type kind int
+
+const (
+	kindText kind = iota
+	kindBinary
+	kindUTF16LE
+	kindUTF16BE
+)
+
+// sniff classifies the start of a file: UTF-16 by its byte-order mark or by
+// NULs in every other byte of ASCII text, binary by any other NUL in the
+// first sniffLen bytes, text otherwise.
+func sniff(data []byte) kind {
+	head := data[:min(len(data), sniffLen)]
+	if len(head) >= 2 {
+		switch {
+		case head[0] == 0xFF && head[1] == 0xFE:
+			return kindUTF16LE
+		case head[0] == 0xFE && head[1] == 0xFF:
+			return kindUTF16BE
+		}
+	}
+	if bytes.IndexByte(head, 0) < 0 {
+		return kindText
+	}
+	// UTF-16 without a mark: ASCII text puts a NUL in every odd (LE) or
+	// even (BE) byte.
+	if len(head) >= 8 {
+		var evenNUL, oddNUL int
+		for i, b := range head {
+			if b == 0 {
+				if i%2 == 0 {
+					evenNUL++
+				} else {
+					oddNUL++
+				}
+			}
+		}
+		half := len(head) / 2
+		switch {
+		case oddNUL*10 >= half*9 && evenNUL*10 < half:
+			return kindUTF16LE
+		case evenNUL*10 >= half*9 && oddNUL*10 < half:
+			return kindUTF16BE
+		}
+	}
+	return kindBinary
+}
+
+func decodeUTF16(b []byte, bigEndian bool) []byte {
+	if len(b) >= 2 && (b[0] == 0xFF && b[1] == 0xFE || b[0] == 0xFE && b[1] == 0xFF) {
+		b = b[2:]
+	}
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		if bigEndian {
+			u[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+		} else {
+			u[i] = uint16(b[2*i+1])<<8 | uint16(b[2*i])
+		}
+	}
+	runes := utf16.Decode(u)
+	out := make([]byte, 0, len(runes))
+	for _, r := range runes {
+		out = utf8.AppendRune(out, r)
+	}
+	return out
+}
