@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sourcegraph/conc"
 	"github.com/sourcegraph/conc/pool"
@@ -98,6 +100,12 @@ func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Rep
 // ScanReader scans everything r yields, naming it name in findings (standard
 // input is "-").
 func ScanReader(ctx context.Context, opts Options, r io.Reader, name string, rep source.Reporter) (*Result, error) {
+	// A read from a pipe or terminal blocks; on cancellation, a deadline in
+	// the past ends it (regular files ignore this and never block long).
+	if f, ok := r.(*os.File); ok {
+		stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
+		defer stop()
+	}
 	coll := finding.NewCollector()
 	var nbytes int64
 	err := source.NewReader(opts.FS).Read(ctx, r, source.Provenance{Path: name}, rep, func(c source.Chunk) error {
@@ -108,11 +116,13 @@ func ScanReader(ctx context.Context, opts Options, r io.Reader, name string, rep
 		return nil
 	})
 	res := &Result{Findings: coll.Findings(), Files: 1, Bytes: nbytes}
-	if err != nil && ctx.Err() == nil {
-		rep.Failed(err)
-		return res, nil
+	if ctx.Err() != nil {
+		return res, ctx.Err()
 	}
-	return res, err
+	if err != nil {
+		rep.Failed(err)
+	}
+	return res, nil
 }
 
 // Matches runs the detector on one chunk and locates its candidates.

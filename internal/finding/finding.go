@@ -161,13 +161,22 @@ func (c *Collector) Findings() []*Finding {
 	return out
 }
 
-// Sort orders findings by first location, then key ID and secret.
+func pairedRank(f *Finding) int {
+	if f.Paired() {
+		return 0
+	}
+	return 1
+}
+
+// Sort orders findings by first location, then key ID, paired before
+// unpaired, then secret.
 func Sort(fs []*Finding) {
 	slices.SortFunc(fs, func(a, b *Finding) int {
 		if c := compareLocations(a.Locations[0], b.Locations[0]); c != 0 {
 			return c
 		}
-		return cmp.Or(cmp.Compare(a.KeyID, b.KeyID), cmp.Compare(a.Secret.SHA256(), b.Secret.SHA256()))
+		return cmp.Or(cmp.Compare(a.KeyID, b.KeyID), cmp.Compare(pairedRank(a), pairedRank(b)),
+			cmp.Compare(a.Secret.SHA256(), b.Secret.SHA256()))
 	})
 }
 

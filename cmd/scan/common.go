@@ -1,0 +1,204 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/report"
+	"github.com/keyburn/keyburn/internal/source"
+	"github.com/keyburn/keyburn/rules"
+)
+
+// configFileName is the rules file keyburn picks up without --config.
+const configFileName = ".keyburn.toml"
+
+// common holds the flags every scan command has.
+type common struct {
+	format      string
+	output      string
+	config      string
+	baseline    string
+	showSecret  bool
+	concurrency int
+	maxFileSize string
+	verbose     bool
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.format, "format", "text", "output `format`: text, json, jsonl or sarif")
+	fs.StringVar(&c.output, "output", "", "write results to `file` instead of standard output")
+	fs.StringVar(&c.config, "config", "", "rules `file` extending the defaults")
+	fs.StringVar(&c.baseline, "baseline", "", "`file` of accepted findings (a JSON report or fingerprints)")
+	fs.BoolVar(&c.showSecret, "show-secret", false, "print secrets in full")
+	fs.IntVar(&c.concurrency, "concurrency", 0, "files scanned at once (default 2 × CPUs)")
+	fs.StringVar(&c.maxFileSize, "max-file-size", "256MiB", "skip files larger than `size`")
+	fs.BoolVar(&c.verbose, "v", false, "say more on standard error")
+}
+
+// parseFlags parses args with fs, printing usage errors to the ui.
+func parseFlags(fs *flag.FlagSet, args []string, u *ui) error {
+	fs.SetOutput(u.w)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	return nil
+}
+
+// setup is what the common flags resolve to.
+type setup struct {
+	opts     engine.Options
+	baseline finding.Baseline
+	report   report.Options
+}
+
+// resolve checks the common flags and loads the rules and the baseline.
+// dirHint is where to look for .keyburn.toml when --config is not given.
+func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
+	u.verbose = c.verbose
+	if !slices.Contains(report.Formats, c.format) {
+		return nil, fmt.Errorf("--format %q: want one of %s", c.format, strings.Join(report.Formats, ", "))
+	}
+	if c.concurrency < 0 {
+		return nil, fmt.Errorf("--concurrency %d: want a positive number", c.concurrency)
+	}
+	maxSize, err := humanize.ParseBytes(c.maxFileSize)
+	if err != nil || maxSize == 0 {
+		return nil, fmt.Errorf("--max-file-size %q: want a size such as 10MB or 1GiB", c.maxFileSize)
+	}
+	set, err := c.loadRules(u, dirHint)
+	if err != nil {
+		return nil, err
+	}
+	s := &setup{
+		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency,
+			FS: source.FSOptions{MaxFileSize: int64(maxSize)}},
+		report: report.Options{ShowSecret: c.showSecret, Version: version},
+	}
+	if c.baseline != "" {
+		data, err := os.ReadFile(c.baseline)
+		if err != nil {
+			return nil, fmt.Errorf("read baseline: %w", err)
+		}
+		if s.baseline, err = finding.ParseBaseline(c.baseline, data); err != nil {
+			return nil, err
+		}
+		u.debugf("baseline %s: %d accepted fingerprints", c.baseline, len(s.baseline))
+	}
+	return s, nil
+}
+
+func (c *common) loadRules(u *ui, dirHint string) (*rules.Set, error) {
+	path := c.config
+	if path == "" {
+		for _, dir := range []string{dirHint, "."} {
+			p := filepath.Join(dir, configFileName)
+			if _, err := os.Stat(p); err == nil {
+				path = p
+				break
+			}
+		}
+	}
+	var user *rules.UserFile
+	if path != "" {
+		text, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		user = &rules.UserFile{Name: path, Text: text}
+		u.debugf("rules: defaults and %s", path)
+	}
+	return rules.Load(rules.DefaultFS(), user)
+}
+
+// writeResults writes findings to --output or stdout.
+func (c *common) writeResults(stdout io.Writer, fs []*finding.Finding, opts report.Options) (err error) {
+	w := stdout
+	if c.output != "" {
+		// 0600: with --show-secret the file holds secrets.
+		f, err := os.OpenFile(c.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("open output: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("write output %s: %w", c.output, cerr)
+			}
+		}()
+		w = f
+	} else {
+		opts.Color = c.format == "text" && isTerminal(stdout)
+	}
+	if c.format == "text" && len(fs) == 0 {
+		return nil
+	}
+	if err := report.Write(w, c.format, fs, opts); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
+
+// finish prints the summary and the hint, and picks the exit code.
+func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elapsed time.Duration, scanErr error) int {
+	paired := 0
+	for _, f := range fs {
+		if f.Paired() {
+			paired++
+		}
+	}
+	msg := fmt.Sprintf("%d finding%s", len(fs), plural(len(fs)))
+	if len(fs) > 0 {
+		msg += fmt.Sprintf(" (%d with secret, %d key ID only)", paired, len(fs)-paired)
+	}
+	msg += fmt.Sprintf(" in %d file%s (%s) in %s", res.Files, plural(int(res.Files)), humanize.IBytes(uint64(res.Bytes)), elapsed.Round(time.Millisecond))
+	var extra []string
+	if accepted > 0 {
+		extra = append(extra, fmt.Sprintf("%d accepted by the baseline", accepted))
+	}
+	if res.AllowedPaths > 0 {
+		extra = append(extra, fmt.Sprintf("%d file%s allowlisted by path", res.AllowedPaths, plural(int(res.AllowedPaths))))
+	}
+	if s := u.skippedSummary(); s != "" {
+		extra = append(extra, "skipped: "+s)
+	}
+	if n := u.failures(); n > 0 {
+		extra = append(extra, fmt.Sprintf("%d error%s", n, plural(n)))
+	}
+	if len(extra) > 0 {
+		msg += "; " + strings.Join(extra, "; ")
+	}
+	u.printf("%s", msg)
+	partial := scanErr != nil
+	if partial {
+		u.printf("interrupted: partial scan, the results above are incomplete")
+	}
+	if len(fs) > 0 {
+		u.hint("a key in a file is leaked for good, even once removed: deactivate and rotate it in IAM")
+		u.hint("then move the new one to a secret store, and add accepted test keys to a baseline (--baseline)")
+		return exitFindings
+	}
+	if partial || u.failures() > 0 {
+		return exitError
+	}
+	return exitClean
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+var errNoPaths = errors.New("no path given")

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/keyburn/keyburn/internal/engine"
+)
+
+const dirUsage = `usage: keyburn scan dir [flags] PATH...
+
+Scans files and directories (hidden files included, .git skipped; .gitignore is
+not honoured, since an ignored file on disk can still leak). "-" reads standard
+input.
+
+Flags:
+`
+
+func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, u *ui) (int, error) {
+	var c common
+	fs := flag.NewFlagSet("dir", flag.ContinueOnError)
+	c.register(fs)
+	fs.Usage = func() { fmt.Fprint(u.w, dirUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, u); err != nil {
+		return exitError, err
+	}
+	paths := fs.Args()
+	if len(paths) == 0 {
+		fs.Usage()
+		return exitError, errNoPaths
+	}
+	hint := "."
+	if fi, err := os.Stat(paths[0]); err == nil && fi.IsDir() {
+		hint = paths[0]
+	}
+	s, err := c.resolve(u, hint)
+	if err != nil {
+		return exitError, err
+	}
+	start := time.Now()
+	var res *engine.Result
+	var scanErr error
+	if len(paths) == 1 && paths[0] == "-" {
+		in, restore := pollable(stdin)
+		defer restore()
+		res, scanErr = engine.ScanReader(ctx, s.opts, in, "-", u)
+	} else {
+		for _, p := range paths {
+			if p == "-" {
+				return exitError, fmt.Errorf(`"-" (standard input) cannot be mixed with paths`)
+			}
+		}
+		res, scanErr = engine.ScanPaths(ctx, s.opts, paths, u)
+	}
+	fsOut, accepted := s.baseline.Filter(res.Findings)
+	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
+		return exitError, err
+	}
+	return finish(u, res, fsOut, accepted, time.Since(start), scanErr), nil
+}
+
+// pollable returns standard input as a file whose reads a deadline can end,
+// so that Ctrl-C stops a scan blocked on a pipe. Go's os.Stdin is in blocking
+// mode, where deadlines do not work; the descriptor is switched to
+// non-blocking for the scan and back afterwards. Other readers are returned
+// unchanged.
+func pollable(r io.Reader) (io.Reader, func()) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return r, func() {}
+	}
+	fd := int(f.Fd())
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		return r, func() {}
+	}
+	nf := os.NewFile(uintptr(fd), f.Name())
+	return nf, func() {
+		_ = syscall.SetNonblock(fd, false)
+		runtime.KeepAlive(nf) // its finalizer would close standard input
+	}
+}

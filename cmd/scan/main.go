@@ -1,0 +1,94 @@
+// Command keyburn finds leaked AWS access keys.
+//
+// Run it as `go run ./cmd/scan dir .` or build it as keyburn. See usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `keyburn finds leaked AWS access keys, proves whether they are live, and kills the live ones.
+
+Usage:
+    keyburn scan dir PATH...      scan files and directories ("-" reads standard input)
+    keyburn version               print the version
+
+    ("keyburn dir PATH" works too: the word "scan" is optional.)
+
+Common flags (after the subcommand):
+    --format text|json|jsonl|sarif   output format (default text)
+    --output FILE                    write results to FILE instead of standard output
+    --config FILE                    rules file extending the defaults
+                                     (default: .keyburn.toml in the scanned directory or here)
+    --baseline FILE                  accepted findings: a JSON report or a list of fingerprints
+    --show-secret                    print secrets in full (never in SARIF)
+    --concurrency N                  files scanned at once (default 2 × CPUs)
+    --max-file-size SIZE             skip larger files (default 256MiB)
+    -v                               say more on standard error
+
+Examples:
+    keyburn scan dir .
+    keyburn scan dir --format sarif --output keyburn.sarif src/ config/
+    cat app.env | keyburn scan dir -
+
+Exit status: 0 nothing found, 1 findings, 2 error (or an incomplete scan that found nothing).
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitClean    = 0
+	exitFindings = 1
+	exitError    = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is keyburn without the process: arguments in, exit code out.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ui := newUI(stderr)
+	if len(args) > 0 && args[0] == "scan" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError
+	}
+	var err error
+	code := exitClean
+	switch args[0] {
+	case "dir":
+		code, err = runDir(ctx, args[1:], stdin, stdout, ui)
+	case "version":
+		fmt.Fprintln(stdout, "keyburn", version)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		ui.errorf("unknown command %q", args[0])
+		ui.hint("run 'keyburn help' for the commands")
+		return exitError
+	}
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			ui.errorf("%v", err)
+		}
+		return exitError
+	}
+	return code
+}
+
+// errUsage marks an error already explained by the flag package.
+var errUsage = errors.New("usage")

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf16"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"keyburn": main,
+	})
+}
+
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+			"utf16":    cmdUTF16,
+		},
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("NO_COLOR", "1")
+			return nil
+		},
+		RequireExplicitExec: true,
+	})
+}
+
+// cmdExitCode runs a command and checks its exit status:
+//
+//	exitcode N keyburn ARGS...
+//
+// (testscript's ! only tells zero from non-zero; keyburn's 1 and 2 differ.)
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N command args...")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("exitcode: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdUTF16 writes the text of file SRC as UTF-16 (LE with a byte-order mark,
+// or BE with "be") to DST: utf16 [be] SRC DST.
+func cmdUTF16(ts *testscript.TestScript, neg bool, args []string) {
+	be := len(args) == 3 && args[0] == "be"
+	if be {
+		args = args[1:]
+	}
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: utf16 [be] src dst")
+	}
+	u := utf16.Encode([]rune(ts.ReadFile(args[0])))
+	out := []byte{0xFF, 0xFE}
+	if be {
+		out = []byte{0xFE, 0xFF}
+	}
+	for _, r := range u {
+		if be {
+			out = append(out, byte(r>>8), byte(r))
+		} else {
+			out = append(out, byte(r), byte(r>>8))
+		}
+	}
+	if err := os.WriteFile(ts.MkAbs(args[1]), out, 0o644); err != nil {
+		ts.Fatalf("utf16: %v", err)
+	}
+}
+
+// TestRunUsage checks argument errors without a process.
+func TestRunUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{nil, exitError},
+		{[]string{"frobnicate"}, exitError},
+		{[]string{"scan", "dir"}, exitError},
+		{[]string{"dir", "--format", "xml", "."}, exitError},
+		{[]string{"dir", "--max-file-size", "lots", "."}, exitError},
+		{[]string{"version"}, exitClean},
+	}
+	for _, tt := range tests {
+		var out, errOut fakeWriter
+		if got := run(context.Background(), tt.args, nil, &out, &errOut); got != tt.want {
+			t.Errorf("run(%q) = %d, want %d; stderr: %s", tt.args, got, tt.want, errOut)
+		}
+	}
+}
+
+type fakeWriter []byte
+
+func (w *fakeWriter) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
+func (w fakeWriter) String() string               { return fmt.Sprintf("%q", []byte(w)) }
+
+// TestInterrupt sends SIGINT to a scan of standard input that is still open:
+// keyburn prints what it found so far, says the scan was partial, and exits 1.
+func TestInterrupt(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "keyburn")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, exe); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "dir", "-")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A key, then more than one chunk (4 MiB) and more than a pipe buffer
+	// (64 KiB): once Write returns, keyburn holds the whole first chunk.
+	data := []byte("AKIAROSDW5AABZW3VLYZ 5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF\n")
+	data = append(data, bytes.Repeat([]byte("filler line of text\n"), (4<<20+128<<10)/20)...)
+	if _, err := stdin.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	stdin.Close()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFindings {
+		t.Fatalf("keyburn exited with %v, want exit status 1; stderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "AKIAROSDW5AABZW3VLYZ") {
+		t.Errorf("stdout lacks the key found before the interrupt:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted: partial scan") {
+		t.Errorf("stderr does not say the scan was partial:\n%s", stderr.String())
+	}
+}
