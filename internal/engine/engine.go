@@ -135,6 +135,9 @@ func Matches(m *detect.Matcher, c source.Chunk) []finding.Match {
 	out := make([]finding.Match, 0, len(cands))
 	lines := newLiner(c.Data, c.Line)
 	for _, cand := range cands {
+		if !c.Owns(cand.KeySpan.Start) {
+			continue
+		}
 		line, col := lines.at(cand.KeySpan.Start)
 		loc := finding.Location{File: c.Prov.Path, Line: line, Column: col,
 			Commit: c.Prov.Commit, Author: c.Prov.Author, Date: c.Prov.Date, Ref: c.Prov.Ref}

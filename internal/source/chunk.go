@@ -20,8 +20,16 @@ type Chunk struct {
 	Line    int   // 1-based line number of Data[0]
 	AtStart bool  // Data begins the input
 	AtEnd   bool  // Data ends the input
-	Prov    Provenance
+	// Own is the part of Data this chunk answers for: a match that starts
+	// there is reported by this chunk and no other. Chunks overlap; each owns
+	// its half of each overlap, so every match is reported once, by a chunk
+	// that holds at least half an overlap of context on both sides of it.
+	OwnStart, OwnEnd int
+	Prov             Provenance
 }
+
+// Owns reports whether a match starting at off belongs to this chunk.
+func (c Chunk) Owns(off int) bool { return off >= c.OwnStart && off < c.OwnEnd }
 
 // Reporter hears of inputs that were skipped or failed. Its methods may be
 // called concurrently.
@@ -31,4 +39,9 @@ type Reporter interface {
 	Skipped(path, reason string)
 	// Failed is told of an input that could not be read; the run goes on.
 	Failed(err error)
+}
+
+// Whole returns the chunk for a complete input held in memory.
+func Whole(data []byte, prov Provenance) Chunk {
+	return Chunk{Data: data, Line: 1, AtStart: true, AtEnd: true, OwnEnd: len(data), Prov: prov}
 }

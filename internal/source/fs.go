@@ -236,7 +236,7 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 			return fmt.Errorf("read %s: %w", prov.Path, err)
 		}
 		data = decodeUTF16(append(append([]byte{}, data...), rest...), kind == kindUTF16BE)
-		return fn(Chunk{Data: data, Line: 1, AtStart: true, AtEnd: true, Prov: prov})
+		return fn(Whole(data, prov))
 	}
 	var offset int64
 	line := 1
@@ -244,7 +244,14 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(Chunk{Data: data, Offset: offset, Line: line, AtStart: offset == 0, AtEnd: atEnd, Prov: prov}); err != nil {
+		c := Chunk{Data: data, Offset: offset, Line: line, AtStart: offset == 0, AtEnd: atEnd, OwnEnd: len(data), Prov: prov}
+		if !c.AtStart {
+			c.OwnStart = overlap / 2
+		}
+		if !c.AtEnd {
+			c.OwnEnd = len(data) - (overlap - overlap/2)
+		}
+		if err := fn(c); err != nil {
 			return err
 		}
 		if atEnd {

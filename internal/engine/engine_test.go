@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/source"
+	"github.com/keyburn/keyburn/internal/testkeys"
+	"github.com/keyburn/keyburn/rules"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	failed []error
+}
+
+func (r *recorder) Skipped(string, string) {}
+func (r *recorder) Failed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = append(r.failed, err)
+}
+
+func matcher(t *testing.T, user string) *detect.Matcher {
+	t.Helper()
+	var uf *rules.UserFile
+	if user != "" {
+		uf = &rules.UserFile{Name: "user.toml", Text: []byte(user)}
+	}
+	set, err := rules.Load(rules.DefaultFS(), uf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return detect.New(set)
+}
+
+// TestChunkBoundaries plants keys at every offset around chunk edges of a
+// file read in small chunks: each is found once, on its own line.
+func TestChunkBoundaries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf bytes.Buffer
+	want := map[string]int{} // key ID → line
+	line := 1
+	for buf.Len() < 64<<10 {
+		n := rng.IntN(300)
+		buf.WriteString(strings.Repeat("z", n) + "\n")
+		line++
+		id, sec := testkeys.KeyID(rng, "AKIA", 123456789012), testkeys.Secret(rng)
+		buf.WriteString("k=" + id + " s=" + sec + "\n")
+		want[id] = line
+		line++
+	}
+	path := filepath.Join(t.TempDir(), "big.txt")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Matcher: matcher(t, ""), FS: source.FSOptions{ChunkSize: 1000, ChunkOverlap: 200}}
+	res, err := ScanPaths(context.Background(), opts, []string{path}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != len(want) {
+		t.Fatalf("found %d findings, planted %d", len(res.Findings), len(want))
+	}
+	for _, f := range res.Findings {
+		if len(f.Locations) != 1 || f.Locations[0].Line != want[f.KeyID] || f.Locations[0].Column != 3 || !f.Paired() {
+			t.Errorf("%s: locations %+v paired %v, want line %d column 3", f.KeyID, f.Locations, f.Paired(), want[f.KeyID])
+		}
+	}
+}
+
+// TestManyFiles scans a tree of files concurrently: every key is found with
+// its file, allowlisted paths are not read, and an unreadable entry is
+// reported while the rest goes on.
+func TestManyFiles(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	want := map[string]string{}
+	for i := range 200 {
+		p := filepath.Join(dir, fmt.Sprintf("d%d/f%d.env", i%7, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		id := testkeys.KeyID(rng, "AKIA", uint64(100000000000+i))
+		want[id] = filepath.ToSlash(p)
+		body := fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, testkeys.Secret(rng))
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "fixtures"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fixtures/k.txt"), []byte("AKIAROSDW5AABZW3VLYZ"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("nowhere", filepath.Join(dir, "broken")); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	opts := Options{Matcher: matcher(t, "[allowlist]\npaths = ['(^|/)fixtures/']\n"), Concurrency: 3}
+	res, err := ScanPaths(context.Background(), opts, []string{dir}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 200 || res.Files != 200 || res.AllowedPaths != 1 {
+		t.Fatalf("findings %d, files %d, allowed %d; want 200, 200, 1", len(res.Findings), res.Files, res.AllowedPaths)
+	}
+	for _, f := range res.Findings {
+		if f.Locations[0].File != want[f.KeyID] {
+			t.Errorf("%s found in %s, planted in %s", f.KeyID, f.Locations[0].File, want[f.KeyID])
+		}
+	}
+	if len(rec.failed) != 1 {
+		t.Errorf("failures %v, want the broken link only", rec.failed)
+	}
+}

@@ -1,0 +1,183 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+type recorder struct {
+	mu      sync.Mutex
+	skipped []string
+	failed  []error
+}
+
+func (r *recorder) Skipped(path, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.skipped = append(r.skipped, path+": "+reason)
+}
+
+func (r *recorder) Failed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = append(r.failed, err)
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWalk(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.txt"), []byte("a"))
+	write(t, filepath.Join(dir, ".hidden/b.txt"), []byte("b"))
+	write(t, filepath.Join(dir, ".git/config"), []byte("skipped"))
+	write(t, filepath.Join(dir, "sub/c.txt"), []byte("c"))
+	write(t, filepath.Join(dir, ".gitignore"), []byte("sub/\n"))
+	must(t, os.Symlink("..", filepath.Join(dir, "sub/loop")))
+	must(t, os.Symlink("a.txt", filepath.Join(dir, "alias.txt")))
+	must(t, os.Symlink("missing", filepath.Join(dir, "dangling")))
+	must(t, os.Link(filepath.Join(dir, "sub/c.txt"), filepath.Join(dir, "hard.txt")))
+
+	var got []string
+	rec := &recorder{}
+	if err := Walk(context.Background(), []string{dir}, func(f File) {
+		rel, _ := filepath.Rel(dir, f.Path)
+		got = append(got, rel)
+	}, rec); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	// alias.txt and a.txt are one file, as are hard.txt and sub/c.txt: each
+	// is visited once, under the first name reached.
+	want := []string{".gitignore", ".hidden/b.txt", "a.txt", "hard.txt"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Walk visited %q, want %q", got, want)
+	}
+	if len(rec.failed) != 1 || !strings.Contains(rec.failed[0].Error(), "dangling") {
+		t.Errorf("failures = %v, want the dangling link", rec.failed)
+	}
+	if len(rec.skipped) != 1 || !strings.Contains(rec.skipped[0], "loop") {
+		t.Errorf("skipped = %v, want the loop", rec.skipped)
+	}
+}
+
+func TestWalkCancelled(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.txt"), []byte("a"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n := 0
+	err := Walk(ctx, []string{dir}, func(File) { n++ }, &recorder{})
+	if !errors.Is(err, context.Canceled) || n != 0 {
+		t.Errorf("Walk on a cancelled context = %v after %d files", err, n)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChunks reads a file larger than a chunk: chunks overlap by the
+// configured amount, cover the file, and carry the right line numbers.
+func TestChunks(t *testing.T) {
+	var data []byte
+	for i := 1; len(data) < 10000; i++ {
+		data = append(data, []byte(strings.Repeat("x", i%37)+"\n")...)
+	}
+	path := filepath.Join(t.TempDir(), "f.txt")
+	write(t, path, data)
+	r := NewReader(FSOptions{ChunkSize: 1024, ChunkOverlap: 100})
+	var covered, owned int64
+	n := 0
+	err := r.ReadFile(context.Background(), File{Path: path, Size: int64(len(data))}, &recorder{}, func(c Chunk) error {
+		n++
+		if !bytes.Equal(c.Data, data[c.Offset:c.Offset+int64(len(c.Data))]) {
+			t.Fatalf("chunk at %d does not hold the file's bytes", c.Offset)
+		}
+		if want := bytes.Count(data[:c.Offset], []byte("\n")) + 1; c.Line != want {
+			t.Fatalf("chunk at %d: line %d, want %d", c.Offset, c.Line, want)
+		}
+		if c.Offset > covered {
+			t.Fatalf("gap before chunk at %d", c.Offset)
+		}
+		if c.Offset > 0 && covered-c.Offset != 100 {
+			t.Fatalf("chunk at %d overlaps by %d, want 100", c.Offset, covered-c.Offset)
+		}
+		if c.AtStart != (c.Offset == 0) {
+			t.Fatalf("chunk at %d: AtStart %v", c.Offset, c.AtStart)
+		}
+		if c.Offset+int64(c.OwnStart) != owned {
+			t.Fatalf("chunk at %d owns from %d, want %d", c.Offset, c.Offset+int64(c.OwnStart), owned)
+		}
+		owned = c.Offset + int64(c.OwnEnd)
+		covered = c.Offset + int64(len(c.Data))
+		if c.AtEnd != (covered == int64(len(data))) {
+			t.Fatalf("chunk at %d: AtEnd %v", c.Offset, c.AtEnd)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if covered != int64(len(data)) || owned != covered || n < 10 {
+		t.Errorf("chunks covered %d of %d bytes in %d chunks", covered, len(data), n)
+	}
+}
+
+func TestSniff(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want kind
+	}{
+		{"text", []byte("hello\nworld"), kindText},
+		{"empty", nil, kindText},
+		{"binary", []byte("ELF\x00\x01\x02\x03"), kindBinary},
+		{"utf16le bom", []byte("\xff\xfeh\x00i\x00"), kindUTF16LE},
+		{"utf16be bom", []byte("\xfe\xff\x00h\x00i"), kindUTF16BE},
+		{"utf16le bare", []byte("k\x00e\x00y\x00=\x00A\x00K\x00"), kindUTF16LE},
+		{"utf16be bare", []byte("\x00k\x00e\x00y\x00=\x00A\x00K"), kindUTF16BE},
+	}
+	for _, tt := range tests {
+		if got := sniff(tt.in); got != tt.want {
+			t.Errorf("sniff(%s) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := string(decodeUTF16([]byte("\xff\xfek\x00=\x00\xe9\x00"), false)); got != "k=é" {
+		t.Errorf("decodeUTF16 = %q", got)
+	}
+}
+
+func TestReadLimits(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	write(t, big, bytes.Repeat([]byte("a"), 2000))
+	rec := &recorder{}
+	r := NewReader(FSOptions{MaxFileSize: 1000})
+	called := false
+	err := r.ReadFile(context.Background(), File{Path: big, Size: 2000}, rec, func(Chunk) error { called = true; return nil })
+	if err != nil || called || len(rec.skipped) != 1 || !strings.Contains(rec.skipped[0], "over the 1000-byte limit") {
+		t.Errorf("big file: err %v, called %v, skipped %v", err, called, rec.skipped)
+	}
+	err = r.ReadFile(context.Background(), File{Path: filepath.Join(dir, "gone")}, rec, func(Chunk) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "open "+filepath.Join(dir, "gone")) {
+		t.Errorf("missing file: err %v, want one naming the file", err)
+	}
+}
