@@ -64,7 +64,8 @@ type setup struct {
 }
 
 // resolve checks the common flags and loads the rules and the baseline.
-// dirHint is where to look for .keyburn.toml when --config is not given.
+// dirHint is where to look for .keyburn.toml when --config is not given: the
+// scanned directory, or the current one when the input is files or stdin.
 func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	u.verbose = c.verbose
 	if !slices.Contains(report.Formats, c.format) {
@@ -102,12 +103,9 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 func (c *common) loadRules(u *ui, dirHint string) (*rules.Set, error) {
 	path := c.config
 	if path == "" {
-		for _, dir := range []string{dirHint, "."} {
-			p := filepath.Join(dir, configFileName)
-			if _, err := os.Stat(p); err == nil {
-				path = p
-				break
-			}
+		p := filepath.Join(dirHint, configFileName)
+		if _, err := os.Stat(p); err == nil {
+			path = p
 		}
 	}
 	var user *rules.UserFile

@@ -25,7 +25,7 @@ Common flags (after the subcommand):
     --format text|json|jsonl|sarif   output format (default text)
     --output FILE                    write results to FILE instead of standard output
     --config FILE                    rules file extending the defaults
-                                     (default: .keyburn.toml in the scanned directory or here)
+                                     (default: .keyburn.toml in the scanned directory)
     --baseline FILE                  accepted findings: a JSON report or a list of fingerprints
     --show-secret                    print secrets in full (never in SARIF)
     --concurrency N                  files scanned at once (default 2 × CPUs)

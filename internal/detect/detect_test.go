@@ -183,3 +183,34 @@ func TestPairingManyPairs(t *testing.T) {
 		}
 	}
 }
+
+func TestChooseAnchors(t *testing.T) {
+	tests := []struct {
+		keywords []string
+		want     string
+	}{
+		{[]string{"AKIA", "ASIA", "ABIA", "ACCA"}, "IA,ACCA"},
+		{[]string{"AKIA"}, "AKIA"},
+		{[]string{"CORP", "CORE"}, "COR"},
+		{[]string{"X"}, "X"},
+		{[]string{"ghp_", "gho_", "AKIA"}, "gh,AKIA"},
+	}
+	for _, tt := range tests {
+		var kws [][]byte
+		for _, k := range tt.keywords {
+			kws = append(kws, []byte(k))
+		}
+		var got []string
+		for _, a := range chooseAnchors(kws) {
+			got = append(got, string(a.lit))
+			for _, ka := range a.in {
+				if !bytes.Equal(ka.kw[ka.off:ka.off+len(a.lit)], a.lit) {
+					t.Errorf("anchor %q recorded at %d of %q", a.lit, ka.off, ka.kw)
+				}
+			}
+		}
+		if strings.Join(got, ",") != tt.want {
+			t.Errorf("chooseAnchors(%q) = %q, want %q", tt.keywords, got, tt.want)
+		}
+	}
+}

@@ -3,60 +3,153 @@ package detect
 import (
 	"bytes"
 	"regexp"
+	"strings"
 
 	"github.com/keyburn/keyburn/rules"
 )
 
 // anchored is a rule's key ID pattern compiled to match only at the start of
-// its input, so that each candidate start position is tried on its own.
+// its input, so that each candidate start position is tried on its own, and
+// the literals searched for to find the rule's keywords.
 type anchored struct {
-	re *regexp.Regexp
+	re      *regexp.Regexp
+	anchors []anchor
+}
+
+// anchor is a literal searched for in one pass; each hit may be one of the
+// keywords that contain it, at the given offset.
+type anchor struct {
+	lit []byte
+	in  []keywordAt
+}
+
+type keywordAt struct {
+	kw  []byte
+	off int // where lit starts inside kw
 }
 
 func newAnchored(r *rules.Rule) anchored {
 	re := regexp.MustCompile(`^(?:` + r.KeyID.String() + `)`)
 	re.Longest()
-	return anchored{re: re}
+	return anchored{re: re, anchors: chooseAnchors(r.Keywords)}
 }
 
-// findIDs appends the key IDs of rule r found in c to ids.
-//
-// For each keyword hit at h, a match must contain [h, h+len(kw)), so it starts
-// in [h-(MaxKeyIDLen-len(kw)), h]. Only starts on a boundary are tried.
+// minAnchor is the shortest literal worth a search pass of its own.
+const minAnchor = 2
+
+// chooseAnchors picks few literals that together occur in every keyword, so
+// that one search pass serves several keywords: for AKIA, ASIA, ABIA and
+// ACCA it picks "IA" and "ACCA", two passes instead of four (and "IA" is
+// rare in text: about 70 per MB of source code). Greedily, it takes the
+// substring found in the most keywords not yet covered, the longest on ties.
+func chooseAnchors(keywords [][]byte) []anchor {
+	left := map[string]bool{}
+	for _, k := range keywords {
+		left[string(k)] = true
+	}
+	var out []anchor
+	for len(left) > 0 {
+		best, bestN := "", 0
+		for k := range left {
+			for i := 0; i < len(k); i++ {
+				for j := i + min(minAnchor, len(k)); j <= len(k); j++ {
+					sub := k[i:j]
+					n := 0
+					for k2 := range left {
+						if strings.Contains(k2, sub) {
+							n++
+						}
+					}
+					if n > bestN || n == bestN && (len(sub) > len(best) || len(sub) == len(best) && sub < best) {
+						best, bestN = sub, n
+					}
+				}
+			}
+		}
+		a := anchor{lit: []byte(best)}
+		for _, k := range keywords {
+			// Every occurrence of the literal in the keyword is a place the
+			// keyword may start from.
+			for off := 0; ; {
+				i := strings.Index(string(k[off:]), best)
+				if i < 0 {
+					break
+				}
+				a.in = append(a.in, keywordAt{kw: k, off: off + i})
+				off += i + 1
+			}
+			delete(left, string(k))
+		}
+		// Only the keywords that contain it were covered; put back the rest.
+		for _, k := range keywords {
+			if !strings.Contains(string(k), best) && !covered(out, k) {
+				left[string(k)] = true
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func covered(as []anchor, k []byte) bool {
+	for _, a := range as {
+		if bytes.Contains(k, a.lit) {
+			return true
+		}
+	}
+	return false
+}
+
+// findIDs appends the key IDs of rule r found in c to ids: it searches for
+// each anchor, checks which keyword the hit belongs to, and tries the pattern
+// there.
 func (m *Matcher) findIDs(r *rules.Rule, c Chunk, ids []IDMatch) []IDMatch {
 	data := c.Data
 	an := m.anchors[r]
-	for _, kw := range r.Keywords {
+	for _, a := range an.anchors {
 		for off := 0; off < len(data); {
-			i := bytes.Index(data[off:], kw)
+			i := bytes.Index(data[off:], a.lit)
 			if i < 0 {
 				break
 			}
-			h := off + i
-			off = h + 1
-			lo := max(0, h-(r.MaxKeyIDLen-len(kw)))
-			hi := min(len(data), h+r.MaxKeyIDLen)
-			for s := lo; s <= h; s++ {
-				if !boundaryBefore(data, s) {
+			off += i + 1
+			for _, ka := range a.in {
+				h := off - 1 - ka.off // where the keyword would start
+				if h < 0 || h+len(ka.kw) > len(data) || !bytes.Equal(data[h:h+len(ka.kw)], ka.kw) {
 					continue
 				}
-				loc := an.re.FindIndex(data[s:hi])
-				if loc == nil {
-					continue
-				}
-				e := s + loc[1]
-				if e < h+len(kw) || !boundaryAfter(data, e) {
-					continue
-				}
-				// Leave a match at an inner edge to the chunk that holds
-				// it with its context.
-				if (!c.AtStart && s < 3) || (!c.AtEnd && e >= len(data)) {
-					continue
-				}
-				ids = append(ids, IDMatch{Rule: r, Value: string(data[s:e]), Span: Span{s, e}})
-				break
+				ids = m.matchAt(r, an, c, h, len(ka.kw), ids)
 			}
 		}
+	}
+	return ids
+}
+
+// matchAt tries the rule's pattern around a keyword found at data[h:h+kwLen].
+// A match must contain the keyword, so it starts in [h-(MaxKeyIDLen-kwLen), h];
+// only starts on a boundary are tried, and the first that matches wins.
+func (m *Matcher) matchAt(r *rules.Rule, an anchored, c Chunk, h, kwLen int, ids []IDMatch) []IDMatch {
+	data := c.Data
+	lo := max(0, h-(r.MaxKeyIDLen-kwLen))
+	hi := min(len(data), h+r.MaxKeyIDLen)
+	for s := lo; s <= h; s++ {
+		if !boundaryBefore(data, s) {
+			continue
+		}
+		loc := an.re.FindIndex(data[s:hi])
+		if loc == nil {
+			continue
+		}
+		e := s + loc[1]
+		if e < h+kwLen || !boundaryAfter(data, e) {
+			continue
+		}
+		// Leave a match at an inner edge to the chunk that holds it with
+		// its context.
+		if (!c.AtStart && s < 3) || (!c.AtEnd && e >= len(data)) {
+			continue
+		}
+		return append(ids, IDMatch{Rule: r, Value: string(data[s:e]), Span: Span{s, e}})
 	}
 	return ids
 }

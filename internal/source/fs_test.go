@@ -61,9 +61,9 @@ func TestWalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Strings(got)
-	// alias.txt and a.txt are one file, as are hard.txt and sub/c.txt: each
-	// is visited once, under the first name reached.
-	want := []string{".gitignore", ".hidden/b.txt", "a.txt", "hard.txt"}
+	// Files reached by two paths are visited under each; the directory loop
+	// is walked once.
+	want := []string{".gitignore", ".hidden/b.txt", "a.txt", "alias.txt", "hard.txt", "sub/c.txt"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Walk visited %q, want %q", got, want)
 	}
@@ -179,5 +179,32 @@ func TestReadLimits(t *testing.T) {
 	err = r.ReadFile(context.Background(), File{Path: filepath.Join(dir, "gone")}, rec, func(Chunk) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "open "+filepath.Join(dir, "gone")) {
 		t.Errorf("missing file: err %v, want one naming the file", err)
+	}
+}
+
+// TestChunksExactEnd reads files whose sizes end exactly at a chunk edge:
+// the owned ranges still cover every byte once, up to the end.
+func TestChunksExactEnd(t *testing.T) {
+	for _, size := range []int{1024, 1024 + 924, 1024 + 2*924, 1023, 1025, 0, 1} {
+		data := bytes.Repeat([]byte("a\n"), size/2)
+		if size%2 == 1 {
+			data = append(data, 'x')
+		}
+		path := filepath.Join(t.TempDir(), "f")
+		write(t, path, data)
+		r := NewReader(FSOptions{ChunkSize: 1024, ChunkOverlap: 100})
+		var owned int64
+		sawEnd := false
+		err := r.ReadFile(context.Background(), File{Path: path, Size: -1}, &recorder{}, func(c Chunk) error {
+			if c.Offset+int64(c.OwnStart) != owned {
+				t.Fatalf("size %d: chunk at %d owns from %d, want %d", size, c.Offset, c.Offset+int64(c.OwnStart), owned)
+			}
+			owned = c.Offset + int64(c.OwnEnd)
+			sawEnd = c.AtEnd
+			return nil
+		})
+		if err != nil || owned != int64(len(data)) || !sawEnd {
+			t.Errorf("size %d: owned up to %d, last chunk AtEnd %v, err %v", len(data), owned, sawEnd, err)
+		}
 	}
 }

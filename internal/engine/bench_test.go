@@ -1,0 +1,33 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/rules"
+)
+
+// BenchmarkScanTree scans the tree named by KEYBURN_BENCH_TREE (bench/run
+// builds one under bench/out/tree), for profiling the whole engine.
+func BenchmarkScanTree(b *testing.B) {
+	dir := os.Getenv("KEYBURN_BENCH_TREE")
+	if dir == "" {
+		b.Skip("set KEYBURN_BENCH_TREE to a directory (bench/run builds bench/out/tree)")
+	}
+	set, err := rules.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := Options{Matcher: detect.New(set)}
+	var res *Result
+	for b.Loop() {
+		res, err = ScanPaths(context.Background(), opts, []string{dir}, &recorder{})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(res.Bytes)
+	b.ReportMetric(float64(len(res.Findings)), "findings")
+}
