@@ -159,7 +159,11 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 	if len(fs) > 0 {
 		msg += fmt.Sprintf(" (%d with secret, %d key ID only)", paired, len(fs)-paired)
 	}
-	msg += fmt.Sprintf(" in %d file%s (%s) in %s", res.Files, plural(int(res.Files)), humanize.IBytes(uint64(res.Bytes)), elapsed.Round(time.Millisecond))
+	if res.Commits > 0 || res.Blobs > 0 {
+		msg += fmt.Sprintf(" in %d commit%s, %d blob%s (%s) in %s", res.Commits, plural(int(res.Commits)), res.Blobs, plural(int(res.Blobs)), humanize.IBytes(uint64(res.Bytes)), elapsed.Round(time.Millisecond))
+	} else {
+		msg += fmt.Sprintf(" in %d file%s (%s) in %s", res.Files, plural(int(res.Files)), humanize.IBytes(uint64(res.Bytes)), elapsed.Round(time.Millisecond))
+	}
 	var extra []string
 	if accepted > 0 {
 		extra = append(extra, fmt.Sprintf("%d accepted by the baseline", accepted))

@@ -17,6 +17,7 @@ const usage = `keyburn finds leaked AWS access keys, proves whether they are liv
 
 Usage:
     keyburn scan dir PATH...      scan files and directories ("-" reads standard input)
+    keyburn scan git [PATH]       scan a repository's whole history (or --range A..B)
     keyburn version               print the version
 
     ("keyburn dir PATH" works too: the word "scan" is optional.)
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "dir":
 		code, err = runDir(ctx, args[1:], stdin, stdout, ui)
+	case "git":
+		code, err = runGit(ctx, args[1:], stdout, ui)
 	case "version":
 		fmt.Fprintln(stdout, "keyburn", version)
 	case "help", "-h", "-help", "--help":

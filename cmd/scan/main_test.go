@@ -28,10 +28,25 @@ func TestScript(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
 			"utf16":    cmdUTF16,
+			// setenvfile NAME FILE: set NAME to FILE's content, trimmed.
+			"setenvfile": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: setenvfile NAME FILE")
+				}
+				ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+			},
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("NO_COLOR", "1")
-			return nil
+			// git, for scripts that build repositories: no user or system
+			// configuration, a fixed identity and default branch.
+			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+			env.Setenv("GIT_CONFIG_GLOBAL", env.WorkDir+"/.gitconfig")
+			env.Setenv("GIT_AUTHOR_NAME", "Alice")
+			env.Setenv("GIT_AUTHOR_EMAIL", "alice@example.invalid")
+			env.Setenv("GIT_COMMITTER_NAME", "Alice")
+			env.Setenv("GIT_COMMITTER_EMAIL", "alice@example.invalid")
+			return os.WriteFile(env.WorkDir+"/.gitconfig", []byte("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"), 0o644)
 		},
 		RequireExplicitExec: true,
 	})

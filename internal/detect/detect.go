@@ -235,3 +235,39 @@ func (m *Matcher) PathAllowed(path string) bool {
 	}
 	return false
 }
+
+// Secrets returns the secrets of rule r in data that pass its gates, those
+// after a secret keyword first, for pairing a key ID with a secret found in
+// another file of the same commit.
+func (m *Matcher) Secrets(r *rules.Rule, data []byte) []Alternate {
+	if r.Secret == nil {
+		return nil
+	}
+	var with, without []Alternate
+	for _, t := range tokens(Whole(data), r.SecretLength) {
+		if len(t.Value) != r.SecretLength || m.allowSecret(data, t) != "" {
+			continue
+		}
+		kw := keywordBefore(data, t.Span, r.SecretKeywords) != ""
+		if !r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, kw) {
+			continue
+		}
+		a := Alternate{Secret: newSecret(t.Value), Span: t.Span}
+		if kw {
+			with = append(with, a)
+		} else {
+			without = append(without, a)
+		}
+	}
+	return append(with, without...)
+}
+
+// Rule returns the rule with the given ID, or nil.
+func (m *Matcher) Rule(id string) *rules.Rule {
+	for _, r := range m.set.Rules {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}

@@ -43,6 +43,9 @@ type Result struct {
 	Files        int64 // files scanned
 	Bytes        int64 // bytes scanned
 	AllowedPaths int64 // files left out by a path allowlist
+	Blobs        int64 // git: blobs scanned
+	BinaryBlobs  int64 // git: blobs skipped as binary
+	Commits      int64 // git: commits in the repository or range
 }
 
 // ScanPaths scans the files and directories under roots. Files that cannot be

@@ -22,10 +22,21 @@ type Location struct {
 	Column int    `json:"column"`
 	// SecretLine is the line of the paired secret, 0 when unpaired.
 	SecretLine int    `json:"secret_line,omitempty"`
+	// SecretFile names the file the secret was in when it is not File (a
+	// commit that added the ID in one file and its secret in another).
+	SecretFile string `json:"secret_file,omitempty"`
 	Commit     string `json:"commit,omitempty"`
 	Author     string `json:"author,omitempty"`
 	Date       string `json:"date,omitempty"`
 	Ref        string `json:"ref,omitempty"`
+	// Refs are all the references that contain Commit.
+	Refs []string `json:"refs,omitempty"`
+	// Blob is the git blob that holds the key.
+	Blob string `json:"blob,omitempty"`
+	// Unreachable is true when no reference leads to the commit (or, with
+	// no commit, to the blob): it survives only until git gc, and in every
+	// clone made before.
+	Unreachable bool `json:"unreachable,omitempty"`
 }
 
 // Match is one occurrence of a credential, as the engine hands it over.
@@ -124,7 +135,7 @@ func NewCollector() *Collector {
 // overlap of two chunks) is recorded once.
 func (c *Collector) Add(m Match) {
 	k := key{m.Rule, m.KeyID, m.Secret.SHA256()}
-	lk := locKey{k, m.Location.File, m.Location.Line, m.Location.Column, m.Location.Commit}
+	lk := locKey{k, m.Location.File, m.Location.Line, m.Location.Column, m.Location.Commit + m.Location.Blob}
 	if c.seen[lk] {
 		return
 	}

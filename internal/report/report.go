@@ -55,10 +55,14 @@ type Record struct {
 	Line                 int                   `json:"line"`
 	Column               int                   `json:"column"`
 	SecretLine           int                   `json:"secret_line,omitempty"`
+	SecretFile           string                `json:"secret_file,omitempty"`
 	Commit               string                `json:"commit,omitempty"`
 	Author               string                `json:"author,omitempty"`
 	Date                 string                `json:"date,omitempty"`
 	Ref                  string                `json:"ref,omitempty"`
+	Refs                 []string              `json:"refs,omitempty"`
+	Blob                 string                `json:"blob,omitempty"`
+	Unreachable          bool                  `json:"unreachable,omitempty"`
 	Locations            []finding.Location    `json:"locations,omitempty"`
 	Verification         *finding.Verification `json:"verification,omitempty"`
 	Response             *finding.Response     `json:"response,omitempty"`
@@ -74,7 +78,8 @@ func NewRecord(f *finding.Finding, opts Options) Record {
 		SessionTokenRedacted: f.SessionToken.Redacted(),
 		Fingerprint:          f.Fingerprint(),
 		File:                 loc.File, Line: loc.Line, Column: loc.Column, SecretLine: loc.SecretLine,
-		Commit: loc.Commit, Author: loc.Author, Date: loc.Date, Ref: loc.Ref,
+		SecretFile: loc.SecretFile, Commit: loc.Commit, Author: loc.Author, Date: loc.Date, Ref: loc.Ref,
+		Refs: loc.Refs, Blob: loc.Blob, Unreachable: loc.Unreachable,
 		Verification: f.Verification, Response: f.Response,
 	}
 	if opts.ShowSecret {

@@ -90,7 +90,10 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 func locationText(l finding.Location) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d:%d", l.File, l.Line, l.Column)
-	if l.SecretLine > 0 && l.SecretLine != l.Line {
+	switch {
+	case l.SecretFile != "":
+		fmt.Fprintf(&b, " (secret in %s)", l.SecretFile)
+	case l.SecretLine > 0 && l.SecretLine != l.Line:
 		fmt.Fprintf(&b, " (secret on line %d)", l.SecretLine)
 	}
 	if l.Commit != "" {
@@ -107,6 +110,15 @@ func locationText(l finding.Location) string {
 		}
 		if l.Ref != "" {
 			fmt.Fprintf(&b, " in %s", l.Ref)
+			if n := len(l.Refs) - 1; n > 0 {
+				fmt.Fprintf(&b, " (+%d more)", n)
+			}
+		}
+	}
+	if l.Unreachable {
+		b.WriteString("  unreachable")
+		if l.Commit == "" && l.Blob != "" {
+			fmt.Fprintf(&b, " blob %s", l.Blob)
 		}
 	}
 	return b.String()

@@ -355,6 +355,19 @@ func (r *Reader) fill(rd io.Reader, limit int) (n int, atEnd bool, err error) {
 	}
 }
 
+// Text returns data as text to scan: UTF-16 decoded to UTF-8, and ok false
+// for binary data.
+func Text(data []byte) (text []byte, ok bool) {
+	switch k := sniff(data); k {
+	case kindBinary:
+		return nil, false
+	case kindUTF16LE, kindUTF16BE:
+		return decodeUTF16(data, k == kindUTF16BE), true
+	default:
+		return data, true
+	}
+}
+
 type kind int
 
 const (

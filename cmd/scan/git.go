@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/source"
+)
+
+const gitUsage = `usage: keyburn scan git [flags] [PATH]
+
+Scans a git repository's history (default: the repository holding the current
+directory): every blob in its object store once, reachable from any reference
+or not, and every commit and tag message. Each finding names the commit that
+added the key, its path, author, date and the references that contain it.
+
+    --range A..B          only what B adds over A (for CI and pre-push)
+    --since-commit REV    only what HEAD adds over REV
+    --reachable-only      leave out objects no reference leads to
+
+Flags:
+`
+
+func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
+	var c common
+	var reachableOnly bool
+	var rng, since string
+	fs := flag.NewFlagSet("git", flag.ContinueOnError)
+	c.register(fs)
+	fs.BoolVar(&reachableOnly, "reachable-only", false, "leave out objects no reference leads to")
+	fs.StringVar(&rng, "range", "", "scan only what `A..B` adds")
+	fs.StringVar(&since, "since-commit", "", "scan only what HEAD adds over `rev`")
+	fs.Usage = func() { fmt.Fprint(u.w, gitUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, u); err != nil {
+		return exitError, err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return exitError, errors.New("scan git takes one repository")
+	}
+	path := "."
+	if fs.NArg() == 1 {
+		path = fs.Arg(0)
+	}
+	if rng != "" && since != "" {
+		return exitError, errors.New("--range and --since-commit cannot be used together")
+	}
+	s, err := c.resolve(u, path)
+	if err != nil {
+		return exitError, err
+	}
+	start := time.Now()
+	gopts := engine.GitOptions{ReachableOnly: reachableOnly, MaxBlobSize: s.opts.FS.MaxFileSize}
+	var res *engine.Result
+	var scanErr error
+	switch {
+	case rng != "" || since != "":
+		if since != "" {
+			rng = since + "..HEAD"
+		}
+		res, scanErr = engine.ScanRange(ctx, s.opts, path, rng, gopts, u)
+	default:
+		res, scanErr = engine.ScanHistory(ctx, s.opts, path, gopts, u)
+	}
+	if res == nil {
+		if errors.Is(scanErr, source.ErrNotRepository) {
+			u.hint("scan git reads a repository; use 'keyburn scan dir %s' for plain files", path)
+		}
+		return exitError, scanErr
+	}
+	fsOut, accepted := s.baseline.Filter(res.Findings)
+	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
+		return exitError, err
+	}
+	return finish(u, res, fsOut, accepted, time.Since(start), scanErr), nil
+}

@@ -1,0 +1,288 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/sourcegraph/conc"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/source"
+)
+
+// GitOptions configures a scan of git history.
+type GitOptions struct {
+	// ReachableOnly leaves out objects that no reference leads to.
+	ReachableOnly bool
+	// MaxBlobSize skips larger blobs (reported); 0 means the file default.
+	MaxBlobSize int64
+}
+
+// Labels used as the file of findings in messages rather than files.
+const (
+	commitMessage = "(commit message)"
+	tagMessage    = "(tag message)"
+	danglingBlob  = "(unreachable blob)"
+)
+
+// blobHits maps a blob to the matches found in it (locations hold lines and
+// columns only; the path and commit come from attribution).
+type blobHits map[plumbing.Hash][]finding.Match
+
+// ScanHistory scans a repository's whole history: every blob in its object
+// store once (reachable or not), every commit and tag message, then
+// attributes each blob with a finding to the commit that added it.
+func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOptions, rep source.Reporter) (*Result, error) {
+	repo, err := source.OpenRepo(path)
+	if err != nil {
+		return nil, err
+	}
+	graph, err := repo.LoadGraph(rep)
+	if err != nil {
+		return nil, err
+	}
+	if len(graph.Shallow) > 0 {
+		rep.Skipped(path, fmt.Sprintf("shallow clone: history before %d commit(s) is not in the repository", len(graph.Shallow)))
+	}
+	maxSize := gopts.MaxBlobSize
+	if maxSize <= 0 {
+		maxSize = source.DefaultMaxFileSize
+	}
+	res := &Result{}
+	hits, err := scanBlobs(ctx, opts, repo, maxSize, rep, res)
+	if err != nil {
+		return res, err
+	}
+
+	coll := finding.NewCollector()
+	// Commit and tag messages.
+	for _, c := range graph.Commits {
+		unreachable := !graph.Reachable[c.Hash]
+		if unreachable && gopts.ReachableOnly {
+			continue
+		}
+		for _, m := range Matches(opts.Matcher, source.Whole([]byte(c.Message), source.Provenance{Path: commitMessage})) {
+			m.Location.Commit, m.Location.Author, m.Location.Date = c.Hash.String(), c.Author, date(c.When)
+			m.Location.Unreachable = unreachable
+			coll.Add(m)
+		}
+	}
+	for _, t := range repo.Tags(rep) {
+		for _, m := range Matches(opts.Matcher, source.Whole([]byte(t.Message), source.Provenance{Path: tagMessage})) {
+			m.Location.Ref = "refs/tags/" + t.Name
+			m.Location.Commit = t.Target.String()
+			m.Location.Author = t.Tagger.Name + " <" + t.Tagger.Email + ">"
+			m.Location.Date = date(t.Tagger.When)
+			coll.Add(m)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		res.Findings = coll.Findings()
+		return res, err
+	}
+
+	// Attribution, for the blobs with findings only.
+	want := map[plumbing.Hash]bool{}
+	for h := range hits {
+		want[h] = true
+	}
+	var intros map[plumbing.Hash][]source.Introduction
+	if len(want) > 0 {
+		intros = repo.Introductions(graph, want, rep)
+	}
+	a := attributor{repo: repo, graph: graph, m: opts.Matcher, rep: rep, maxSize: maxSize,
+		refs: map[plumbing.Hash][]string{}, changes: map[plumbing.Hash]commitChanges{}}
+	for h, ms := range hits {
+		loc, intro, ok := a.locate(h, intros[h])
+		if !ok {
+			continue
+		}
+		if loc.Unreachable && gopts.ReachableOnly {
+			continue
+		}
+		for _, m := range ms {
+			l := loc
+			l.Line, l.Column, l.SecretLine = m.Location.Line, m.Location.Column, m.Location.SecretLine
+			m.Location = l
+			if m.Secret.IsZero() && intro != nil {
+				a.pairAcross(&m, intro, h)
+			}
+			coll.Add(m)
+		}
+	}
+	res.Findings = coll.Findings()
+	res.Commits = int64(len(graph.Commits))
+	return res, nil
+}
+
+// scanBlobs reads every blob with the goroutine that owns the repository and
+// scans them on a pool of workers.
+func scanBlobs(ctx context.Context, opts Options, repo *source.Repo, maxSize int64, rep source.Reporter, res *Result) (blobHits, error) {
+	type hit struct {
+		h  plumbing.Hash
+		ms []finding.Match
+	}
+	hits := blobHits{}
+	ch := make(chan hit, opts.workers())
+	var collector conc.WaitGroup
+	collector.Go(func() {
+		for x := range ch {
+			hits[x.h] = x.ms
+		}
+	})
+	var nblobs, nbytes, binary atomic.Int64
+	p := pool.New().WithMaxGoroutines(opts.workers())
+	err := repo.Blobs(maxSize, rep, func(h plumbing.Hash, data []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p.Go(func() {
+			text, ok := source.Text(data)
+			if !ok {
+				binary.Add(1)
+				return
+			}
+			nblobs.Add(1)
+			nbytes.Add(int64(len(text)))
+			if source.IsLFSPointer(text) {
+				return
+			}
+			if ms := Matches(opts.Matcher, source.Whole(text, source.Provenance{})); len(ms) > 0 {
+				ch <- hit{h, ms}
+			}
+		})
+		return nil
+	})
+	p.Wait()
+	close(ch)
+	collector.Wait()
+	res.Blobs, res.Bytes, res.BinaryBlobs = nblobs.Load(), nbytes.Load(), binary.Load()
+	if err != nil {
+		if ctx.Err() != nil {
+			return hits, ctx.Err()
+		}
+		return hits, err
+	}
+	return hits, nil
+}
+
+func date(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// attributor turns a blob's introductions into a location, and pairs a lone
+// key ID with a secret from another file of the same commit.
+type attributor struct {
+	repo    *source.Repo
+	graph   *source.Graph
+	m       *detect.Matcher
+	rep     source.Reporter
+	maxSize int64
+	refs    map[plumbing.Hash][]string
+	changes map[plumbing.Hash]commitChanges
+}
+
+// locate picks the earliest introduction from a reachable commit, else the
+// earliest from an unreachable one, else names the blob alone.
+func (a *attributor) locate(h plumbing.Hash, intros []source.Introduction) (finding.Location, *source.Introduction, bool) {
+	var best *source.Introduction
+	for i := range intros {
+		if a.graph.Reachable[intros[i].Commit.Hash] {
+			best = &intros[i]
+			break
+		}
+	}
+	if best == nil && len(intros) > 0 {
+		best = &intros[0]
+	}
+	if best == nil {
+		return finding.Location{File: danglingBlob, Blob: h.String(), Unreachable: true}, nil, true
+	}
+	c := best.Commit
+	loc := finding.Location{File: best.Path, Commit: c.Hash.String(), Author: c.Author, Date: date(c.When),
+		Blob: h.String(), Unreachable: !a.graph.Reachable[c.Hash]}
+	refs, ok := a.refs[c.Hash]
+	if !ok {
+		refs = a.graph.RefsContaining(c.Hash)
+		a.refs[c.Hash] = refs
+	}
+	loc.Refs = refs
+	loc.Ref = preferredRef(refs)
+	return loc, best, true
+}
+
+// preferredRef picks a branch if any, else the first reference.
+func preferredRef(refs []string) string {
+	for _, r := range refs {
+		if strings.HasPrefix(r, "refs/heads/") {
+			return r
+		}
+	}
+	if len(refs) > 0 {
+		return refs[0]
+	}
+	return ""
+}
+
+// commitChanges are the blobs a commit adds, with their paths.
+type commitChanges struct {
+	paths []source.Introduction
+	blobs []plumbing.Hash
+}
+
+func (a *attributor) changesOf(c *source.Commit) commitChanges {
+	if ch, ok := a.changes[c.Hash]; ok {
+		return ch
+	}
+	var parent plumbing.Hash
+	if len(c.Parents) > 0 {
+		if pc, ok := a.graph.Commits[c.Parents[0]]; ok {
+			parent = pc.Tree
+		}
+	}
+	paths, blobs, err := a.repo.Changes(c, parent)
+	if err != nil {
+		a.rep.Failed(err)
+	}
+	ch := commitChanges{paths, blobs}
+	a.changes[c.Hash] = ch
+	return ch
+}
+
+// pairAcross looks for m's secret in the other files its commit added.
+func (a *attributor) pairAcross(m *finding.Match, intro *source.Introduction, self plumbing.Hash) {
+	r := a.m.Rule(m.Rule)
+	if r == nil || r.Secret == nil {
+		return
+	}
+	ch := a.changesOf(intro.Commit)
+	for i, h := range ch.blobs {
+		if h == self {
+			continue
+		}
+		data, err := a.repo.Blob(h)
+		if err != nil {
+			a.rep.Failed(err)
+			continue
+		}
+		if int64(len(data)) > a.maxSize {
+			continue
+		}
+		text, ok := source.Text(data)
+		if !ok {
+			continue
+		}
+		if secs := a.m.Secrets(r, text); len(secs) > 0 {
+			m.Secret = secs[0].Secret
+			for _, s := range secs[1:min(len(secs), r.MaxPairs)] {
+				m.Alternates = append(m.Alternates, s.Secret)
+			}
+			m.Location.SecretFile = ch.paths[i].Path
+			return
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/source"
+)
+
+// ScanRange scans only what B adds over A (spec "A..B"): the blobs that the
+// commits reachable from B but not from A add, and their messages. Its cost
+// grows with the range, not with the history.
+func ScanRange(ctx context.Context, opts Options, path, spec string, gopts GitOptions, rep source.Reporter) (*Result, error) {
+	repo, err := source.OpenRepo(path)
+	if err != nil {
+		return nil, err
+	}
+	from, to, ok := strings.Cut(spec, "..")
+	if !ok || to == "" {
+		return nil, fmt.Errorf("range %q: want A..B", spec)
+	}
+	toHash, err := resolve(repo, to)
+	if err != nil {
+		return nil, err
+	}
+	var fromHash plumbing.Hash
+	if from != "" {
+		if fromHash, err = resolve(repo, from); err != nil {
+			return nil, err
+		}
+	}
+	commits, err := rangeCommits(repo, fromHash, toHash)
+	if err != nil {
+		return nil, err
+	}
+	maxSize := gopts.MaxBlobSize
+	if maxSize <= 0 {
+		maxSize = source.DefaultMaxFileSize
+	}
+	res := &Result{Commits: int64(len(commits))}
+	coll := finding.NewCollector()
+	graph := &source.Graph{Commits: map[plumbing.Hash]*source.Commit{}, Reachable: map[plumbing.Hash]bool{}}
+	for _, c := range commits {
+		graph.Commits[c.Hash] = c
+		graph.Reachable[c.Hash] = true
+	}
+	a := attributor{repo: repo, graph: graph, m: opts.Matcher, rep: rep, maxSize: maxSize,
+		refs: map[plumbing.Hash][]string{}, changes: map[plumbing.Hash]commitChanges{}}
+	seen := map[plumbing.Hash]bool{}
+	// Oldest first, so that a blob is attributed to the first commit of the
+	// range that added it.
+	for i := len(commits) - 1; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
+			res.Findings = coll.Findings()
+			return res, err
+		}
+		c := commits[i]
+		for _, m := range Matches(opts.Matcher, source.Whole([]byte(c.Message), source.Provenance{Path: commitMessage})) {
+			m.Location.Commit, m.Location.Author, m.Location.Date = c.Hash.String(), c.Author, date(c.When)
+			coll.Add(m)
+		}
+		var parentTree plumbing.Hash
+		if len(c.Parents) > 0 {
+			if pc, err := repo.R.CommitObject(c.Parents[0]); err == nil {
+				parentTree = pc.TreeHash
+			} else {
+				rep.Failed(fmt.Errorf("commit %s: parent %s: %w", c.Hash, c.Parents[0], err))
+			}
+		}
+		paths, blobs, err := repo.Changes(c, parentTree)
+		if err != nil {
+			rep.Failed(err)
+			continue
+		}
+		a.changes[c.Hash] = commitChanges{paths, blobs}
+		for j, h := range blobs {
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			data, err := repo.Blob(h)
+			if err != nil {
+				rep.Failed(err)
+				continue
+			}
+			if int64(len(data)) > maxSize {
+				rep.Skipped(paths[j].Path, tooLargeBlob(len(data), maxSize))
+				continue
+			}
+			text, ok := source.Text(data)
+			if !ok {
+				res.BinaryBlobs++
+				continue
+			}
+			res.Blobs++
+			res.Bytes += int64(len(text))
+			for _, m := range Matches(opts.Matcher, source.Whole(text, source.Provenance{Path: paths[j].Path})) {
+				m.Location.Commit, m.Location.Author, m.Location.Date = c.Hash.String(), c.Author, date(c.When)
+				m.Location.Blob = h.String()
+				if m.Secret.IsZero() {
+					a.pairAcross(&m, &paths[j], h)
+				}
+				coll.Add(m)
+			}
+		}
+	}
+	res.Findings = coll.Findings()
+	return res, nil
+}
+
+func tooLargeBlob(n int, limit int64) string {
+	return fmt.Sprintf("blob of %d bytes, over the %d-byte limit (--max-file-size)", n, limit)
+}
+
+// resolve turns a revision (a hash, a branch, a tag, HEAD, HEAD~2 …) into a
+// commit.
+func resolve(repo *source.Repo, rev string) (plumbing.Hash, error) {
+	h, err := repo.R.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("resolve %q: %w", rev, err)
+	}
+	c, err := repo.R.CommitObject(*h)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("resolve %q: not a commit: %w", rev, err)
+	}
+	return c.Hash, nil
+}
+
+// rangeCommits returns the commits reachable from to but not from from,
+// newest first, walking both sides at once by committer date (as git does
+// for A..B) and stopping when only commits reachable from from are left.
+func rangeCommits(repo *source.Repo, from, to plumbing.Hash) ([]*source.Commit, error) {
+	const (
+		left  = 1 // reachable from from
+		right = 2 // reachable from to
+	)
+	flags := map[plumbing.Hash]int{}
+	q := &commitQueue{}
+	push := func(h plumbing.Hash, f int) error {
+		if flags[h]&f == f {
+			return nil
+		}
+		c, err := repo.R.CommitObject(h)
+		if err != nil {
+			return fmt.Errorf("read commit %s: %w", h, err)
+		}
+		flags[h] |= f
+		heap.Push(q, queued{c: c, flags: f})
+		return nil
+	}
+	if err := push(to, right); err != nil {
+		return nil, err
+	}
+	if !from.IsZero() {
+		if err := push(from, left); err != nil {
+			return nil, err
+		}
+	}
+	var out []*source.Commit
+	emitted := map[plumbing.Hash]bool{}
+	for q.Len() > 0 && !q.allLeft(flags) {
+		x := heap.Pop(q).(queued)
+		f := flags[x.c.Hash]
+		if f == right && !emitted[x.c.Hash] {
+			emitted[x.c.Hash] = true
+			out = append(out, &source.Commit{Hash: x.c.Hash, Tree: x.c.TreeHash, Parents: x.c.ParentHashes,
+				Author: x.c.Author.Name + " <" + x.c.Author.Email + ">", When: x.c.Committer.When, Message: x.c.Message})
+		}
+		for _, p := range x.c.ParentHashes {
+			if err := push(p, f); err != nil {
+				if f&left != 0 {
+					continue // a shallow or damaged left side only widens the range
+				}
+				return out, err
+			}
+		}
+	}
+	// A commit emitted before its left flag arrived (clock skew) is in
+	// both: drop it.
+	kept := out[:0]
+	for _, c := range out {
+		if flags[c.Hash]&left == 0 {
+			kept = append(kept, c)
+		}
+	}
+	return kept, nil
+}
+
+type queued struct {
+	c     *object.Commit
+	flags int
+}
+
+type commitQueue []queued
+
+func (q commitQueue) Len() int           { return len(q) }
+func (q commitQueue) Less(i, j int) bool { return q[i].c.Committer.When.After(q[j].c.Committer.When) }
+func (q commitQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *commitQueue) Push(x any)        { *q = append(*q, x.(queued)) }
+func (q *commitQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
+}
+
+// allLeft reports whether every queued commit is reachable from the left
+// side, so that nothing further back can be in the range.
+func (q commitQueue) allLeft(flags map[plumbing.Hash]int) bool {
+	for _, x := range q {
+		if flags[x.c.Hash]&1 == 0 {
+			return false
+		}
+	}
+	return true
+}
