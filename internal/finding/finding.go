@@ -21,7 +21,7 @@ type Location struct {
 	Line   int    `json:"line"`
 	Column int    `json:"column"`
 	// SecretLine is the line of the paired secret, 0 when unpaired.
-	SecretLine int    `json:"secret_line,omitempty"`
+	SecretLine int `json:"secret_line,omitempty"`
 	// SecretFile names the file the secret was in when it is not File (a
 	// commit that added the ID in one file and its secret in another).
 	SecretFile string `json:"secret_file,omitempty"`
