@@ -18,6 +18,8 @@ const usage = `keyburn finds leaked AWS access keys, proves whether they are liv
 Usage:
     keyburn scan dir PATH...      scan files and directories ("-" reads standard input)
     keyburn scan git [PATH]       scan a repository's whole history (or --range A..B)
+    keyburn scan staged [PATH]    scan the staged changes (the pre-commit hook)
+    keyburn scan install-hook     install the pre-commit hook (--pre-push: and pre-push)
     keyburn version               print the version
 
     ("keyburn dir PATH" works too: the word "scan" is optional.)
@@ -75,6 +77,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code, err = runDir(ctx, args[1:], stdin, stdout, ui)
 	case "git":
 		code, err = runGit(ctx, args[1:], stdout, ui)
+	case "staged":
+		code, err = runStaged(ctx, args[1:], stdout, ui)
+	case "install-hook":
+		code, err = runInstallHook(args[1:], ui)
 	case "version":
 		fmt.Fprintln(stdout, "keyburn", version)
 	case "help", "-h", "-help", "--help":

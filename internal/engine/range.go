@@ -220,3 +220,70 @@ func (q commitQueue) allLeft(flags map[plumbing.Hash]int) bool {
 	}
 	return true
 }
+
+// ScanStaged scans what the next commit would add: the staged files that
+// differ from HEAD, whole (so line numbers are the file's), and pairs a key ID
+// in one staged file with a secret in another.
+func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, rep source.Reporter) (*Result, error) {
+	repo, err := source.OpenRepo(path)
+	if err != nil {
+		return nil, err
+	}
+	files, err := repo.Staged()
+	if err != nil {
+		return nil, err
+	}
+	if maxSize <= 0 {
+		maxSize = source.DefaultMaxFileSize
+	}
+	res := &Result{}
+	coll := finding.NewCollector()
+	texts := make([][]byte, len(files))
+	var lone []finding.Match
+	for i, f := range files {
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		data, err := repo.Blob(f.Blob)
+		if err != nil {
+			rep.Failed(fmt.Errorf("staged %s: %w", f.Path, err))
+			continue
+		}
+		if int64(len(data)) > maxSize {
+			rep.Skipped(f.Path, tooLargeBlob(len(data), maxSize))
+			continue
+		}
+		text, ok := source.Text(data)
+		if !ok {
+			rep.Skipped(f.Path, "binary")
+			continue
+		}
+		texts[i] = text
+		res.Files++
+		res.Bytes += int64(len(text))
+		for _, m := range Matches(opts.Matcher, source.Whole(text, source.Provenance{Path: f.Path})) {
+			if m.Secret.IsZero() {
+				lone = append(lone, m)
+				continue
+			}
+			coll.Add(m)
+		}
+	}
+	for _, m := range lone {
+		if r := opts.Matcher.Rule(m.Rule); r != nil && r.Secret != nil {
+			for i, text := range texts {
+				if text == nil || files[i].Path == m.Location.File {
+					continue
+				}
+				if secs := opts.Matcher.Secrets(r, text); len(secs) > 0 {
+					m.Secret = secs[0].Secret
+					m.Location.SecretFile = files[i].Path
+					break
+				}
+			}
+		}
+		coll.Add(m)
+	}
+	res.Findings = coll.Findings()
+	return res, ctx.Err()
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/source"
+)
+
+const stagedUsage = `usage: keyburn scan staged [flags] [PATH]
+
+Scans what the next commit would add: the staged files that differ from HEAD
+(the index against HEAD's tree; nothing in the work tree is hashed). This is
+the pre-commit hook: exit 1 blocks the commit.
+
+Flags:
+`
+
+func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
+	var c common
+	fs := flag.NewFlagSet("staged", flag.ContinueOnError)
+	c.register(fs)
+	fs.Usage = func() { fmt.Fprint(u.w, stagedUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, u); err != nil {
+		return exitError, err
+	}
+	path := "."
+	if fs.NArg() == 1 {
+		path = fs.Arg(0)
+	} else if fs.NArg() > 1 {
+		fs.Usage()
+		return exitError, errors.New("scan staged takes one repository")
+	}
+	s, err := c.resolve(u, path)
+	if err != nil {
+		return exitError, err
+	}
+	start := time.Now()
+	res, scanErr := engine.ScanStaged(ctx, s.opts, path, s.opts.FS.MaxFileSize, u)
+	if res == nil {
+		return exitError, scanErr
+	}
+	fsOut, accepted := s.baseline.Filter(res.Findings)
+	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
+		return exitError, err
+	}
+	if len(fsOut) > 0 {
+		files := map[string]bool{}
+		for _, f := range fsOut {
+			for _, l := range f.Locations {
+				files[l.File] = true
+				if l.SecretFile != "" {
+					files[l.SecretFile] = true
+				}
+			}
+		}
+		var names []string
+		for f := range files {
+			names = append(names, f)
+		}
+		sort.Strings(names)
+		u.printf("commit blocked: the staged changes add an AWS key")
+		u.hint("take it out of the commit: remove it from the file and 'git add' the file again,")
+		u.hint("  or unstage the file: git restore --staged %s", strings.Join(names, " "))
+		u.hint("  (before the first commit: git rm --cached %s)", strings.Join(names, " "))
+		u.hint("rotate the key anyway: it has been on disk in plain text (editor backups, sync tools,")
+		u.hint("  shell history) and may be in an earlier commit; deleting it from the file does not make it secret again")
+		u.hint("a test key that is not real can be accepted with a 'keyburn:allow' comment on its line")
+	}
+	return finish(u, res, fsOut, accepted, time.Since(start), scanErr), nil
+}
+
+const installUsage = `usage: keyburn scan install-hook [--pre-push] [PATH]
+
+Installs keyburn as the repository's pre-commit hook (and, with --pre-push,
+as its pre-push hook, which scans the pushed range). Running it again is
+harmless. A hook already there is kept and run first.
+`
+
+// hookMarker identifies a hook keyburn wrote.
+const hookMarker = "# keyburn-hook v1"
+
+func runInstallHook(args []string, u *ui) (int, error) {
+	fs := flag.NewFlagSet("install-hook", flag.ContinueOnError)
+	prePush := fs.Bool("pre-push", false, "install the pre-push hook too")
+	fs.Usage = func() { fmt.Fprint(u.w, installUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, u); err != nil {
+		return exitError, err
+	}
+	path := "."
+	if fs.NArg() == 1 {
+		path = fs.Arg(0)
+	}
+	dir, err := hooksDir(path)
+	if err != nil {
+		return exitError, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return exitError, fmt.Errorf("create hooks directory: %w", err)
+	}
+	self := "keyburn"
+	if exe, err := os.Executable(); err == nil && !strings.Contains(exe, "go-build") {
+		self = exe
+	}
+	hooks := map[string]string{"pre-commit": preCommitHook}
+	if *prePush {
+		hooks["pre-push"] = prePushHook
+	}
+	for _, name := range []string{"pre-commit", "pre-push"} {
+		body, ok := hooks[name]
+		if !ok {
+			continue
+		}
+		msg, err := installHook(dir, name, strings.ReplaceAll(body, "@KEYBURN@", shellQuote(self)))
+		if err != nil {
+			return exitError, err
+		}
+		u.printf("%s", msg)
+	}
+	return exitClean, nil
+}
+
+// hooksDir finds the hooks directory: git's own answer when git is
+// installed (it knows core.hooksPath and worktrees), else .git/hooks.
+func hooksDir(path string) (string, error) {
+	if out, err := exec.Command("git", "-C", path, "rev-parse", "--path-format=absolute", "--git-path", "hooks").Output(); err == nil {
+		return strings.TrimSpace(string(out)), nil
+	}
+	repo, err := source.OpenRepo(path)
+	if err != nil {
+		return "", err
+	}
+	st, ok := repo.R.Storer.(*filesystem.Storage)
+	if !ok {
+		return "", errors.New("install hooks: the repository is not on disk")
+	}
+	return filepath.Join(st.Filesystem().Root(), "hooks"), nil
+}
+
+// installHook writes hook name in dir. A hook keyburn wrote is replaced; any
+// other is moved aside to NAME.keyburn-previous and run first by ours.
+func installHook(dir, name, body string) (string, error) {
+	p := filepath.Join(dir, name)
+	old, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return "", fmt.Errorf("read hook: %w", err)
+	case strings.Contains(string(old), hookMarker):
+		if string(old) == body {
+			return fmt.Sprintf("%s hook already installed in %s", name, dir), nil
+		}
+	default:
+		prev := p + ".keyburn-previous"
+		if _, err := os.Stat(prev); err == nil {
+			return "", fmt.Errorf("install %s hook: %s exists and so does %s; merge them by hand", name, p, prev)
+		}
+		if err := os.Rename(p, prev); err != nil {
+			return "", fmt.Errorf("install %s hook: keep the existing hook: %w", name, err)
+		}
+		if err := os.Chmod(prev, 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+		return "", fmt.Errorf("install %s hook: %w", name, err)
+	}
+	if err := os.Chmod(p, 0o755); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("installed the %s hook in %s", name, dir), nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+const preCommitHook = `#!/bin/sh
+` + hookMarker + `
+# Blocks commits that add AWS access keys. Installed by 'keyburn scan install-hook'.
+prev="$0.keyburn-previous"
+if [ -x "$prev" ]; then "$prev" "$@" || exit $?; fi
+KEYBURN=${KEYBURN:-keyburn}
+command -v "$KEYBURN" >/dev/null 2>&1 || KEYBURN=@KEYBURN@
+exec "$KEYBURN" scan staged
+`
+
+const prePushHook = `#!/bin/sh
+` + hookMarker + `
+# Blocks pushes that add AWS access keys. Installed by 'keyburn scan install-hook --pre-push'.
+prev="$0.keyburn-previous"
+if [ -x "$prev" ]; then "$prev" "$@" || exit $?; fi
+KEYBURN=${KEYBURN:-keyburn}
+command -v "$KEYBURN" >/dev/null 2>&1 || KEYBURN=@KEYBURN@
+zero=0000000000000000000000000000000000000000
+status=0
+while read -r local_ref local_sha remote_ref remote_sha; do
+  [ "$local_sha" = "$zero" ] && continue          # a deletion adds nothing
+  if [ "$remote_sha" = "$zero" ]; then range="..$local_sha"   # a new branch: its whole history
+  else range="$remote_sha..$local_sha"; fi
+  "$KEYBURN" scan git --range "$range" || status=$?
+done
+exit $status
+`
