@@ -22,18 +22,21 @@ added the key, its path, author, date and the references that contain it.
     --range A..B          only what B adds over A (for CI and pre-push)
     --since-commit REV    only what HEAD adds over REV
     --reachable-only      leave out objects no reference leads to
+    --go-git              read objects with go-git alone (by default, when git is
+                          installed, parallel git cat-file processes read them)
 
 Flags:
 `
 
 func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
 	var c common
-	var reachableOnly bool
+	var reachableOnly, goGit bool
 	var rng, since string
 	fs := flag.NewFlagSet("git", flag.ContinueOnError)
 	c.register(fs)
 	fs.BoolVar(&reachableOnly, "reachable-only", false, "leave out objects no reference leads to")
 	fs.StringVar(&rng, "range", "", "scan only what `A..B` adds")
+	fs.BoolVar(&goGit, "go-git", false, "read objects with go-git only, even when git is installed")
 	fs.StringVar(&since, "since-commit", "", "scan only what HEAD adds over `rev`")
 	fs.Usage = func() { fmt.Fprint(u.w, gitUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, u); err != nil {
@@ -55,7 +58,7 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		return exitError, err
 	}
 	start := time.Now()
-	gopts := engine.GitOptions{ReachableOnly: reachableOnly, MaxBlobSize: s.opts.FS.MaxFileSize}
+	gopts := engine.GitOptions{ReachableOnly: reachableOnly, MaxBlobSize: s.opts.FS.MaxFileSize, GoGitOnly: goGit}
 	var res *engine.Result
 	var scanErr error
 	switch {

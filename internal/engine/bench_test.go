@@ -31,3 +31,33 @@ func BenchmarkScanTree(b *testing.B) {
 	b.SetBytes(res.Bytes)
 	b.ReportMetric(float64(len(res.Findings)), "findings")
 }
+
+// BenchmarkScanHistory scans the repository named by KEYBURN_BENCH_REPO (a
+// large public history, such as prometheus/prometheus), native and go-git.
+func BenchmarkScanHistory(b *testing.B) {
+	dir := os.Getenv("KEYBURN_BENCH_REPO")
+	if dir == "" {
+		b.Skip("set KEYBURN_BENCH_REPO to a git repository")
+	}
+	set, err := rules.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, goGit := range []bool{false, true} {
+		name := "native"
+		if goGit {
+			name = "go-git"
+		}
+		b.Run(name, func(b *testing.B) {
+			opts := Options{Matcher: detect.New(set)}
+			var res *Result
+			for b.Loop() {
+				res, err = ScanHistory(context.Background(), opts, dir, GitOptions{GoGitOnly: goGit}, &recorder{})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(res.Bytes)
+		})
+	}
+}

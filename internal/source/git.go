@@ -76,11 +76,15 @@ func newCommit(c *object.Commit) *Commit {
 		Author: c.Author.Name + " <" + c.Author.Email + ">", When: c.Committer.When, Message: c.Message}
 }
 
+func newGraph() *Graph {
+	return &Graph{Commits: map[plumbing.Hash]*Commit{}, Reachable: map[plumbing.Hash]bool{},
+		Shallow: map[plumbing.Hash]bool{}, children: map[plumbing.Hash][]plumbing.Hash{}}
+}
+
 // LoadGraph reads every commit object and every reference. Commits that
 // cannot be decoded are reported and left out.
 func (r *Repo) LoadGraph(rep Reporter) (*Graph, error) {
-	g := &Graph{Commits: map[plumbing.Hash]*Commit{}, Reachable: map[plumbing.Hash]bool{},
-		Shallow: map[plumbing.Hash]bool{}, children: map[plumbing.Hash][]plumbing.Hash{}}
+	g := newGraph()
 	iter, err := r.R.Storer.IterEncodedObjects(plumbing.CommitObject)
 	if err != nil {
 		return nil, fmt.Errorf("list commits: %w", err)
@@ -97,6 +101,12 @@ func (r *Repo) LoadGraph(rep Reporter) (*Graph, error) {
 	if err != nil {
 		rep.Failed(fmt.Errorf("list commits: %w", err))
 	}
+	return g, r.finishGraph(g)
+}
+
+// finishGraph adds the children, shallow commits, references and
+// reachability to a graph whose commits are loaded.
+func (r *Repo) finishGraph(g *Graph) error {
 	for _, c := range g.Commits {
 		for _, p := range c.Parents {
 			g.children[p] = append(g.children[p], c.Hash)
@@ -109,7 +119,7 @@ func (r *Repo) LoadGraph(rep Reporter) (*Graph, error) {
 	}
 	refs, err := r.R.References()
 	if err != nil {
-		return nil, fmt.Errorf("list references: %w", err)
+		return fmt.Errorf("list references: %w", err)
 	}
 	_ = refs.ForEach(func(ref *plumbing.Reference) error {
 		if ref.Type() != plumbing.HashReference {
@@ -139,7 +149,7 @@ func (r *Repo) LoadGraph(rep Reporter) (*Graph, error) {
 		g.Reachable[h] = true
 		stack = append(stack, c.Parents...)
 	}
-	return g, nil
+	return nil
 }
 
 func (g *Graph) addRef(name string, h plumbing.Hash) {

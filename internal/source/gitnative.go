@@ -1,0 +1,296 @@
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/sourcegraph/conc"
+	"golang.org/x/sys/unix"
+)
+
+// The native fast path reads objects with git's own cat-file instead of
+// go-git. Inflating objects is the whole cost of a history scan, and it
+// parallelises only across processes: go-git reads prometheus's history (159k
+// blobs, 5 GB inflated) in 36 s in one goroutine; two `git cat-file --batch`
+// processes over halves of the object list, in pack order, take about a third
+// of that. go-git stays the path that always works (no git installed, or
+// GitOptions.GoGitOnly).
+
+// HasGit reports whether a git binary is on PATH.
+func HasGit() bool {
+	_, err := exec.LookPath("git")
+	return err == nil
+}
+
+// object is one entry of the object list.
+type objectInfo struct {
+	hash plumbing.Hash
+	typ  string
+	size int64
+}
+
+// listObjects lists every object in the repository's store, in pack order.
+func (r *Repo) listObjects(ctx context.Context) ([]objectInfo, error) {
+	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "cat-file", "--batch-all-objects", "--unordered",
+		"--batch-check=%(objectname) %(objecttype) %(objectsize)")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("git cat-file: %w", err)
+	}
+	var objs []objectInfo
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			continue
+		}
+		h, ok := parseHash(f[0])
+		size, err := strconv.ParseInt(f[2], 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		objs = append(objs, objectInfo{h, f[1], size})
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("git cat-file --batch-all-objects: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return objs, nil
+}
+
+func parseHash(s string) (plumbing.Hash, bool) {
+	if len(s) != 40 {
+		return plumbing.ZeroHash, false
+	}
+	h := plumbing.NewHash(s)
+	return h, !h.IsZero() || s == plumbing.ZeroHash.String()
+}
+
+// catFile reads the objects hashes with one `git cat-file --batch` process
+// and calls fn for each, in order, from the calling goroutine. fn's data is
+// valid only during the call: one buffer is reused, since allocating 5 GB
+// afresh for a large history costs more than inflating it. A missing object
+// is reported and skipped.
+func (r *Repo) catFile(ctx context.Context, hashes []plumbing.Hash, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) error {
+	done := false
+	return r.catFileFrom(ctx, func() []plumbing.Hash {
+		if done {
+			return nil
+		}
+		done = true
+		return hashes
+	}, rep, fn)
+}
+
+// catFileFrom is catFile fed by next, which returns the following batch of
+// hashes (nil at the end) and is called from one goroutine of this process.
+func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) error {
+	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "cat-file", "--batch", "--buffer")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if f, ok := out.(*os.File); ok {
+		growPipe(f)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("git cat-file --batch: %w", err)
+	}
+	// The writer tells the reader, through sent, how many objects it asked
+	// for; the reader stops after the last.
+	sent := make(chan int, 1024)
+	var wg conc.WaitGroup
+	wg.Go(func() {
+		defer close(sent)
+		defer in.Close()
+		bw := bufio.NewWriterSize(in, 64<<10)
+		for ctx.Err() == nil {
+			batch := next()
+			if len(batch) == 0 {
+				break
+			}
+			// Announce before writing: git answers as it reads, and the
+			// reader must be draining its answers or both block.
+			sent <- len(batch)
+			for _, h := range batch {
+				bw.WriteString(h.String())
+				bw.WriteByte('\n')
+			}
+			if bw.Flush() != nil {
+				break
+			}
+		}
+	})
+	br := bufio.NewReaderSize(out, 1<<20)
+	var readErr error
+	var buf []byte
+	for n := range sent {
+		if readErr == nil {
+			buf, readErr = readBatch(br, n, buf, rep, fn)
+		}
+	}
+	if readErr != nil {
+		// Stop git and drain so that the writer goroutine ends.
+		_ = cmd.Process.Kill()
+		_, _ = io.Copy(io.Discard, out)
+	}
+	wg.Wait()
+	waitErr := cmd.Wait()
+	switch {
+	case readErr != nil:
+		return readErr
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case waitErr != nil:
+		return fmt.Errorf("git cat-file --batch: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// pipeSize is the pipe buffer asked for between git and keyburn. With
+// Linux's default of 64 KiB, moving 5 GB through a pipe costs more system time
+// than git spends inflating it; 1 MiB (the default limit for unprivileged
+// processes) cuts the switches between the two sixteenfold.
+const pipeSize = 1 << 20
+
+// growPipe enlarges a pipe's buffer where the system allows; failing that,
+// the pipe keeps its size.
+// It goes through SyscallConn, as f.Fd would put the pipe in blocking mode:
+// then every one of git's small writes would wake a blocked thread, which
+// costs a third more time than the poller's coalesced wake-ups.
+func growPipe(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
+}
+
+// readBatch parses cat-file --batch output: for each object a header line
+// "<hash> <type> <size>" (or "<name> missing"), size bytes, and a newline.
+func readBatch(br *bufio.Reader, n int, buf []byte, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) ([]byte, error) {
+	for range n {
+		line, err := br.ReadString('\n')
+		if err == io.EOF && line == "" {
+			return buf, nil // git stopped early (cancelled)
+		}
+		if err != nil {
+			return buf, fmt.Errorf("git cat-file --batch: read header: %w", err)
+		}
+		f := strings.Fields(line)
+		if len(f) == 2 && f[1] == "missing" {
+			rep.Failed(fmt.Errorf("object %s is missing from the repository", f[0]))
+			continue
+		}
+		if len(f) != 3 {
+			return buf, fmt.Errorf("git cat-file --batch: malformed header %q", strings.TrimSpace(line))
+		}
+		h, ok := parseHash(f[0])
+		size, err := strconv.ParseInt(f[2], 10, 64)
+		if !ok || err != nil || size < 0 {
+			return buf, fmt.Errorf("git cat-file --batch: malformed header %q", strings.TrimSpace(line))
+		}
+		if int64(cap(buf)) < size+1 {
+			buf = make([]byte, size+1+size/4)
+		}
+		data := buf[:size+1] // and the trailing newline
+		if _, err := io.ReadFull(br, data); err != nil {
+			return buf, fmt.Errorf("git cat-file --batch: read object %s: %w", h, err)
+		}
+		if err := fn(h, f[1], data[:size]); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// NativeScan reads the whole object store with git cat-file processes: it
+// loads the commit graph (as LoadGraph does) with one process while procs
+// others read the blobs and call fn with each (as Blobs does). fn is called
+// from procs goroutines at once and must be safe for that; its data is valid
+// only during the call.
+func (r *Repo) NativeScan(ctx context.Context, procs int, maxSize int64, rep Reporter, fn func(h plumbing.Hash, data []byte) error) (*Graph, error) {
+	objs, err := r.listObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var blobs, commits []plumbing.Hash
+	for _, o := range objs {
+		switch o.typ {
+		case "commit":
+			commits = append(commits, o.hash)
+		case "blob":
+			if o.size > maxSize {
+				rep.Skipped("blob "+o.hash.String(), tooLarge(o.size, maxSize))
+				continue
+			}
+			blobs = append(blobs, o.hash)
+		}
+	}
+	objs = nil
+	// The processes take batches of the pack-ordered list in turn: a batch
+	// keeps its delta bases close together, and taking turns keeps every
+	// process busy to the end.
+	var mu sync.Mutex
+	nextBatch := func() []plumbing.Hash {
+		mu.Lock()
+		defer mu.Unlock()
+		n := min(len(blobs), catFileBatch)
+		b := blobs[:n]
+		blobs = blobs[n:]
+		return b
+	}
+	procs = max(1, procs)
+	var wg conc.WaitGroup
+	errs := make([]error, procs+1)
+	var g *Graph
+	wg.Go(func() { g, errs[procs] = r.nativeGraph(ctx, commits, rep) })
+	for i := range procs {
+		wg.Go(func() {
+			errs[i] = r.catFileFrom(ctx, nextBatch, rep, func(h plumbing.Hash, _ string, data []byte) error {
+				return fn(h, data)
+			})
+		})
+	}
+	wg.Wait()
+	return g, errors.Join(errs...)
+}
+
+// catFileBatch is how many objects a cat-file process is given at a time.
+const catFileBatch = 16384
+
+// nativeGraph loads the graph of the given commits, read with git cat-file.
+func (r *Repo) nativeGraph(ctx context.Context, commits []plumbing.Hash, rep Reporter) (*Graph, error) {
+	g := newGraph()
+	err := r.catFile(ctx, commits, rep, func(h plumbing.Hash, typ string, data []byte) error {
+		c, err := parseCommit(h, data)
+		if err != nil {
+			rep.Failed(fmt.Errorf("commit %s: %w", h, err))
+			return nil
+		}
+		g.Commits[h] = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, r.finishGraph(g)
+}
