@@ -181,6 +181,9 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 		msg += "; " + strings.Join(extra, "; ")
 	}
 	u.printf("%s", msg)
+	if hwm := peakMemory(); hwm != "" {
+		u.debugf("peak memory of this process: %s", hwm)
+	}
 	partial := scanErr != nil
 	if partial {
 		u.printf("interrupted: partial scan, the results above are incomplete")
@@ -204,3 +207,19 @@ func plural(n int) string {
 }
 
 var errNoPaths = errors.New("no path given")
+
+// peakMemory reads this process's peak resident set size (VmHWM) on Linux,
+// for -v: /usr/bin/time reports the largest of keyburn and its git children,
+// whose memory-mapped pack files count in full.
+func peakMemory() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

@@ -50,6 +50,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 	if err != nil {
 		return nil, err
 	}
+	defer repo.Close()
 	maxSize := gopts.MaxBlobSize
 	if maxSize <= 0 {
 		maxSize = source.DefaultMaxFileSize
@@ -114,7 +115,13 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		want[h] = true
 	}
 	var intros map[plumbing.Hash][]source.Introduction
-	if len(want) > 0 {
+	if len(want) > 0 && gopts.native() {
+		intros, err = repo.NativeIntroductions(ctx, graph, want, rep)
+		if err != nil {
+			rep.Failed(err)
+			intros = repo.Introductions(graph, want, rep)
+		}
+	} else if len(want) > 0 {
 		intros = repo.Introductions(graph, want, rep)
 	}
 	a := attributor{repo: repo, graph: graph, m: opts.Matcher, rep: rep, maxSize: maxSize,

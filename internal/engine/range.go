@@ -21,6 +21,7 @@ func ScanRange(ctx context.Context, opts Options, path, spec string, gopts GitOp
 	if err != nil {
 		return nil, err
 	}
+	defer repo.Close()
 	from, to, ok := strings.Cut(spec, "..")
 	if !ok || to == "" {
 		return nil, fmt.Errorf("range %q: want A..B", spec)
@@ -229,7 +230,13 @@ func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, r
 	if err != nil {
 		return nil, err
 	}
-	files, err := repo.Staged()
+	defer repo.Close()
+	var files []source.StagedFile
+	if source.HasGit() {
+		files, err = repo.NativeStaged(ctx)
+	} else {
+		files, err = repo.Staged()
+	}
 	if err != nil {
 		return nil, err
 	}

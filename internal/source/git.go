@@ -12,15 +12,18 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // Repo is a git repository opened for scanning with go-git. go-git is not
 // safe for concurrent use: one goroutine owns a Repo and hands plain bytes to
 // others.
 type Repo struct {
-	R    *git.Repository
-	Path string
+	R      *git.Repository
+	Path   string
+	closer io.Closer
 }
 
 // ErrNotRepository is returned by OpenRepo for a path that holds no git
@@ -42,7 +45,25 @@ func OpenRepo(path string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %q: %w", path, err)
 	}
+	// Reopen the same storage keeping pack files open: by default go-git
+	// opens and closes the pack for every object, which was two thirds of
+	// the time of attributing findings in a 1,000-commit history.
+	if st, ok := r.Storer.(*filesystem.Storage); ok {
+		keep := filesystem.NewStorageWithOptions(st.Filesystem(), cache.NewObjectLRUDefault(),
+			filesystem.Options{KeepDescriptors: true})
+		if r2, err := git.Open(keep, nil); err == nil {
+			return &Repo{R: r2, Path: path, closer: keep}, nil
+		}
+	}
 	return &Repo{R: r, Path: path}, nil
+}
+
+// Close releases the pack files the repository keeps open.
+func (r *Repo) Close() error {
+	if r.closer != nil {
+		return r.closer.Close()
+	}
+	return nil
 }
 
 // Commit is what a scan needs of a commit.

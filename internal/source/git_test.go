@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -139,9 +140,130 @@ func TestNativeMatchesGoGit(t *testing.T) {
 			t.Errorf("commit %s differs: native %+v, go-git %+v", h, n, c)
 		}
 	}
+	// Both ways of attributing blobs agree.
+	want := map[plumbing.Hash]bool{}
+	for h := range goGit {
+		if len(want) < 300 {
+			want[h] = true
+		}
+	}
+	gi := r.Introductions(gg, want, nopReporter{})
+	ni, err := r.NativeIntroductions(t.Context(), ng, want, nopReporter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gi) != len(want) || len(ni) != len(gi) {
+		t.Fatalf("introductions: go-git found %d, native %d, of %d", len(gi), len(ni), len(want))
+	}
+	for h, a := range gi {
+		b := ni[h]
+		if len(a) != len(b) {
+			t.Fatalf("blob %s: go-git %d introductions, native %d", h, len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Commit.Hash != b[i].Commit.Hash || a[i].Path != b[i].Path {
+				t.Errorf("blob %s introduction %d: go-git %s %s, native %s %s", h, i, a[i].Commit.Hash, a[i].Path, b[i].Commit.Hash, b[i].Path)
+			}
+		}
+	}
 }
 
 type nopReporter struct{}
 
 func (nopReporter) Skipped(string, string) {}
 func (nopReporter) Failed(error)           {}
+
+func FuzzParseDiffIndex(f *testing.F) {
+	f.Add([]byte(":100644 100644 " + emptyTree + " 9fceb02d0ae598e95dc970b74767f19372d61af8 M\x00a b.txt\x00"))
+	f.Add([]byte(":000000 100644 0000000000000000000000000000000000000000 9fceb02d0ae598e95dc970b74767f19372d61af8 A\x00x\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		files, err := parseDiffIndex(data)
+		if err != nil {
+			return
+		}
+		for _, sf := range files {
+			if sf.Blob.IsZero() && !bytes.Contains(data, []byte(plumbing.ZeroHash.String())) {
+				t.Fatalf("zero blob from %q", data)
+			}
+		}
+	})
+}
+
+func TestParseDiffIndex(t *testing.T) {
+	out := ":100644 100644 " + emptyTree + " 9fceb02d0ae598e95dc970b74767f19372d61af8 M\x00a b.txt\x00" +
+		":100644 000000 9fceb02d0ae598e95dc970b74767f19372d61af8 0000000000000000000000000000000000000000 D\x00gone\x00" +
+		":000000 160000 0000000000000000000000000000000000000000 9fceb02d0ae598e95dc970b74767f19372d61af8 A\x00sub\x00"
+	files, err := parseDiffIndex([]byte(out))
+	if err != nil || len(files) != 1 || files[0].Path != "a b.txt" {
+		t.Errorf("parseDiffIndex = %+v, %v", files, err)
+	}
+	if _, err := parseDiffIndex([]byte("garbage\x00x\x00")); err == nil {
+		t.Errorf("parseDiffIndex accepted garbage")
+	}
+}
+
+// TestStagedAgree checks go-git's Staged and git's NativeStaged agree, before
+// and after the first commit.
+func TestStagedAgree(t *testing.T) {
+	if !HasGit() {
+		t.Skip("git is not installed")
+	}
+	dir := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+			"GIT_AUTHOR_NAME=A", "GIT_AUTHOR_EMAIL=a@example.invalid", "GIT_COMMITTER_NAME=A", "GIT_COMMITTER_EMAIL=a@example.invalid")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	writeFile := func(name, text string) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git("init", "-q")
+	writeFile("a.txt", "a")
+	writeFile("d/b.txt", "b")
+	git("add", "-A")
+	check := func(want ...string) {
+		t.Helper()
+		r, err := OpenRepo(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		a, err := r.Staged()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.NativeStaged(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, f := range a {
+			got = append(got, f.Path)
+			if i >= len(b) || b[i] != f {
+				t.Errorf("go-git %v, native %v", a, b)
+				return
+			}
+		}
+		if len(a) != len(b) || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("staged = %v (native %v), want %v", a, b, want)
+		}
+	}
+	check("a.txt", "d/b.txt")
+	git("commit", "-q", "-m", "one")
+	check()
+	writeFile("d/b.txt", "b2")
+	writeFile("d/e/c.txt", "c")
+	git("rm", "-q", "a.txt")
+	git("add", "-A")
+	check("d/b.txt", "d/e/c.txt")
+}

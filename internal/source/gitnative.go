@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,4 +294,127 @@ func (r *Repo) nativeGraph(ctx context.Context, commits []plumbing.Hash, rep Rep
 		return nil, err
 	}
 	return g, r.finishGraph(g)
+}
+
+// NativeIntroductions finds, as Introductions does, the commits that added
+// each wanted blob, with one `git log --raw` over every commit of the graph
+// (reachable or not), each diffed against its first parent by git itself.
+func (r *Repo) NativeIntroductions(ctx context.Context, g *Graph, want map[plumbing.Hash]bool, rep Reporter) (map[plumbing.Hash][]Introduction, error) {
+	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "log", "--stdin", "--no-walk=unsorted", "--raw", "--no-abbrev",
+		"--no-renames", "--root", "--diff-merges=first-parent", "--format=%H")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("git log: %w", err)
+	}
+	var wg conc.WaitGroup
+	wg.Go(func() {
+		defer in.Close()
+		bw := bufio.NewWriter(in)
+		for h := range g.Commits {
+			bw.WriteString(h.String())
+			bw.WriteByte('\n')
+		}
+		bw.Flush()
+	})
+	found := map[plumbing.Hash][]Introduction{}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 1<<20)
+	var cur *Commit
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, ":") {
+			if h, ok := parseHash(strings.TrimSpace(line)); ok {
+				cur = g.Commits[h]
+			}
+			continue
+		}
+		// :100644 100644 <old> <new> M\tpath
+		meta, path, ok := strings.Cut(line, "\t")
+		f := strings.Fields(meta)
+		if !ok || len(f) < 5 || cur == nil || f[1] == "160000" || f[1] == "000000" {
+			continue
+		}
+		if h, ok := parseHash(f[3]); ok && want[h] {
+			found[h] = append(found[h], Introduction{Commit: cur, Path: unquotePath(path)})
+		}
+	}
+	wg.Wait()
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("git log --raw: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	for _, intros := range found {
+		sort.Slice(intros, func(i, j int) bool {
+			a, b := intros[i].Commit, intros[j].Commit
+			if !a.When.Equal(b.When) {
+				return a.When.Before(b.When)
+			}
+			return a.Hash.String() < b.Hash.String()
+		})
+	}
+	return found, nil
+}
+
+// unquotePath undoes git's C-style quoting of unusual paths ("a\tb").
+func unquotePath(p string) string {
+	if len(p) >= 2 && p[0] == '"' && p[len(p)-1] == '"' {
+		if u, err := strconv.Unquote(p); err == nil {
+			return u
+		}
+	}
+	return p
+}
+
+// emptyTree is git's well-known hash of the empty tree.
+const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+// NativeStaged returns what Staged does, asking git (`git diff-index
+// --cached`), which skips unchanged directories with the index's cache tree:
+// on 10,000 files it answers in a few milliseconds, where decoding the index
+// and walking HEAD with go-git takes 60.
+func (r *Repo) NativeStaged(ctx context.Context) ([]StagedFile, error) {
+	base := "HEAD"
+	if _, err := r.R.Head(); err != nil {
+		base = emptyTree // no commit yet
+	}
+	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "diff-index", "--cached", "--raw", "--no-abbrev", "--no-renames", "-z", base)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("git diff-index --cached: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return parseDiffIndex(out)
+}
+
+// parseDiffIndex parses `git diff-index --raw -z` output: for each change
+// ":srcmode dstmode srchash dsthash status\0path\0". Deletions and submodules
+// are left out.
+func parseDiffIndex(out []byte) ([]StagedFile, error) {
+	var files []StagedFile
+	fields := bytes.Split(out, []byte{0})
+	for i := 0; i+1 < len(fields); i += 2 {
+		meta := string(fields[i])
+		f := strings.Fields(strings.TrimPrefix(meta, ":"))
+		if len(f) != 5 || !strings.HasPrefix(meta, ":") {
+			return nil, fmt.Errorf("git diff-index: malformed line %q", meta)
+		}
+		if f[4] == "D" || f[1] == "160000" || f[1] == "000000" {
+			continue
+		}
+		h, ok := parseHash(f[3])
+		if !ok {
+			return nil, fmt.Errorf("git diff-index: malformed hash in %q", meta)
+		}
+		files = append(files, StagedFile{Path: string(fields[i+1]), Blob: h})
+	}
+	return files, nil
 }
