@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -185,8 +186,12 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 		u.debugf("peak memory of this process: %s", hwm)
 	}
 	partial := scanErr != nil
-	if partial {
+	switch {
+	case errors.Is(scanErr, context.Canceled):
 		u.printf("interrupted: partial scan, the results above are incomplete")
+	case scanErr != nil:
+		u.errorf("%v", scanErr)
+		u.printf("the scan did not finish: the results above are incomplete")
 	}
 	if len(fs) > 0 {
 		u.hint("a key in a file is leaked for good, even once removed: deactivate and rotate it in IAM")

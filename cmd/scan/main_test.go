@@ -28,6 +28,17 @@ func TestScript(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
 			"utf16":    cmdUTF16,
+			// corrupt REPO HASH: overwrite a loose object with garbage.
+			"corrupt": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 || len(args[1]) != 40 {
+					ts.Fatalf("usage: corrupt repo hash")
+				}
+				p := filepath.Join(ts.MkAbs(args[0]), ".git", "objects", args[1][:2], args[1][2:])
+				_ = os.Chmod(p, 0o644)
+				if err := os.WriteFile(p, []byte("this is not zlib data"), 0o644); err != nil {
+					ts.Fatalf("corrupt: %v", err)
+				}
+			},
 			// setenvfile NAME FILE: set NAME to FILE's content, trimmed.
 			"setenvfile": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {

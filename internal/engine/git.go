@@ -78,6 +78,9 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		}
 		return res, err
 	}
+	for _, p := range repo.Submodules() {
+		rep.Skipped(p, "submodule: not followed (scan its repository on its own)")
+	}
 	if len(graph.Shallow) > 0 {
 		rep.Skipped(path, fmt.Sprintf("shallow clone: history before %d commit(s) is not in the repository", len(graph.Shallow)))
 	}

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
@@ -106,11 +107,7 @@ func newGraph() *Graph {
 // cannot be decoded are reported and left out.
 func (r *Repo) LoadGraph(rep Reporter) (*Graph, error) {
 	g := newGraph()
-	iter, err := r.R.Storer.IterEncodedObjects(plumbing.CommitObject)
-	if err != nil {
-		return nil, fmt.Errorf("list commits: %w", err)
-	}
-	err = iter.ForEach(func(o plumbing.EncodedObject) error {
+	err := r.forEachObject(plumbing.CommitObject, rep, func(o plumbing.EncodedObject) error {
 		c, err := object.DecodeCommit(r.R.Storer, o)
 		if err != nil {
 			rep.Failed(fmt.Errorf("commit %s: %w", o.Hash(), err))
@@ -120,7 +117,7 @@ func (r *Repo) LoadGraph(rep Reporter) (*Graph, error) {
 		return nil
 	})
 	if err != nil {
-		rep.Failed(fmt.Errorf("list commits: %w", err))
+		return nil, err
 	}
 	return g, r.finishGraph(g)
 }
@@ -239,11 +236,7 @@ func (r *Repo) Tags(rep Reporter) []*object.Tag {
 // reported and the iteration goes on. fn's data is fresh for each call and
 // may be kept.
 func (r *Repo) Blobs(maxSize int64, rep Reporter, fn func(h plumbing.Hash, data []byte) error) error {
-	iter, err := r.R.Storer.IterEncodedObjects(plumbing.BlobObject)
-	if err != nil {
-		return fmt.Errorf("list blobs: %w", err)
-	}
-	err = iter.ForEach(func(o plumbing.EncodedObject) error {
+	return r.forEachObject(plumbing.BlobObject, rep, func(o plumbing.EncodedObject) error {
 		if o.Size() > maxSize {
 			rep.Skipped("blob "+o.Hash().String(), tooLarge(o.Size(), maxSize))
 			return nil
@@ -255,10 +248,53 @@ func (r *Repo) Blobs(maxSize int64, rep Reporter, fn func(h plumbing.Hash, data 
 		}
 		return fn(o.Hash(), data)
 	})
-	if err != nil && !errors.Is(err, storer.ErrStop) {
-		return fmt.Errorf("list blobs: %w", err)
+}
+
+// forEachObject calls fn with every object of type t, in storage order. If
+// go-git's iteration breaks on an object it cannot read (a corrupt loose
+// object ends it), the error is reported and the objects not yet seen are
+// read one by one, each failure reported, so that one bad object costs only
+// itself. An error from fn ends the iteration and is returned.
+func (r *Repo) forEachObject(t plumbing.ObjectType, rep Reporter, fn func(plumbing.EncodedObject) error) error {
+	seen := map[plumbing.Hash]bool{}
+	var fnErr error
+	iter, err := r.R.Storer.IterEncodedObjects(t)
+	if err == nil {
+		err = iter.ForEach(func(o plumbing.EncodedObject) error {
+			seen[o.Hash()] = true
+			if fnErr = fn(o); fnErr != nil {
+				return storer.ErrStop
+			}
+			return nil
+		})
 	}
-	return nil
+	if fnErr != nil {
+		return fnErr
+	}
+	if err == nil || errors.Is(err, storer.ErrStop) {
+		return nil
+	}
+	rep.Failed(fmt.Errorf("list %s objects: %w; reading the rest one by one", t, err))
+	hashes, ok := r.R.Storer.(interface {
+		ForEachObjectHash(func(plumbing.Hash) error) error
+	})
+	if !ok {
+		return nil
+	}
+	return hashes.ForEachObjectHash(func(h plumbing.Hash) error {
+		if seen[h] {
+			return nil
+		}
+		o, err := r.R.Storer.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			rep.Failed(fmt.Errorf("read object %s: %w", h, err))
+			return nil
+		}
+		if o.Type() != t {
+			return nil
+		}
+		return fn(o)
+	})
 }
 
 func readObject(o plumbing.EncodedObject) ([]byte, error) {
@@ -468,4 +504,40 @@ func (r *Repo) Changes(c *Commit, parentTree plumbing.Hash) ([]Introduction, []p
 // lives on an LFS server, not in the repository.
 func IsLFSPointer(data []byte) bool {
 	return len(data) < 1024 && strings.HasPrefix(string(data), "version https://git-lfs.github.com/spec/")
+}
+
+// Submodules returns the paths of the submodules declared in HEAD's
+// .gitmodules. Their histories live in other repositories and are not
+// followed.
+func (r *Repo) Submodules() []string {
+	ref, err := r.R.Head()
+	if err != nil {
+		return nil
+	}
+	c, err := r.R.CommitObject(ref.Hash())
+	if err != nil {
+		return nil
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil
+	}
+	e, err := t.FindEntry(".gitmodules")
+	if err != nil {
+		return nil
+	}
+	data, err := r.Blob(e.Hash)
+	if err != nil {
+		return nil
+	}
+	m := config.NewModules()
+	if err := m.Unmarshal(data); err != nil {
+		return nil
+	}
+	var out []string
+	for _, sm := range m.Submodules {
+		out = append(out, sm.Path)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -41,7 +41,8 @@ type objectInfo struct {
 }
 
 // listObjects lists every object in the repository's store, in pack order.
-func (r *Repo) listObjects(ctx context.Context) ([]objectInfo, error) {
+// An object git cannot read (a corrupt loose object) is reported.
+func (r *Repo) listObjects(ctx context.Context, rep Reporter) ([]objectInfo, error) {
 	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "cat-file", "--batch-all-objects", "--unordered",
 		"--batch-check=%(objectname) %(objecttype) %(objectsize)")
 	out, err := cmd.StdoutPipe()
@@ -57,7 +58,12 @@ func (r *Repo) listObjects(ctx context.Context) ([]objectInfo, error) {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[1] == "missing" {
+			rep.Failed(fmt.Errorf("read object %s: git cannot read it (corrupt or missing)", f[0]))
+			continue
+		}
 		if len(f) != 3 {
+			rep.Failed(fmt.Errorf("git cat-file --batch-check: malformed line %q", sc.Text()))
 			continue
 		}
 		h, ok := parseHash(f[0])
@@ -85,29 +91,42 @@ func parseHash(s string) (plumbing.Hash, bool) {
 // and calls fn for each, in order, from the calling goroutine. fn's data is
 // valid only during the call: one buffer is reused, since allocating 5 GB
 // afresh for a large history costs more than inflating it. A missing object
-// is reported and skipped.
+// is reported and skipped; if git fails (a corrupt object makes it exit), the
+// failing object is reported and the rest are read by a new process.
 func (r *Repo) catFile(ctx context.Context, hashes []plumbing.Hash, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) error {
-	done := false
-	return r.catFileFrom(ctx, func() []plumbing.Hash {
-		if done {
-			return nil
+	for len(hashes) > 0 {
+		rest := hashes
+		hashes = nil
+		pending, err := r.catFileFrom(ctx, func() []plumbing.Hash {
+			b := rest
+			rest = nil
+			return b
+		}, rep, fn)
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
-		done = true
-		return hashes
-	}, rep, fn)
+		if len(pending) == 0 {
+			return err
+		}
+		rep.Failed(fmt.Errorf("read object %s: %w", pending[0], err))
+		hashes = pending[1:]
+	}
+	return nil
 }
 
 // catFileFrom is catFile fed by next, which returns the following batch of
 // hashes (nil at the end) and is called from one goroutine of this process.
-func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) error {
+// When git fails, it returns the hashes asked for but not delivered, the
+// failing one first.
+func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) (pending []plumbing.Hash, err error) {
 	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "cat-file", "--batch", "--buffer")
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -115,11 +134,10 @@ func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep
 		growPipe(f)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("git cat-file --batch: %w", err)
+		return nil, fmt.Errorf("git cat-file --batch: %w", err)
 	}
-	// The writer tells the reader, through sent, how many objects it asked
-	// for; the reader stops after the last.
-	sent := make(chan int, 1024)
+	// The writer hands the reader, through sent, each batch it asks for.
+	sent := make(chan []plumbing.Hash, 1024)
 	var wg conc.WaitGroup
 	wg.Go(func() {
 		defer close(sent)
@@ -132,7 +150,7 @@ func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep
 			}
 			// Announce before writing: git answers as it reads, and the
 			// reader must be draining its answers or both block.
-			sent <- len(batch)
+			sent <- batch
 			for _, h := range batch {
 				bw.WriteString(h.String())
 				bw.WriteByte('\n')
@@ -145,27 +163,34 @@ func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep
 	br := bufio.NewReaderSize(out, 1<<20)
 	var readErr error
 	var buf []byte
-	for n := range sent {
-		if readErr == nil {
-			buf, readErr = readBatch(br, n, buf, rep, fn)
+	for batch := range sent {
+		if readErr != nil {
+			pending = append(pending, batch...)
+			continue
 		}
-	}
-	if readErr != nil {
-		// Stop git and drain so that the writer goroutine ends.
-		_ = cmd.Process.Kill()
-		_, _ = io.Copy(io.Discard, out)
+		var n int
+		n, buf, readErr = readBatch(br, batch, buf, rep, fn)
+		if readErr != nil {
+			pending = append(pending, batch[n:]...)
+			// Stop git at once, so that the writer cannot block on it.
+			_ = cmd.Process.Kill()
+			wg.Go(func() { _, _ = io.Copy(io.Discard, out) }) // until the killed process's pipe closes
+		}
 	}
 	wg.Wait()
 	waitErr := cmd.Wait()
 	switch {
-	case readErr != nil:
-		return readErr
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return nil, ctx.Err()
+	case readErr != nil:
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			readErr = fmt.Errorf("%w: git said: %s", readErr, msg)
+		}
+		return pending, readErr
 	case waitErr != nil:
-		return fmt.Errorf("git cat-file --batch: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("git cat-file --batch: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
 	}
-	return nil
+	return nil, nil
 }
 
 // pipeSize is the pipe buffer asked for between git and keyburn. With
@@ -185,16 +210,14 @@ func growPipe(f *os.File) {
 	}
 }
 
-// readBatch parses cat-file --batch output: for each object a header line
-// "<hash> <type> <size>" (or "<name> missing"), size bytes, and a newline.
-func readBatch(br *bufio.Reader, n int, buf []byte, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) ([]byte, error) {
-	for range n {
+// readBatch parses cat-file --batch output for the objects of batch: for each
+// a header line "<hash> <type> <size>" (or "<name> missing"), size bytes, and
+// a newline. It returns how many objects it went through.
+func readBatch(br *bufio.Reader, batch []plumbing.Hash, buf []byte, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) (int, []byte, error) {
+	for i := range batch {
 		line, err := br.ReadString('\n')
-		if err == io.EOF && line == "" {
-			return buf, nil // git stopped early (cancelled)
-		}
 		if err != nil {
-			return buf, fmt.Errorf("git cat-file --batch: read header: %w", err)
+			return i, buf, fmt.Errorf("git cat-file --batch stopped before object %s: %w", batch[i], err)
 		}
 		f := strings.Fields(line)
 		if len(f) == 2 && f[1] == "missing" {
@@ -202,25 +225,25 @@ func readBatch(br *bufio.Reader, n int, buf []byte, rep Reporter, fn func(h plum
 			continue
 		}
 		if len(f) != 3 {
-			return buf, fmt.Errorf("git cat-file --batch: malformed header %q", strings.TrimSpace(line))
+			return i, buf, fmt.Errorf("git cat-file --batch: malformed header %q", strings.TrimSpace(line))
 		}
 		h, ok := parseHash(f[0])
 		size, err := strconv.ParseInt(f[2], 10, 64)
 		if !ok || err != nil || size < 0 {
-			return buf, fmt.Errorf("git cat-file --batch: malformed header %q", strings.TrimSpace(line))
+			return i, buf, fmt.Errorf("git cat-file --batch: malformed header %q", strings.TrimSpace(line))
 		}
 		if int64(cap(buf)) < size+1 {
 			buf = make([]byte, size+1+size/4)
 		}
 		data := buf[:size+1] // and the trailing newline
 		if _, err := io.ReadFull(br, data); err != nil {
-			return buf, fmt.Errorf("git cat-file --batch: read object %s: %w", h, err)
+			return i, buf, fmt.Errorf("git cat-file --batch: read object %s: %w", h, err)
 		}
 		if err := fn(h, f[1], data[:size]); err != nil {
-			return buf, err
+			return i, buf, err
 		}
 	}
-	return buf, nil
+	return len(batch), buf, nil
 }
 
 // NativeScan reads the whole object store with git cat-file processes: it
@@ -229,7 +252,7 @@ func readBatch(br *bufio.Reader, n int, buf []byte, rep Reporter, fn func(h plum
 // from procs goroutines at once and must be safe for that; its data is valid
 // only during the call.
 func (r *Repo) NativeScan(ctx context.Context, procs int, maxSize int64, rep Reporter, fn func(h plumbing.Hash, data []byte) error) (*Graph, error) {
-	objs, err := r.listObjects(ctx)
+	objs, err := r.listObjects(ctx, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -266,9 +289,21 @@ func (r *Repo) NativeScan(ctx context.Context, procs int, maxSize int64, rep Rep
 	wg.Go(func() { g, errs[procs] = r.nativeGraph(ctx, commits, rep) })
 	for i := range procs {
 		wg.Go(func() {
-			errs[i] = r.catFileFrom(ctx, nextBatch, rep, func(h plumbing.Hash, _ string, data []byte) error {
-				return fn(h, data)
-			})
+			each := func(h plumbing.Hash, _ string, data []byte) error { return fn(h, data) }
+			for {
+				pending, err := r.catFileFrom(ctx, nextBatch, rep, each)
+				if err == nil || ctx.Err() != nil || len(pending) == 0 {
+					errs[i] = err
+					return
+				}
+				// A corrupt object made git exit: report it, read the rest
+				// of what this process was given, and go on with a new one.
+				rep.Failed(fmt.Errorf("read object %s: %w", pending[0], err))
+				if err := r.catFile(ctx, pending[1:], rep, each); err != nil {
+					errs[i] = err
+					return
+				}
+			}
 		})
 	}
 	wg.Wait()
