@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T) (*Store, string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, p
+}
+
+func TestVerdictCache(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	v := Verdict{KeyID: "AKIAROSDW5AABZW3VLYZ", SecretSHA256: "ab", Status: "live", ARN: "arn:aws:iam::1:user/a", CheckedAt: time.Now()}
+	if err := s.PutVerdict(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.GetVerdict(ctx, v.KeyID, "ab", time.Hour)
+	if err != nil || !ok || got.Status != "live" || got.ARN != v.ARN {
+		t.Fatalf("GetVerdict = %+v, %v, %v", got, ok, err)
+	}
+	if _, ok, _ := s.GetVerdict(ctx, v.KeyID, "ab", -time.Second); ok {
+		t.Errorf("an expired verdict was returned")
+	}
+	if _, ok, _ := s.GetVerdict(ctx, v.KeyID, "cd", time.Hour); ok {
+		t.Errorf("a verdict for another secret was returned")
+	}
+	v.Status = "invalid"
+	if err := s.PutVerdict(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := s.GetVerdict(ctx, v.KeyID, "ab", time.Hour); got.Status != "invalid" {
+		t.Errorf("PutVerdict did not replace: %+v", got)
+	}
+}
+
+func TestAuditAppendOnly(t *testing.T) {
+	s, p := open(t)
+	ctx := context.Background()
+	for _, a := range []string{"owner-check", "deactivate", "delete"} {
+		if err := s.Audit(ctx, AuditRecord{Actor: "arn:aws:iam::1:user/responder", Action: a, KeyID: "AKIAROSDW5AABZW3VLYZ", Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DB().Exec(`UPDATE audit SET outcome = 'forged'`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("UPDATE on the audit log: %v, want refused", err)
+	}
+	if _, err := s.DB().Exec(`DELETE FROM audit`); err == nil {
+		t.Errorf("DELETE on the audit log succeeded")
+	}
+	s.Close()
+	// Reopening keeps the log and does not rerun migrations.
+	s2, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	log, err := s2.AuditLog(ctx, "")
+	if err != nil || len(log) != 3 || log[2].Action != "delete" || log[0].At.IsZero() {
+		t.Errorf("AuditLog = %+v, %v", log, err)
+	}
+}
+
+func TestDueDeletions(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	s.ScheduleDeletion(ctx, Deletion{KeyID: "A", Account: "1", UserName: "u", DueAt: now.Add(-time.Minute)})
+	s.ScheduleDeletion(ctx, Deletion{KeyID: "B", Account: "1", UserName: "u", DueAt: now.Add(time.Hour)})
+	due, err := s.DueDeletions(ctx, now)
+	if err != nil || len(due) != 1 || due[0].KeyID != "A" {
+		t.Fatalf("DueDeletions = %+v, %v", due, err)
+	}
+	if err := s.DeletionDone(ctx, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueDeletions(ctx, now.Add(2*time.Hour)); len(due) != 1 || due[0].KeyID != "B" {
+		t.Errorf("after DeletionDone: %+v", due)
+	}
+}
