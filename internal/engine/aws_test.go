@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/respond"
+	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/testkeys"
+	"github.com/keyburn/keyburn/internal/verify"
+)
+
+// scanDir writes files and scans them.
+func scanDir(t *testing.T, files map[string]string) []*finding.Finding {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := ScanPaths(context.Background(), Options{Matcher: matcher(t, "")}, []string{dir}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Findings
+}
+
+func byKey(fs []*finding.Finding) map[string]*finding.Finding {
+	m := map[string]*finding.Finding{}
+	for _, f := range fs {
+		m[f.KeyID] = f
+	}
+	return m
+}
+
+func envFile(id, secret string) string {
+	return fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret)
+}
+
+// TestVerifyAndRespondMoto runs verification and response against moto_server
+// with authentication enforced.
+func TestVerifyAndRespondMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	liveID, liveSecret := m.UserKey(t, "alice")
+	goneID, goneSecret := m.UserKey(t, "bob")
+	m.DeleteKey(t, "bob", goneID)
+	otherID, _ := m.UserKey(t, "carol")
+	rng := rand.New(rand.NewPCG(4, 4))
+	canaryID := testkeys.KeyID(rng, "AKIA", 52310077262) // a canarytokens.org account
+	canarySecret := testkeys.Secret(rng)
+	files := map[string]string{
+		"live.env":   envFile(liveID, liveSecret),
+		"gone.env":   envFile(goneID, goneSecret),
+		"wrong.env":  envFile(otherID, testkeys.Secret(rng)),
+		"self.env":   envFile(m.Admin.AccessKeyID, m.Admin.SecretAccessKey),
+		"canary.env": envFile(canaryID, canarySecret),
+		"docs.env":   envFile("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+	}
+	fs := scanDir(t, files)
+	found := byKey(fs)
+	for _, id := range []string{liveID, goneID, otherID, m.Admin.AccessKeyID, canaryID} {
+		if found[id] == nil {
+			t.Fatalf("the scan did not find %s (moto's key IDs must match the detector)", id)
+		}
+	}
+	if found["AKIAIOSFODNN7EXAMPLE"] != nil {
+		t.Fatalf("the documentation example was reported")
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st})
+	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Check(ctx, fs, v, r)
+
+	want := map[string]struct{ status, action string }{
+		liveID:              {"live", respond.ActionDeleted},
+		goneID:              {"invalid", respond.ActionSkipped},
+		otherID:             {"wrong-secret", respond.ActionSkipped},
+		m.Admin.AccessKeyID: {"live", respond.ActionSkipped},
+		canaryID:            {"canary", respond.ActionSkipped},
+	}
+	for id, w := range want {
+		f := found[id]
+		if f.Verification == nil || f.Verification.Status != w.status {
+			t.Errorf("%s: verification %+v, want %s", id, f.Verification, w.status)
+		}
+		if f.Response == nil || f.Response.Action != w.action {
+			t.Errorf("%s: response %+v, want %s", id, f.Response, w.action)
+		}
+	}
+	if got := found[liveID].Verification.ARN; !strings.HasSuffix(got, ":user/alice") {
+		t.Errorf("live ARN = %q", got)
+	}
+	if s := m.KeyStatus(t, "alice", liveID); s != "" {
+		t.Errorf("alice's leaked key is %q after --respond=delete, want deleted", s)
+	}
+	if s := m.KeyStatus(t, "admin", m.Admin.AccessKeyID); s != "Active" {
+		t.Errorf("the responder's own key is %q, want untouched (Active)", s)
+	}
+	// Four pairs were called (live, gone, wrong with its retry, self); the
+	// canary never.
+	if c := v.Calls(); c < 4 || c > 5 {
+		t.Errorf("STS calls = %d, want 4 or 5 (one per pair, one retry for the wrong secret)", c)
+	}
+	log, err := st.AuditLog(ctx, liveID)
+	if err != nil || len(log) < 4 {
+		t.Fatalf("audit log for the live key: %d records, %v", len(log), err)
+	}
+	var steps []string
+	for _, rec := range log {
+		steps = append(steps, rec.Action+":"+rec.Outcome)
+		if strings.Contains(rec.Detail, liveSecret) {
+			t.Errorf("the audit log holds the secret")
+		}
+	}
+	if got := strings.Join(steps, ","); !strings.Contains(got, "owner-check:ok") || !strings.Contains(got, "deactivate:ok") || !strings.Contains(got, "delete:ok") {
+		t.Errorf("audit steps = %s", got)
+	}
+
+	// A second run is a no-op: the deleted key is invalid now, nothing is acted on.
+	fs2 := scanDir(t, map[string]string{"live.env": envFile(liveID, liveSecret)})
+	v2 := verify.New(verify.Options{Endpoint: m.URL})
+	Check(ctx, fs2, v2, r)
+	if f := fs2[0]; f.Verification.Status != "invalid" || f.Response.Action != respond.ActionSkipped {
+		t.Errorf("second run: %+v %+v, want invalid and skipped", f.Verification, f.Response)
+	}
+}
+
+func TestRespondDeactivateAndDryRunMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	id, sec := m.UserKey(t, "dave")
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, dry := range []bool{true, false} {
+		fs := scanDir(t, map[string]string{"k.env": envFile(id, sec)})
+		r, err := respond.New(ctx, respond.Options{Policy: respond.Deactivate, DryRun: dry, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		Check(ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
+		want, wantAction := "Inactive", respond.ActionDeactivated
+		if dry {
+			want, wantAction = "Active", respond.ActionDryRun
+		}
+		if got := m.KeyStatus(t, "dave", id); got != want || fs[0].Response.Action != wantAction {
+			t.Errorf("dry-run %v: key %q, action %q; want %q, %q", dry, got, fs[0].Response.Action, want, wantAction)
+		}
+	}
+}
+
+// TestVerifyDedupeMoto scans 1,000 copies of 20 distinct live keys: exactly
+// 20 STS calls.
+func TestVerifyDedupeMoto(t *testing.T) {
+	m := awstest.Start(t)
+	files := map[string]string{}
+	for i := range 20 {
+		id, sec := m.UserKey(t, fmt.Sprintf("user%d", i))
+		for j := range 50 {
+			files[fmt.Sprintf("k%d-%d.env", i, j)] = envFile(id, sec)
+		}
+	}
+	fs := scanDir(t, files)
+	n := 0
+	for _, f := range fs {
+		n += len(f.Locations)
+	}
+	if len(fs) != 20 || n != 1000 {
+		t.Fatalf("%d findings with %d locations, want 20 with 1,000", len(fs), n)
+	}
+	v := verify.New(verify.Options{Endpoint: m.URL})
+	Check(context.Background(), fs, v, nil)
+	if c := v.Calls(); c != 20 {
+		t.Errorf("STS calls = %d, want 20", c)
+	}
+	for _, f := range fs {
+		if f.Verification.Status != "live" {
+			t.Errorf("%s: %+v", f.KeyID, f.Verification)
+		}
+	}
+}
+
+// TestVerifyEndpointDown points at a closed port: the verdict is error, never
+// invalid, and the run finishes.
+func TestVerifyEndpointDown(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	fs := scanDir(t, map[string]string{"k.env": envFile(testkeys.KeyID(rng, "AKIA", 123456789012), testkeys.Secret(rng))})
+	v := verify.New(verify.Options{Endpoint: "http://127.0.0.1:1", Backoff: 1})
+	Check(context.Background(), fs, v, nil)
+	if f := fs[0]; f.Verification.Status != "error" || f.Verification.Error == "" {
+		t.Errorf("endpoint down: %+v, want error with a reason", f.Verification)
+	}
+	if c := v.Calls(); c != 3 {
+		t.Errorf("calls = %d, want 3 attempts", c)
+	}
+}

@@ -1,0 +1,342 @@
+// Package verify proves whether an AWS key pair is live by signing
+// sts:GetCallerIdentity with it. That call needs no permission and works even
+// under an explicit deny or AWS's quarantine policy, so it answers for any key.
+//
+// A verification shows up in the key owner's CloudTrail, so the verifier is
+// careful: one call per unique (key ID, secret) pair (in-flight dedupe and a
+// cache with a TTL), attempts for one key ID one at a time, a rate limit per
+// account, a distinctive User-Agent, and never a call for a honeytoken
+// (canary) account.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"github.com/keyburn/keyburn/internal/secret"
+	"github.com/keyburn/keyburn/internal/store"
+)
+
+// Status is the outcome of a verification.
+type Status string
+
+// The statuses (ARCHITECTURE.md, Verification).
+const (
+	Live        Status = "live"         // the pair signs requests: the key works
+	Invalid     Status = "invalid"      // no such key ID (InvalidClientTokenId)
+	WrongSecret Status = "wrong-secret" // the key ID exists; this secret is not its own
+	Expired     Status = "expired"      // temporary credentials past their expiry
+	Error       Status = "error"        // unknown: network, throttling, 5xx — never "invalid"
+	Canary      Status = "canary"       // a honeytoken account: never called, never revoked
+	Skipped     Status = "skipped"      // not asked for, or nothing to verify with
+)
+
+// Verdict is a verification result.
+type Verdict struct {
+	Status    Status
+	ARN       string
+	Account   string
+	UserID    string
+	RequestID string
+	Err       error         // for Error: what went wrong
+	Secret    secret.Secret // the secret that gave this verdict
+}
+
+// STSAPI is the one STS call the verifier makes.
+type STSAPI interface {
+	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, opts ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+}
+
+// Options configures a Verifier. The zero value verifies against AWS.
+type Options struct {
+	Endpoint   string // STS endpoint URL; empty: AWS's
+	Region     string // default us-east-1
+	HTTPClient *http.Client
+	UserAgent  string // added to the SDK's; default "keyburn"
+
+	// CanaryAccounts are honeytoken accounts besides the public lists.
+	CanaryAccounts []string
+	// Cache remembers verdicts across runs (nil: in memory only) for
+	// CacheTTL (default 1 hour).
+	Cache    *store.Store
+	CacheTTL time.Duration
+	// PerAccountRate limits calls per account per second (default 5).
+	PerAccountRate rate.Limit
+	// Attempts is how many times a call that failed for a passing reason
+	// (network, throttling, 5xx) is made in all (default 3), Backoff the
+	// first wait between them (default 200ms, doubling).
+	Attempts int
+	Backoff  time.Duration
+
+	// testOnlyClient replaces the STS client.
+	testOnlyClient func(keyID, secret, token string) STSAPI
+}
+
+// Verifier verifies key pairs. It is safe for concurrent use.
+type Verifier struct {
+	opts    Options
+	canary  map[string]bool
+	flight  singleflight.Group
+	mu      sync.Mutex
+	keyMu   map[string]*sync.Mutex
+	limits  map[string]*rate.Limiter
+	memo    map[string]Verdict
+	calls   atomic.Int64
+	httpCli *http.Client
+}
+
+// New returns a Verifier.
+func New(opts Options) *Verifier {
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "keyburn"
+	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = time.Hour
+	}
+	if opts.PerAccountRate <= 0 {
+		opts.PerAccountRate = 5
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 3
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 200 * time.Millisecond
+	}
+	v := &Verifier{opts: opts, canary: map[string]bool{}, keyMu: map[string]*sync.Mutex{},
+		limits: map[string]*rate.Limiter{}, memo: map[string]Verdict{}}
+	for _, a := range publicCanaryAccounts {
+		v.canary[a] = true
+	}
+	for _, a := range opts.CanaryAccounts {
+		v.canary[a] = true
+	}
+	v.httpCli = opts.HTTPClient
+	if v.httpCli == nil {
+		v.httpCli = &http.Client{Timeout: 15 * time.Second}
+	}
+	return v
+}
+
+// Calls returns how many STS calls the verifier has made.
+func (v *Verifier) Calls() int64 { return v.calls.Load() }
+
+// IsCanary reports whether account is a honeytoken account.
+func (v *Verifier) IsCanary(account string) bool { return v.canary[account] }
+
+// Verify verifies a key ID with its candidate secrets, best first, until one
+// is live. account is the offline-decoded account ("" if unknown); token is
+// the session token of temporary credentials.
+func (v *Verifier) Verify(ctx context.Context, keyID, account string, secrets []secret.Secret, token secret.Secret) Verdict {
+	if account != "" && v.canary[account] {
+		return Verdict{Status: Canary, Account: account}
+	}
+	if len(secrets) == 0 {
+		return Verdict{Status: Skipped}
+	}
+	var last Verdict
+	sawWrong := false
+	for _, s := range secrets {
+		vd := v.verifyPair(ctx, keyID, account, s, token)
+		vd.Secret = s
+		switch vd.Status {
+		case Live, Invalid, Expired, Canary:
+			// Invalid: the key ID does not exist, whatever the secret.
+			return vd
+		case WrongSecret:
+			sawWrong = true
+		}
+		last = vd
+	}
+	if sawWrong && last.Status == Error {
+		// One secret was wrong, another could not be checked: unknown.
+		return last
+	}
+	return last
+}
+
+func (v *Verifier) verifyPair(ctx context.Context, keyID, account string, s secret.Secret, token secret.Secret) Verdict {
+	key := keyID + ":" + s.SHA256()
+	res, _, _ := v.flight.Do(key, func() (any, error) {
+		v.mu.Lock()
+		if vd, ok := v.memo[key]; ok {
+			v.mu.Unlock()
+			return vd, nil
+		}
+		v.mu.Unlock()
+		if c := v.opts.Cache; c != nil {
+			if cv, ok, err := c.GetVerdict(ctx, keyID, s.SHA256(), v.opts.CacheTTL); err == nil && ok {
+				vd := Verdict{Status: Status(cv.Status), ARN: cv.ARN, Account: cv.Account, UserID: cv.UserID}
+				v.remember(key, vd)
+				return vd, nil
+			}
+		}
+		vd := v.call(ctx, keyID, account, s, token)
+		if vd.Status != Error {
+			v.remember(key, vd)
+			if c := v.opts.Cache; c != nil {
+				_ = c.PutVerdict(ctx, store.Verdict{KeyID: keyID, SecretSHA256: s.SHA256(), Status: string(vd.Status),
+					ARN: vd.ARN, Account: vd.Account, UserID: vd.UserID, CheckedAt: time.Now()})
+			}
+		}
+		return vd, nil
+	})
+	return res.(Verdict)
+}
+
+func (v *Verifier) remember(key string, vd Verdict) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.memo[key] = vd
+}
+
+// keyLock serialises attempts for one key ID: several secrets tried for one
+// ID within seconds can give a spurious SignatureDoesNotMatch (an STS quirk
+// other scanners have met), so attempts go one at a time.
+func (v *Verifier) keyLock(keyID string) *sync.Mutex {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	m, ok := v.keyMu[keyID]
+	if !ok {
+		m = &sync.Mutex{}
+		v.keyMu[keyID] = m
+	}
+	return m
+}
+
+func (v *Verifier) limiter(account string) *rate.Limiter {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	l, ok := v.limits[account]
+	if !ok {
+		l = rate.NewLimiter(v.opts.PerAccountRate, 1)
+		v.limits[account] = l
+	}
+	return l
+}
+
+// call makes the STS call, retrying passing failures with backoff and a
+// SignatureDoesNotMatch once.
+func (v *Verifier) call(ctx context.Context, keyID, account string, s secret.Secret, token secret.Secret) Verdict {
+	m := v.keyLock(keyID)
+	m.Lock()
+	defer m.Unlock()
+	client := v.client(keyID, s.Reveal(), token.Reveal())
+	backoff := v.opts.Backoff
+	retriedSig := false
+	var vd Verdict
+	for attempt := 1; ; attempt++ {
+		if err := v.limiter(account).Wait(ctx); err != nil {
+			return Verdict{Status: Error, Err: err}
+		}
+		v.calls.Add(1)
+		out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		vd = classify(out, err)
+		switch {
+		case vd.Status == WrongSecret && !retriedSig:
+			retriedSig = true
+			attempt-- // the quirk's retry does not count
+		case vd.Status == Error && retryable(err) && attempt < v.opts.Attempts:
+		default:
+			return vd
+		}
+		select {
+		case <-ctx.Done():
+			return Verdict{Status: Error, Err: ctx.Err()}
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+func (v *Verifier) client(keyID, sec, token string) STSAPI {
+	if v.opts.testOnlyClient != nil {
+		return v.opts.testOnlyClient(keyID, sec, token)
+	}
+	o := sts.Options{
+		Region:      v.opts.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(keyID, sec, token),
+		HTTPClient:  v.httpCli,
+		Retryer:     aws.NopRetryer{}, // the verifier retries itself, and knows which errors to
+		APIOptions:  []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue(v.opts.UserAgent, "verify"), addErrorReshape},
+	}
+	if v.opts.Endpoint != "" {
+		o.BaseEndpoint = aws.String(v.opts.Endpoint)
+	}
+	return sts.New(o)
+}
+
+// classify turns the call's result into a verdict, by the error code of
+// smithy.APIError, never by message text.
+func classify(out *sts.GetCallerIdentityOutput, err error) Verdict {
+	if err == nil {
+		vd := Verdict{Status: Live, ARN: aws.ToString(out.Arn), Account: aws.ToString(out.Account), UserID: aws.ToString(out.UserId)}
+		vd.RequestID, _ = awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+		return vd
+	}
+	vd := Verdict{Status: Error, Err: err}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		vd.RequestID = re.RequestID
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "InvalidClientTokenId":
+			vd.Status, vd.Err = Invalid, nil
+		case "SignatureDoesNotMatch":
+			vd.Status, vd.Err = WrongSecret, nil
+		case "ExpiredToken", "ExpiredTokenException":
+			vd.Status, vd.Err = Expired, nil
+		}
+	}
+	return vd
+}
+
+// retryable reports whether an error may pass: throttling, a server error,
+// or no answer at all.
+func retryable(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+			"ServiceUnavailable", "InternalFailure", "InternalError":
+			return true
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		code := re.HTTPStatusCode()
+		return code == 0 || code >= 500 || code == 429 // 0: no answer at all
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// ErrorText is a short text for a verdict's error, for reports.
+func (vd Verdict) ErrorText() string {
+	if vd.Err == nil {
+		return ""
+	}
+	var ae smithy.APIError
+	if errors.As(vd.Err, &ae) {
+		return fmt.Sprintf("%s: %s", ae.ErrorCode(), ae.ErrorMessage())
+	}
+	return vd.Err.Error()
+}
