@@ -12,13 +12,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/dustin/go-humanize"
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/report"
+	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/source"
+	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/verify"
 	"github.com/keyburn/keyburn/rules"
 )
 
@@ -35,6 +39,14 @@ type common struct {
 	concurrency int
 	maxFileSize string
 	verbose     bool
+
+	verify      bool
+	respond     string
+	dryRun      bool
+	awsEndpoint string
+	statePath   string
+	soak        time.Duration
+	roleName    string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -46,6 +58,27 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.concurrency, "concurrency", 0, "files scanned at once (default 2 × CPUs)")
 	fs.StringVar(&c.maxFileSize, "max-file-size", "256MiB", "skip files larger than `size`")
 	fs.BoolVar(&c.verbose, "v", false, "say more on standard error")
+	fs.BoolVar(&c.verify, "verify", false, "prove each key pair live or not with sts:GetCallerIdentity")
+	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
+	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default: AWS's)")
+	fs.StringVar(&c.statePath, "state", defaultState(), "the state `file` (verdict cache, audit log)")
+	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
+	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
+}
+
+// defaultState is where the state lives without --state: the user's state
+// directory.
+func defaultState() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "keyburn-state.db"
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "keyburn", "state.db")
 }
 
 // parseFlags parses args with fs, printing usage errors to the ui.
@@ -62,6 +95,7 @@ type setup struct {
 	opts     engine.Options
 	baseline finding.Baseline
 	report   report.Options
+	policy   respond.Policy
 }
 
 // resolve checks the common flags and loads the rules and the baseline.
@@ -87,6 +121,15 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency,
 			FS: source.FSOptions{MaxFileSize: int64(maxSize)}},
 		report: report.Options{ShowSecret: c.showSecret, Version: version},
+	}
+	if s.policy, err = respond.ParsePolicy(c.respond); err != nil {
+		return nil, fmt.Errorf("--respond: %w", err)
+	}
+	if s.policy != respond.Off {
+		c.verify = true
+	}
+	if c.dryRun && s.policy == respond.Off {
+		return nil, errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
 	}
 	if c.baseline != "" {
 		data, err := os.ReadFile(c.baseline)
@@ -227,4 +270,40 @@ func peakMemory() string {
 		}
 	}
 	return ""
+}
+
+// check verifies the findings and, with --respond, acts on the live ones.
+func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Finding) error {
+	if !c.verify || len(fs) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(c.statePath), 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	st, err := store.Open(c.statePath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v := verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, UserAgent: "keyburn/" + version})
+	var r *respond.Responder
+	if s.policy != respond.Off {
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
+		if err != nil {
+			return fmt.Errorf("the responder's AWS credentials: %w", err)
+		}
+		r, err = respond.New(ctx, respond.Options{Policy: s.policy, DryRun: c.dryRun, Soak: c.soak,
+			Credentials: cfg.Credentials, Endpoint: c.awsEndpoint, RoleName: c.roleName, Store: st})
+		if err != nil {
+			return err
+		}
+		if done, err := r.DeleteDue(ctx); err != nil {
+			u.errorf("due deletions: %v", err)
+		} else if len(done) > 0 {
+			u.printf("deleted %d key(s) whose soak window had passed", len(done))
+		}
+	}
+	engine.Check(ctx, fs, v, r)
+	u.debugf("verification: %d STS call(s)", v.Calls())
+	return nil
 }

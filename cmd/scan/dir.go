@@ -59,6 +59,9 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 		res, scanErr = engine.ScanPaths(ctx, s.opts, paths, u)
 	}
 	fsOut, accepted := s.baseline.Filter(res.Findings)
+	if err := c.check(ctx, u, s, fsOut); err != nil {
+		return exitError, err
+	}
 	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
 		return exitError, err
 	}

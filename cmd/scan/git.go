@@ -77,6 +77,9 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		return exitError, scanErr
 	}
 	fsOut, accepted := s.baseline.Filter(res.Findings)
+	if err := c.check(ctx, u, s, fsOut); err != nil {
+		return exitError, err
+	}
 	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
 		return exitError, err
 	}

@@ -21,6 +21,7 @@ Usage:
     keyburn scan git [PATH]       scan a repository's whole history (or --range A..B)
     keyburn scan staged [PATH]    scan the staged changes (the pre-commit hook)
     keyburn scan install-hook     install the pre-commit hook (--pre-push: and pre-push)
+    keyburn scan audit            print the audit log of actions taken on keys
     keyburn version               print the version
 
     ("keyburn dir PATH" works too: the word "scan" is optional.)
@@ -35,6 +36,10 @@ Common flags (after the subcommand):
     --concurrency N                  files scanned at once (default 2 × CPUs)
     --max-file-size SIZE             skip larger files (default 256MiB)
     -v                               say more on standard error
+    --verify                         prove each pair live or not (sts:GetCallerIdentity)
+    --respond off|deactivate|delete  act on live keys (implies --verify); --dry-run records only
+    --aws-endpoint URL               STS and IAM endpoint (default AWS's)
+    --state FILE                     verdict cache and audit log (default ~/.local/state/keyburn/state.db)
 
 Examples:
     keyburn scan dir .
@@ -91,6 +96,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code, err = runStaged(ctx, args[1:], stdout, ui)
 	case "install-hook":
 		code, err = runInstallHook(args[1:], ui)
+	case "audit":
+		code, err = runAudit(ctx, args[1:], stdout, ui)
 	case "version":
 		fmt.Fprintln(stdout, "keyburn", version)
 	case "help", "-h", "-help", "--help":

@@ -53,6 +53,9 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 		return exitError, scanErr
 	}
 	fsOut, accepted := s.baseline.Filter(res.Findings)
+	if err := c.check(ctx, u, s, fsOut); err != nil {
+		return exitError, err
+	}
 	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
 		return exitError, err
 	}

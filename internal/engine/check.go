@@ -40,7 +40,19 @@ func Check(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *re
 			if r == nil {
 				return
 			}
+			if vd.Status == verify.Live && vd.Cached {
+				// Act only on a key proven live now.
+				vd = v.Fresh(ctx, f.KeyID, f.AccountID, vd.Secret, f.SessionToken)
+				f.Verification = &finding.Verification{Status: string(vd.Status), ARN: vd.ARN, Account: vd.Account,
+					UserID: vd.UserID, Error: vd.ErrorText()}
+			}
 			res := r.Respond(ctx, f.KeyID, vd)
+			switch res.Action {
+			case respond.ActionDeleted, respond.ActionDeactivated, respond.ActionScheduled:
+				// An inactive or deleted key no longer signs: STS answers
+				// InvalidClientTokenId for it.
+				v.Record(ctx, f.KeyID, vd.Secret, verify.Verdict{Status: verify.Invalid, Account: vd.Account})
+			}
 			if res.Action == respond.ActionNone {
 				return
 			}

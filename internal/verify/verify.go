@@ -55,6 +55,7 @@ type Verdict struct {
 	RequestID string
 	Err       error         // for Error: what went wrong
 	Secret    secret.Secret // the secret that gave this verdict
+	Cached    bool          // from the cache, not from a call made now
 }
 
 // STSAPI is the one STS call the verifier makes.
@@ -183,7 +184,7 @@ func (v *Verifier) verifyPair(ctx context.Context, keyID, account string, s secr
 		v.mu.Unlock()
 		if c := v.opts.Cache; c != nil {
 			if cv, ok, err := c.GetVerdict(ctx, keyID, s.SHA256(), v.opts.CacheTTL); err == nil && ok {
-				vd := Verdict{Status: Status(cv.Status), ARN: cv.ARN, Account: cv.Account, UserID: cv.UserID}
+				vd := Verdict{Status: Status(cv.Status), ARN: cv.ARN, Account: cv.Account, UserID: cv.UserID, Cached: true}
 				v.remember(key, vd)
 				return vd, nil
 			}
@@ -199,6 +200,28 @@ func (v *Verifier) verifyPair(ctx context.Context, keyID, account string, s secr
 		return vd, nil
 	})
 	return res.(Verdict)
+}
+
+// Fresh verifies one pair with a call made now, whatever the cache holds: a
+// responder acts only on a key proven live at the time it acts.
+func (v *Verifier) Fresh(ctx context.Context, keyID, account string, s secret.Secret, token secret.Secret) Verdict {
+	vd := v.call(ctx, keyID, account, s, token)
+	vd.Secret = s
+	if vd.Status != Error {
+		v.Record(ctx, keyID, s, vd)
+	}
+	return vd
+}
+
+// Record stores a verdict for a pair, as after an action: a key deactivated
+// or deleted is no longer live, whatever was cached.
+func (v *Verifier) Record(ctx context.Context, keyID string, s secret.Secret, vd Verdict) {
+	vd.Cached = false
+	v.remember(keyID+":"+s.SHA256(), vd)
+	if c := v.opts.Cache; c != nil {
+		_ = c.PutVerdict(ctx, store.Verdict{KeyID: keyID, SecretSHA256: s.SHA256(), Status: string(vd.Status),
+			ARN: vd.ARN, Account: vd.Account, UserID: vd.UserID, CheckedAt: time.Now()})
+	}
 }
 
 func (v *Verifier) remember(key string, vd Verdict) {

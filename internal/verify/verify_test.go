@@ -1,0 +1,145 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/keyburn/keyburn/internal/secret"
+)
+
+// fakeSTS answers by secret: "live…" is live, "wrong…" SignatureDoesNotMatch,
+// anything else InvalidClientTokenId.
+type fakeSTS struct {
+	secret string
+	calls  *atomic.Int64
+}
+
+func (f fakeSTS) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
+	f.calls.Add(1)
+	switch {
+	case strings.HasPrefix(f.secret, "live"):
+		return &sts.GetCallerIdentityOutput{Arn: aws.String("arn:aws:iam::123456789012:user/a"), Account: aws.String("123456789012")}, nil
+	case strings.HasPrefix(f.secret, "wrong"):
+		return nil, &smithy.GenericAPIError{Code: "SignatureDoesNotMatch"}
+	default:
+		return nil, &smithy.GenericAPIError{Code: "InvalidClientTokenId"}
+	}
+}
+
+func fake(calls *atomic.Int64) func(string, string, string) STSAPI {
+	return func(_, sec, _ string) STSAPI { return fakeSTS{secret: sec, calls: calls} }
+}
+
+func secrets(ss ...string) []secret.Secret {
+	var out []secret.Secret
+	for _, s := range ss {
+		out = append(out, secret.New(s))
+	}
+	return out
+}
+
+func TestVerifyOutcomes(t *testing.T) {
+	tests := []struct {
+		name    string
+		account string
+		secrets []string
+		want    Status
+		calls   int64
+	}{
+		{"live", "", []string{"live1"}, Live, 1},
+		{"invalid stops at once", "", []string{"nope", "live1"}, Invalid, 1},
+		{"wrong then live", "", []string{"wrong1", "live1"}, Live, 3}, // the wrong one is retried once
+		{"all wrong", "", []string{"wrong1", "wrong2"}, WrongSecret, 4},
+		{"canary: no call", "052310077262", []string{"live1"}, Canary, 0},
+		{"no secret", "", nil, Skipped, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int64
+			v := New(Options{testOnlyClient: fake(&calls), Backoff: 1})
+			vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", tt.account, secrets(tt.secrets...), secret.Secret{})
+			if vd.Status != tt.want || calls.Load() != tt.calls {
+				t.Errorf("Verify = %s after %d calls, want %s after %d", vd.Status, calls.Load(), tt.want, tt.calls)
+			}
+		})
+	}
+}
+
+// TestVerifyDedupe verifies one pair from many goroutines at once: one call.
+func TestVerifyDedupe(t *testing.T) {
+	var calls atomic.Int64
+	v := New(Options{testOnlyClient: fake(&calls)})
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "", secrets("live1"), secret.Secret{}); vd.Status != Live {
+				t.Errorf("status %s", vd.Status)
+			}
+		})
+	}
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Errorf("%d calls for one pair, want 1", calls.Load())
+	}
+}
+
+const stsOK = `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>
+<Arn>arn:aws:iam::123456789012:user/alice</Arn><UserId>AIDAEXAMPLE</UserId><Account>123456789012</Account>
+</GetCallerIdentityResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`
+
+// TestVerifyFaults runs the real SDK against an httptest server that fails
+// first: throttling and 5xx answers are retried, then reported as error
+// (never invalid) when they persist.
+func TestVerifyFaults(t *testing.T) {
+	tests := []struct {
+		name     string
+		failures int // answers before success
+		status   int
+		body     string
+		want     Status
+		calls    int64
+	}{
+		{"throttled then ok", 2, 400, `<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>`, Live, 3},
+		{"5xx then ok", 1, 503, `<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>x</Message></Error></ErrorResponse>`, Live, 2},
+		{"5xx always", 99, 500, `<ErrorResponse><Error><Code>InternalFailure</Code><Message>x</Message></Error></ErrorResponse>`, Error, 3},
+		{"invalid", 99, 403, `<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>x</Message></Error></ErrorResponse>`, Invalid, 1},
+		{"iam-shaped invalid", 99, 403, `<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>x</Message></Error></Errors></ErrorResponse>`, Invalid, 1},
+		{"expired", 99, 403, `<ErrorResponse><Error><Code>ExpiredToken</Code><Message>x</Message></Error></ErrorResponse>`, Expired, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if ua := r.Header.Get("User-Agent"); !strings.Contains(ua, "keyburn") {
+					t.Errorf("User-Agent %q lacks keyburn", ua)
+				}
+				w.Header().Set("Content-Type", "text/xml")
+				if n.Add(1) <= int64(tt.failures) {
+					w.WriteHeader(tt.status)
+					fmt.Fprint(w, tt.body)
+					return
+				}
+				fmt.Fprint(w, stsOK)
+			}))
+			defer srv.Close()
+			v := New(Options{Endpoint: srv.URL, Backoff: 1, PerAccountRate: 1000})
+			vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "", secrets("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"), secret.Secret{})
+			if vd.Status != tt.want || v.Calls() != tt.calls {
+				t.Errorf("status %s after %d calls (%v), want %s after %d", vd.Status, v.Calls(), vd.ErrorText(), tt.want, tt.calls)
+			}
+			if vd.Status == Live && vd.ARN != "arn:aws:iam::123456789012:user/alice" {
+				t.Errorf("ARN %q", vd.ARN)
+			}
+		})
+	}
+}
