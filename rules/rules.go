@@ -37,6 +37,21 @@ const maxKeyIDLen = 128
 type File struct {
 	Rules     []RuleSpec     `toml:"rule"`
 	Allowlist *AllowlistSpec `toml:"allowlist"`
+	AWS       *AWSSpec       `toml:"aws"`
+}
+
+// AWSSpec is the [aws] section: how keys are verified and acted on.
+//
+//	[aws]
+//	canary_accounts = ["111122223333"]  # your own honeytoken accounts: never called, never revoked
+//	allow_accounts  = ["123456789012"]  # respond only in these accounts (empty: any)
+//	deny_accounts   = ["210987654321"]  # never respond in these
+//	role_name       = "keyburn-responder" # act through arn:aws:iam::{account}:role/{role_name}
+type AWSSpec struct {
+	CanaryAccounts []string `toml:"canary_accounts"`
+	AllowAccounts  []string `toml:"allow_accounts"`
+	DenyAccounts   []string `toml:"deny_accounts"`
+	RoleName       string   `toml:"role_name"`
 }
 
 // RuleSpec is one [[rule]] as written in TOML.
@@ -93,6 +108,7 @@ type Rule struct {
 
 // Set is a compiled set of rules and allowlists.
 type Set struct {
+	AWS           AWSSpec // joined from every file
 	Rules         []*Rule
 	AllowKeyIDs   []*regexp.Regexp
 	AllowSecrets  []*regexp.Regexp
@@ -225,6 +241,20 @@ func compile(srcs []source) (*Set, error) {
 			}
 			index[spec.ID] = len(set.Rules)
 			set.Rules = append(set.Rules, r)
+		}
+		if a := src.file.AWS; a != nil {
+			line := sectionLineOf(src.text, "aws")
+			for _, acct := range append(append(append([]string{}, a.CanaryAccounts...), a.AllowAccounts...), a.DenyAccounts...) {
+				if !accountRE.MatchString(acct) {
+					errs = append(errs, &Error{File: src.name, Line: line, Err: fmt.Errorf("aws: account %q is not 12 digits", acct)})
+				}
+			}
+			set.AWS.CanaryAccounts = append(set.AWS.CanaryAccounts, a.CanaryAccounts...)
+			set.AWS.AllowAccounts = append(set.AWS.AllowAccounts, a.AllowAccounts...)
+			set.AWS.DenyAccounts = append(set.AWS.DenyAccounts, a.DenyAccounts...)
+			if a.RoleName != "" {
+				set.AWS.RoleName = a.RoleName
+			}
 		}
 		if a := src.file.Allowlist; a != nil {
 			line := sectionLine(src.text, "allowlist")
@@ -616,4 +646,16 @@ func fieldLine(text []byte, start int, field string) int {
 		}
 	}
 	return start
+}
+
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+
+// sectionLineOf returns the line of a [name] table header, or 0.
+func sectionLineOf(text []byte, name string) int {
+	re := regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*` + regexp.QuoteMeta(name) + `[ \t]*\]`)
+	loc := re.FindIndex(text)
+	if loc == nil {
+		return 0
+	}
+	return bytes.Count(text[:loc[0]], []byte("\n")) + 1
 }

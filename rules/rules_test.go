@@ -105,6 +105,7 @@ var loadErrorTests = []struct {
 	{"bad severity", "[[rule]]\nid = \"s\"\nseverity = \"urgent\"\nkey_id = 'AKIA[A-Z]{16}'\nkeywords = ['AKIA']\n", `user.toml:3: rule "s": severity "urgent"`},
 	{"bad allowlist", "[allowlist]\npaths = ['(']\n", `user.toml:2: allowlist paths:`},
 	{"malformed", "[[rule]\nid=1\n", `user.toml:1:`},
+	{"bad account", "# x\n[aws]\ndeny_accounts = ['12']\n", `user.toml:2: aws: account "12" is not 12 digits`},
 	{"wrong type", "[[rule]]\nid = 5\n", `user.toml:2:`},
 	{"example both", "[[rule]]\nid = \"e\"\nkey_id = 'AKIA[A-Z]{16}'\nkeywords = ['AKIA']\n[[rule.examples]]\nmatch = 'a'\nnomatch = 'b'\n", `rule "e": examples[0]: set exactly one`},
 }
@@ -158,6 +159,11 @@ key_ids = ['^AKIAQX4BPTNRRLUGAZ2M$']
 	got := m.Scan(detect.Whole([]byte("a=ASIAQX4BPTNRW3HNQ5VC b=CORPABCDEF123456 c=AKIAQX4BPTNRRLUGAZ2M")))
 	if len(got) != 1 || got[0].KeyID != "CORPABCDEF123456" {
 		t.Errorf("with the user's rules got %v, want only the corp token", got)
+	}
+
+	withAWS, err := rules.Load(rules.DefaultFS(), &rules.UserFile{Name: "u.toml", Text: []byte("[aws]\ncanary_accounts = ['111122223333']\nrole_name = 'kb'\n")})
+	if err != nil || len(withAWS.AWS.CanaryAccounts) != 1 || withAWS.AWS.RoleName != "kb" {
+		t.Errorf("[aws] section: %+v, %v", withAWS.AWS, err)
 	}
 
 	disabled, err := rules.Load(rules.DefaultFS(), &rules.UserFile{Name: "u.toml", Text: []byte("[[rule]]\nid = \"aws-access-key\"\ndisabled = true\n")})

@@ -92,6 +92,7 @@ func parseFlags(fs *flag.FlagSet, args []string, u *ui) error {
 
 // setup is what the common flags resolve to.
 type setup struct {
+	aws      rules.AWSSpec
 	opts     engine.Options
 	baseline finding.Baseline
 	report   report.Options
@@ -118,6 +119,7 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 		return nil, err
 	}
 	s := &setup{
+		aws: set.AWS,
 		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency,
 			FS: source.FSOptions{MaxFileSize: int64(maxSize)}},
 		report: report.Options{ShowSecret: c.showSecret, Version: version},
@@ -285,15 +287,21 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 		return err
 	}
 	defer st.Close()
-	v := verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, UserAgent: "keyburn/" + version})
+	v := verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, UserAgent: "keyburn/" + version,
+		CanaryAccounts: s.aws.CanaryAccounts})
 	var r *respond.Responder
 	if s.policy != respond.Off {
 		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
 		if err != nil {
 			return fmt.Errorf("the responder's AWS credentials: %w", err)
 		}
+		role := c.roleName
+		if role == "" {
+			role = s.aws.RoleName
+		}
 		r, err = respond.New(ctx, respond.Options{Policy: s.policy, DryRun: c.dryRun, Soak: c.soak,
-			Credentials: cfg.Credentials, Endpoint: c.awsEndpoint, RoleName: c.roleName, Store: st})
+			Credentials: cfg.Credentials, Endpoint: c.awsEndpoint, RoleName: role, Store: st,
+			AllowAccounts: s.aws.AllowAccounts, DenyAccounts: s.aws.DenyAccounts})
 		if err != nil {
 			return err
 		}
