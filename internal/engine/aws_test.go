@@ -88,6 +88,17 @@ func TestVerifyAndRespondMoto(t *testing.T) {
 	}
 	Check(ctx, fs, v, r)
 
+	// An old-format key ID alone: its account is named by
+	// sts:GetAccessKeyInfo with the responder's credentials.
+	oldFormat := byKey(scanDir(t, map[string]string{"old.txt": "legacy key AKIAJQABLZS4A3QDU576\n"}))["AKIAJQABLZS4A3QDU576"]
+	if oldFormat == nil || oldFormat.AccountID != "" {
+		t.Fatalf("old-format key: %+v", oldFormat)
+	}
+	Check(ctx, []*finding.Finding{oldFormat}, v, r)
+	if oldFormat.AccountID != "123456789012" {
+		t.Errorf("old-format key's account = %q, want moto's 123456789012", oldFormat.AccountID)
+	}
+
 	want := map[string]struct{ status, action string }{
 		liveID:              {"live", respond.ActionDeleted},
 		goneID:              {"invalid", respond.ActionSkipped},

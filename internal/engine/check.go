@@ -24,6 +24,13 @@ func Check(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *re
 	p := pool.New().WithMaxGoroutines(checkWorkers)
 	for _, f := range fs {
 		p.Go(func() {
+			if f.AccountID == "" && r != nil {
+				// Not encoded in the key ID: ask AWS, with the responder's
+				// own credentials (never the leaked key's).
+				if acct, err := r.AccountOf(ctx, f.KeyID); err == nil {
+					f.AccountID = acct
+				}
+			}
 			if !f.Paired() {
 				if v.IsCanary(f.AccountID) {
 					f.Verification = &finding.Verification{Status: string(verify.Canary), Account: f.AccountID}

@@ -145,6 +145,20 @@ func New(ctx context.Context, opts Options) (*Responder, error) {
 	return r, nil
 }
 
+// AccountOf names the account a key ID belongs to with sts:GetAccessKeyInfo,
+// signed with the responder's own credentials: for key IDs of the old format
+// (AKIAI…, AKIAJ…) that do not encode it, and keys found without a secret.
+func (r *Responder) AccountOf(ctx context.Context, keyID string) (string, error) {
+	if r.opts.Credentials == nil {
+		return "", errors.New("no responder credentials")
+	}
+	out, err := r.sts().GetAccessKeyInfo(ctx, &sts.GetAccessKeyInfoInput{AccessKeyId: aws.String(keyID)})
+	if err != nil {
+		return "", fmt.Errorf("sts:GetAccessKeyInfo %s: %w", keyID, err)
+	}
+	return aws.ToString(out.Account), nil
+}
+
 // Self returns the responder's own access key ID and ARN.
 func (r *Responder) Self() (keyID, arn string) { return r.selfKey, r.selfARN }
 
