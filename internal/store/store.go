@@ -57,6 +57,19 @@ var migrations = []string{
 		due_at     INTEGER NOT NULL,
 		created_at INTEGER NOT NULL
 	);`,
+	// 2: the webhook delivery queue (queue.go).
+	`CREATE TABLE deliveries (
+		id          TEXT PRIMARY KEY,
+		event       TEXT NOT NULL,
+		payload     BLOB NOT NULL,
+		status      TEXT NOT NULL,
+		attempts    INTEGER NOT NULL DEFAULT 0,
+		next_at     INTEGER NOT NULL,
+		lease_until INTEGER NOT NULL DEFAULT 0,
+		last_error  TEXT NOT NULL DEFAULT '',
+		created_at  INTEGER NOT NULL
+	);
+	CREATE INDEX deliveries_ready ON deliveries (status, next_at);`,
 }
 
 // Open opens (creating if need be) the state file at path and brings its

@@ -89,3 +89,51 @@ func TestDueDeletions(t *testing.T) {
 		t.Errorf("after DeletionDone: %+v", due)
 	}
 }
+
+func TestQueue(t *testing.T) {
+	s, p := open(t)
+	ctx := context.Background()
+	if err := s.Enqueue(ctx, Delivery{ID: "d1", Event: "push", Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, Delivery{ID: "d1", Event: "push", Payload: []byte(`{}`)}); err != ErrDuplicate {
+		t.Errorf("second Enqueue = %v, want ErrDuplicate", err)
+	}
+	d, ok, err := s.Claim(ctx, time.Hour)
+	if err != nil || !ok || d.ID != "d1" || d.Attempts != 1 {
+		t.Fatalf("Claim = %+v, %v, %v", d, ok, err)
+	}
+	if _, ok, _ := s.Claim(ctx, time.Hour); ok {
+		t.Errorf("a leased delivery was claimed twice")
+	}
+	// A worker that dies leaves its lease to run out: the delivery comes back.
+	s.Close()
+	s2, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.DB().Exec(`UPDATE deliveries SET lease_until = 0`); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, _ = s2.Claim(ctx, time.Hour)
+	if !ok || d.Attempts != 2 {
+		t.Fatalf("after a lost lease: %+v, %v", d, ok)
+	}
+	if err := s2.Fail(ctx, d, "clone failed: boom", -time.Second, 3); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, _ = s2.Claim(ctx, time.Hour)
+	if !ok || d.Attempts != 3 || d.LastError != "clone failed: boom" {
+		t.Fatalf("retry: %+v, %v", d, ok)
+	}
+	s2.Fail(ctx, d, "clone failed again", -time.Second, 3)
+	if _, ok, _ := s2.Claim(ctx, time.Hour); ok {
+		t.Errorf("a parked delivery was claimed")
+	}
+	got, _ := s2.GetDelivery(ctx, "d1")
+	depth, _ := s2.QueueDepth(ctx)
+	if got.Status != Parked || got.LastError != "clone failed again" || depth[Parked] != 1 {
+		t.Errorf("parked: %+v, depth %v", got, depth)
+	}
+}
