@@ -1,0 +1,164 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyburn/keyburn/internal/store"
+)
+
+// maxBody caps a delivery's body before anything reads it: GitHub caps
+// webhook payloads at 25 MB.
+const maxBody = 25 << 20
+
+// handler receives GitHub webhook deliveries: it checks the signature,
+// stores push deliveries durably, and only then answers 202.
+type handler struct {
+	secret  []byte
+	store   *store.Store
+	log     *slog.Logger
+	metrics *metrics
+}
+
+type metrics struct {
+	deliveries *prometheus.CounterVec // by event and outcome
+	ackLatency prometheus.Histogram   // time to answer
+	queue      *prometheus.GaugeVec   // deliveries by status
+	reg        *prometheus.Registry
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyburn_webhook_deliveries_total",
+			Help: "Webhook deliveries received, by event and outcome."}, []string{"event", "outcome"}),
+		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keyburn_webhook_ack_seconds",
+			Help: "Time to answer a delivery.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keyburn_queue_deliveries",
+			Help: "Stored deliveries by status."}, []string{"status"}),
+		reg: prometheus.NewRegistry(),
+	}
+	m.reg.MustRegister(m.deliveries, m.ackLatency, m.queue)
+	return m
+}
+
+// pushEvent holds the fields of a push delivery the receiver reads; the
+// rest of the payload is stored as it came.
+type pushEvent struct {
+	Ref        string `json:"ref"`
+	Before     string `json:"before"`
+	After      string `json:"after"`
+	Deleted    bool   `json:"deleted"`
+	Repository struct {
+		FullName string `json:"full_name"`
+		CloneURL string `json:"clone_url"`
+	} `json:"repository"`
+}
+
+func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	event := r.Header.Get("X-GitHub-Event")
+	delivery := r.Header.Get("X-GitHub-Delivery")
+	log := h.log.With("delivery", delivery, "event", event)
+	reply := func(code int, outcome, msg string) {
+		h.metrics.deliveries.WithLabelValues(metricEvent(event), outcome).Inc()
+		h.metrics.ackLatency.Observe(time.Since(start).Seconds())
+		if code >= 400 {
+			log.Warn("delivery refused", "status", code, "reason", msg)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(map[string]string{"status": outcome, "message": msg})
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		reply(http.StatusBadRequest, "bad-request", "content type must be application/json (set the webhook's content type to JSON)")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reply(http.StatusRequestEntityTooLarge, "too-large", "body over 25 MB")
+			return
+		}
+		reply(http.StatusBadRequest, "bad-request", "could not read the body")
+		return
+	}
+	if !validSignature(h.secret, body, r.Header.Get("X-Hub-Signature-256")) {
+		// Never log the MAC received or expected.
+		reply(http.StatusUnauthorized, "bad-signature", "missing or wrong X-Hub-Signature-256")
+		return
+	}
+	if event == "" || delivery == "" || len(delivery) > 128 {
+		reply(http.StatusBadRequest, "bad-request", "missing X-GitHub-Event or X-GitHub-Delivery")
+		return
+	}
+	switch event {
+	case "ping":
+		if !json.Valid(body) {
+			reply(http.StatusBadRequest, "bad-request", "malformed JSON")
+			return
+		}
+		reply(http.StatusOK, "pong", "keyburn is listening")
+	case "push":
+		var p pushEvent
+		if err := json.Unmarshal(body, &p); err != nil {
+			reply(http.StatusBadRequest, "bad-request", "malformed JSON: "+err.Error())
+			return
+		}
+		if p.Repository.FullName == "" || !strings.HasPrefix(p.Ref, "refs/") {
+			reply(http.StatusBadRequest, "bad-request", "a push needs ref and repository.full_name")
+			return
+		}
+		log = log.With("repo", p.Repository.FullName)
+		err := h.store.Enqueue(r.Context(), store.Delivery{ID: delivery, Event: event, Payload: body})
+		switch {
+		case errors.Is(err, store.ErrDuplicate):
+			reply(http.StatusAccepted, "duplicate", "already queued")
+		case err != nil:
+			log.Error("store delivery", "err", err)
+			reply(http.StatusServiceUnavailable, "store-failed", "could not store the delivery; GitHub may redeliver it")
+		default:
+			log.Info("push queued", "ref", p.Ref, "before", p.Before, "after", p.After)
+			reply(http.StatusAccepted, "queued", "")
+		}
+	default:
+		reply(http.StatusAccepted, "ignored", "event "+event+" is not scanned")
+	}
+}
+
+// validSignature checks GitHub's X-Hub-Signature-256 header, "sha256=" and
+// the hex HMAC-SHA256 of the body, in constant time. SHA-1 signatures
+// (X-Hub-Signature) are not accepted.
+func validSignature(secret, body []byte, header string) bool {
+	hexMAC, ok := strings.CutPrefix(header, "sha256=")
+	if !ok || len(secret) == 0 {
+		return false
+	}
+	got, err := hex.DecodeString(hexMAC)
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return hmac.Equal(got, m.Sum(nil))
+}
+
+// metricEvent bounds the event label to known events.
+func metricEvent(e string) string {
+	switch e {
+	case "push", "ping":
+		return e
+	}
+	return "other"
+}

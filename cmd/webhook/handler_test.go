@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keyburn/keyburn/internal/store"
+)
+
+const testSecret = "It's a Secret to Everybody"
+
+// TestSignatureVector checks GitHub's published test vector for
+// X-Hub-Signature-256.
+func TestSignatureVector(t *testing.T) {
+	const header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	if !validSignature([]byte(testSecret), []byte("Hello, World!"), header) {
+		t.Errorf("GitHub's test vector does not verify")
+	}
+	for _, bad := range []string{"", "sha256=", "sha1=01157a1fbd5d0e4cf1d0f2a2a6a8b6a4de7c5b3e",
+		"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18", "sha256=zz", "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"} {
+		if validSignature([]byte(testSecret), []byte("Hello, World!"), bad) {
+			t.Errorf("validSignature accepted %q", bad)
+		}
+	}
+	if validSignature(nil, []byte("x"), sign(nil, []byte("x"))) {
+		t.Errorf("an empty secret verified a signature")
+	}
+}
+
+func sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func FuzzWebhookSignature(f *testing.F) {
+	f.Add([]byte("Hello, World!"), "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+	f.Add([]byte(""), "sha256=")
+	f.Fuzz(func(t *testing.T, body []byte, header string) {
+		if validSignature([]byte(testSecret), body, header) && header != sign([]byte(testSecret), body) &&
+			!strings.EqualFold(header, sign([]byte(testSecret), body)) {
+			t.Fatalf("accepted a signature that is not the body's")
+		}
+	})
+}
+
+type testServer struct {
+	srv   *httptest.Server
+	store *store.Store
+	logs  *bytes.Buffer
+}
+
+func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logs := &bytes.Buffer{}
+	h := &handler{secret: []byte(testSecret), store: st, log: slog.New(slog.NewJSONHandler(logs, nil)), metrics: newMetrics()}
+	srv := httptest.NewServer(newServer("", h).Handler)
+	t.Cleanup(srv.Close)
+	return &testServer{srv: srv, store: st, logs: logs}
+}
+
+func payload(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (ts *testServer) post(t *testing.T, event, delivery, contentType string, body []byte, signature string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", ts.srv.URL+"/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	if event != "" {
+		req.Header.Set("X-GitHub-Event", event)
+	}
+	if delivery != "" {
+		req.Header.Set("X-GitHub-Delivery", delivery)
+	}
+	if signature != "" {
+		req.Header.Set("X-Hub-Signature-256", signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestWebhook(t *testing.T) {
+	ts := newTestServer(t)
+	push := payload(t, "push.json")
+	good := sign([]byte(testSecret), push)
+	tests := []struct {
+		name, event, delivery, ctype string
+		body                         []byte
+		sig                          string
+		want                         int
+		wantBody                     string
+	}{
+		{"push queued", "push", "d-1", "application/json", push, good, 202, "queued"},
+		{"redelivery", "push", "d-1", "application/json", push, good, 202, "duplicate"},
+		{"push new branch", "push", "d-2", "application/json", payload(t, "push-new-branch.json"), sign([]byte(testSecret), payload(t, "push-new-branch.json")), 202, "queued"},
+		{"tag deleted", "push", "d-3", "application/json", payload(t, "push-tag-deleted.json"), sign([]byte(testSecret), payload(t, "push-tag-deleted.json")), 202, "queued"},
+		{"ping", "ping", "d-4", "application/json", payload(t, "ping.json"), sign([]byte(testSecret), payload(t, "ping.json")), 200, "pong"},
+		{"other event", "issues", "d-5", "application/json", []byte(`{}`), sign([]byte(testSecret), []byte(`{}`)), 202, "ignored"},
+		{"charset in content type", "push", "d-6", "application/json; charset=utf-8", push, good, 202, "queued"},
+		{"no signature", "push", "d-7", "application/json", push, "", 401, "bad-signature"},
+		{"wrong signature", "push", "d-8", "application/json", push, sign([]byte("other"), push), 401, "bad-signature"},
+		{"sha1 only", "push", "d-9", "application/json", push, "sha1=" + strings.Repeat("0", 40), 401, "bad-signature"},
+		{"tampered body", "push", "d-10", "application/json", append(push[:len(push):len(push)], ' '), good, 401, "bad-signature"},
+		{"form content type", "push", "d-11", "application/x-www-form-urlencoded", push, good, 400, "content type"},
+		{"malformed JSON", "push", "d-12", "application/json", []byte(`{"ref":`), sign([]byte(testSecret), []byte(`{"ref":`)), 400, "malformed JSON"},
+		{"not a push shape", "push", "d-13", "application/json", []byte(`{"a":1}`), sign([]byte(testSecret), []byte(`{"a":1}`)), 400, "needs ref"},
+		{"no delivery ID", "push", "", "application/json", push, good, 400, "X-GitHub-Delivery"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := ts.post(t, tt.event, tt.delivery, tt.ctype, tt.body, tt.sig)
+			if code != tt.want || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("POST = %d %s, want %d with %q", code, body, tt.want, tt.wantBody)
+			}
+		})
+	}
+	// Stored once each, as sent.
+	d, err := ts.store.GetDelivery(context.Background(), "d-1")
+	if err != nil || !bytes.Equal(d.Payload, push) || d.Status != store.Queued {
+		t.Errorf("stored delivery: %v, status %q", err, d.Status)
+	}
+	depth, _ := ts.store.QueueDepth(context.Background())
+	if depth[store.Queued] != 4 {
+		t.Errorf("queued deliveries = %d, want 4", depth[store.Queued])
+	}
+	// The logs never hold a MAC.
+	if strings.Contains(ts.logs.String(), good[7:]) || strings.Contains(ts.logs.String(), "sha256=") {
+		t.Errorf("a signature reached the logs")
+	}
+}
+
+func TestWebhookLimits(t *testing.T) {
+	ts := newTestServer(t)
+	big := bytes.Repeat([]byte("a"), maxBody+1)
+	if code, _ := ts.post(t, "push", "big", "application/json", big, sign([]byte(testSecret), big)); code != 413 {
+		t.Errorf("oversize body: %d, want 413", code)
+	}
+	resp, err := http.Get(ts.srv.URL + "/webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Errorf("GET /webhook: %d, want 405", resp.StatusCode)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get(ts.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+		if path == "/metrics" && !strings.Contains(string(b), "keyburn_webhook_deliveries_total") {
+			t.Errorf("metrics lack the delivery counter:\n%s", b)
+		}
+	}
+}
+
+func TestRefusesToStartWithoutSecret(t *testing.T) {
+	t.Setenv("KEYBURN_WEBHOOK_SECRET", "")
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--state", filepath.Join(t.TempDir(), "s.db")}, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no webhook secret") {
+		t.Errorf("run without a secret = %v, want a refusal", err)
+	}
+	empty := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	err = run(context.Background(), []string{"--listen", "127.0.0.1:0", "--secret-file", empty}, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no webhook secret") {
+		t.Errorf("run with an empty secret file = %v, want a refusal", err)
+	}
+}
