@@ -1,0 +1,329 @@
+// Package worker turns stored push deliveries into dead keys: it claims a
+// delivery from the queue, fetches the pushed commits into a per-repository
+// mirror, scans only what the push adds, verifies and responds, and reports
+// back to GitHub with a commit status and, for a live key, an issue.
+//
+// A delivery that fails is retried with backoff and parked, with the reason,
+// once it has failed too often; one whose worker died is claimed again when
+// its lease runs out. Nothing is lost.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/google/go-github/v62/github"
+
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/respond"
+	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/verify"
+)
+
+// Rewrite replaces a URL prefix, as git's url.<base>.insteadOf does: a
+// mirror, a proxy, or a test server in place of github.com.
+type Rewrite struct{ From, To string }
+
+// ParseRewrite parses FROM=TO.
+func ParseRewrite(s string) (Rewrite, error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok || from == "" || to == "" {
+		return Rewrite{}, fmt.Errorf("--git-url-rewrite %q: want FROM=TO", s)
+	}
+	return Rewrite{from, to}, nil
+}
+
+// Options configures a Worker.
+type Options struct {
+	Store     *store.Store
+	Engine    engine.Options
+	Verifier  *verify.Verifier   // nil: no verification
+	Responder *respond.Responder // nil: no response
+	GitHub    *github.Client     // nil: no report back
+	Mirrors   string             // directory of the mirror cache
+	Rewrites  []Rewrite
+	Token     string // for fetching private repositories
+	Log       *slog.Logger
+
+	Lease       time.Duration // how long a claimed delivery is held (default 10 min)
+	MaxAttempts int           // before a delivery is parked (default 5)
+	Backoff     time.Duration // first retry wait (default 10 s, doubling)
+	Idle        time.Duration // wait when the queue is empty (default 200 ms)
+}
+
+// Worker processes deliveries. Run several for concurrency: each claims its
+// own deliveries.
+type Worker struct{ o Options }
+
+// New returns a Worker.
+func New(o Options) *Worker {
+	if o.Lease <= 0 {
+		o.Lease = 10 * time.Minute
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 10 * time.Second
+	}
+	if o.Idle <= 0 {
+		o.Idle = 200 * time.Millisecond
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{o: o}
+}
+
+// Run processes deliveries until ctx ends. A delivery in progress when ctx
+// ends is finished first when it can be (its own steps honour ctx).
+func (w *Worker) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := w.Once(ctx)
+		if err != nil {
+			w.o.Log.Error("queue", "err", err)
+		}
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.o.Idle):
+			}
+		}
+	}
+}
+
+// Once claims and processes at most one delivery; it returns how many it
+// processed.
+func (w *Worker) Once(ctx context.Context) (int, error) {
+	d, ok, err := w.o.Store.Claim(ctx, w.o.Lease)
+	if err != nil || !ok {
+		return 0, err
+	}
+	log := w.o.Log.With("delivery", d.ID, "event", d.Event, "attempt", d.Attempts)
+	start := time.Now()
+	res, perr := w.Process(ctx, d)
+	if perr != nil {
+		backoff := w.o.Backoff << min(d.Attempts-1, 10)
+		log.Warn("delivery failed", "err", perr, "retry_in", backoff)
+		if err := w.o.Store.Fail(ctx, d, perr.Error(), backoff, w.o.MaxAttempts); err != nil {
+			return 1, err
+		}
+		return 1, nil
+	}
+	log.Info("delivery done", "repo", res.Repo, "range", res.Range, "findings", len(res.Findings), "took", time.Since(start))
+	return 1, w.o.Store.Finish(ctx, d.ID)
+}
+
+// Push is the part of a push payload the worker reads. before and after are
+// the truth; commits[] is neither complete (it stops at 20) nor needed.
+type Push struct {
+	Ref        string `json:"ref"`
+	Before     string `json:"before"`
+	After      string `json:"after"`
+	Created    bool   `json:"created"`
+	Deleted    bool   `json:"deleted"`
+	Forced     bool   `json:"forced"`
+	Repository struct {
+		FullName      string `json:"full_name"`
+		CloneURL      string `json:"clone_url"`
+		DefaultBranch string `json:"default_branch"`
+		Owner         struct {
+			Login string `json:"login"`
+			Name  string `json:"name"`
+		} `json:"owner"`
+		Name string `json:"name"`
+	} `json:"repository"`
+}
+
+// Result is what processing a delivery found.
+type Result struct {
+	Repo     string
+	Range    string
+	Findings []*finding.Finding
+}
+
+const zeroSHA = "0000000000000000000000000000000000000000"
+
+var (
+	shaRE  = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	repoRE = regexp.MustCompile(`^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$`)
+)
+
+// Process handles one delivery.
+func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) {
+	if d.Event != "push" {
+		return Result{}, nil
+	}
+	var p Push
+	if err := json.Unmarshal(d.Payload, &p); err != nil {
+		return Result{}, fmt.Errorf("push payload: %w", err)
+	}
+	res := Result{Repo: p.Repository.FullName}
+	if !repoRE.MatchString(p.Repository.FullName) || !shaRE.MatchString(p.After) || !shaRE.MatchString(p.Before) {
+		return res, fmt.Errorf("push payload: bad repository name or commit hashes")
+	}
+	if p.Deleted || p.After == zeroSHA {
+		return res, nil // a deleted branch or tag adds nothing
+	}
+	mirror, err := w.fetch(ctx, p)
+	if err != nil {
+		return res, err
+	}
+	res.Range = w.rangeOf(mirror, p)
+	r, err := engine.ScanRange(ctx, w.o.Engine, mirror, res.Range, engine.GitOptions{}, reporter{w.o.Log})
+	if err != nil {
+		return res, fmt.Errorf("scan %s %s: %w", p.Repository.FullName, res.Range, err)
+	}
+	res.Findings = r.Findings
+	if w.o.Verifier != nil {
+		engine.Check(ctx, res.Findings, w.o.Verifier, w.o.Responder)
+	}
+	if w.o.GitHub != nil {
+		if err := w.report(ctx, p, res.Findings); err != nil {
+			// The scan and the response are done: a failed report is
+			// logged, not retried (retrying would act again).
+			w.o.Log.Error("report to GitHub", "repo", p.Repository.FullName, "err", err)
+		}
+	}
+	return res, nil
+}
+
+// rangeOf picks what the push adds: before..after for an update (a force
+// push included: the range is what after has that before has not); for a new
+// branch, what it has over the default branch; for a new default branch, its
+// whole history.
+func (w *Worker) rangeOf(mirror string, p Push) string {
+	if p.Before != zeroSHA && hasCommit(mirror, p.Before) {
+		return p.Before + ".." + p.After
+	}
+	def := "refs/heads/" + p.Repository.DefaultBranch
+	if p.Repository.DefaultBranch != "" && p.Ref != def && hasRef(mirror, def) {
+		return def + ".." + p.After
+	}
+	return ".." + p.After
+}
+
+func hasCommit(mirror, sha string) bool {
+	r, err := git.PlainOpen(mirror)
+	if err != nil {
+		return false
+	}
+	_, err = r.CommitObject(plumbing.NewHash(sha))
+	return err == nil
+}
+
+func hasRef(mirror, ref string) bool {
+	r, err := git.PlainOpen(mirror)
+	if err != nil {
+		return false
+	}
+	_, err = r.Reference(plumbing.ReferenceName(ref), true)
+	return err == nil
+}
+
+// fetch brings the pushed commits into the repository's mirror, cloning it
+// the first time.
+func (w *Worker) fetch(ctx context.Context, p Push) (string, error) {
+	u := w.rewrite(p.Repository.CloneURL)
+	if u == "" {
+		return "", errors.New("push payload: no clone URL")
+	}
+	if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http" && pu.Scheme != "file") {
+		return "", fmt.Errorf("clone URL %q: only http(s) and file URLs are fetched", u)
+	}
+	dir := filepath.Join(w.o.Mirrors, filepath.FromSlash(p.Repository.FullName)+".git")
+	var auth transport.AuthMethod
+	if w.o.Token != "" {
+		auth = &githttp.BasicAuth{Username: "x-access-token", Password: w.o.Token}
+	}
+	specs := []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+	repo, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return "", err
+		}
+		repo, err = git.PlainInit(dir, true)
+		if err != nil {
+			return "", fmt.Errorf("create mirror %s: %w", dir, err)
+		}
+		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{u}, Fetch: specs}); err != nil {
+			return "", fmt.Errorf("create mirror %s: %w", dir, err)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("open mirror %s: %w", dir, err)
+	}
+	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RemoteURL: u, RefSpecs: specs, Auth: auth, Force: true, Tags: git.AllTags})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return "", fmt.Errorf("fetch %s: %w", p.Repository.FullName, err)
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(p.After)); err != nil {
+		return "", fmt.Errorf("fetch %s: the pushed commit %s is not on the server (yet)", p.Repository.FullName, p.After)
+	}
+	return dir, nil
+}
+
+func (w *Worker) rewrite(u string) string {
+	for _, r := range w.o.Rewrites {
+		if strings.HasPrefix(u, r.From) {
+			return r.To + strings.TrimPrefix(u, r.From)
+		}
+	}
+	return u
+}
+
+// report posts a commit status on the pushed commit and, for each live key,
+// an issue naming file, line, key ID, verdict and action (never the secret).
+func (w *Worker) report(ctx context.Context, p Push, fs []*finding.Finding) error {
+	owner, name, _ := strings.Cut(p.Repository.FullName, "/")
+	state, desc := "success", "no AWS keys added"
+	if len(fs) > 0 {
+		state, desc = "failure", fmt.Sprintf("%d AWS key(s) added", len(fs))
+	}
+	if _, _, err := w.o.GitHub.Repositories.CreateStatus(ctx, owner, name, p.After, &github.RepoStatus{
+		State: github.String(state), Description: github.String(desc), Context: github.String("keyburn"),
+	}); err != nil {
+		return fmt.Errorf("commit status: %w", err)
+	}
+	for _, f := range fs {
+		if f.Verification == nil || f.Verification.Status != string(verify.Live) {
+			continue
+		}
+		l := f.Locations[0]
+		action := "none"
+		if f.Response != nil {
+			action = f.Response.Action
+		}
+		body := fmt.Sprintf("keyburn found a **live** AWS access key in a push to `%s`.\n\n"+
+			"| | |\n|---|---|\n| key ID | `%s` |\n| account | `%s` |\n| owner | `%s` |\n| file | `%s` line %d |\n| commit | %s |\n| verdict | %s |\n| action | %s |\n\n"+
+			"The secret is not shown. Even a deleted key must be taken out of the code: "+
+			"create a new key kept in a secret store, and remove this one from the file and from the history.",
+			p.Ref, f.KeyID, f.AccountID, f.Verification.ARN, l.File, l.Line, l.Commit, f.Verification.Status, action)
+		if _, _, err := w.o.GitHub.Issues.Create(ctx, owner, name, &github.IssueRequest{
+			Title: github.String(fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)),
+			Body:  github.String(body),
+		}); err != nil {
+			return fmt.Errorf("issue for %s: %w", f.KeyID, err)
+		}
+	}
+	return nil
+}
+
+type reporter struct{ log *slog.Logger }
+
+func (r reporter) Skipped(path, reason string) { r.log.Info("skipped", "path", path, "reason", reason) }
+func (r reporter) Failed(err error)            { r.log.Warn("scan", "err", err) }

@@ -1,0 +1,213 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/respond"
+	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/verify"
+	"github.com/keyburn/keyburn/rules"
+)
+
+// gitServer serves the bare repositories under root with git http-backend
+// on loopback.
+func gitServer(t *testing.T, root string) *httptest.Server {
+	t.Helper()
+	backend, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		t.Skip("git is not installed")
+	}
+	h := &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// fakeGitHub records the REST calls the worker makes.
+type fakeGitHub struct {
+	mu       sync.Mutex
+	statuses []map[string]any
+	issues   []map[string]any
+}
+
+func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var m map[string]any
+	json.Unmarshal(body, &m)
+	m["path"] = r.URL.Path
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == "POST" && strings.Contains(r.URL.Path, "/statuses/"):
+		f.statuses = append(f.statuses, m)
+		w.WriteHeader(201)
+		fmt.Fprint(w, `{"id":1}`)
+	case r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/issues"):
+		f.issues = append(f.issues, m)
+		w.WriteHeader(201)
+		fmt.Fprint(w, `{"number":1}`)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func runGit(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_AUTHOR_NAME=A", "GIT_AUTHOR_EMAIL=a@example.invalid", "GIT_COMMITTER_NAME=A", "GIT_COMMITTER_EMAIL=a@example.invalid")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func pushPayload(ref, before, after string, deleted bool) []byte {
+	p := map[string]any{"ref": ref, "before": before, "after": after, "deleted": deleted,
+		"repository": map[string]any{"full_name": "acme/hello", "name": "hello", "default_branch": "main",
+			"clone_url": "https://github.com/acme/hello.git", "owner": map[string]any{"login": "acme"}}}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+// TestPushEndToEnd: a push carrying a live key ends with the key deleted, a
+// failure status on the pushed commit and an issue, all through a real git
+// server, moto_server and a GitHub-shaped API on loopback.
+func TestPushEndToEnd(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	runGit(t, root, "init", "-q", "--bare", "-b", "main", "acme/hello.git")
+	work := t.TempDir()
+	runGit(t, work, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(work, "README"), []byte("hello\n"), 0o644)
+	runGit(t, work, "add", "-A")
+	runGit(t, work, "commit", "-q", "-m", "one")
+	base := runGit(t, work, "rev-parse", "HEAD")
+	runGit(t, work, "push", "-q", filepath.Join(root, "acme/hello.git"), "main")
+
+	keyID, sec := m.UserKey(t, "deployer")
+	os.WriteFile(filepath.Join(work, "deploy.env"), []byte("AWS_ACCESS_KEY_ID="+keyID+"\nAWS_SECRET_ACCESS_KEY="+sec+"\n"), 0o644)
+	runGit(t, work, "add", "-A")
+	runGit(t, work, "commit", "-q", "-m", "deploy config")
+	for i := range 9 { // a push of 10 commits
+		os.WriteFile(filepath.Join(work, fmt.Sprintf("n%d.txt", i)), []byte("note\n"), 0o644)
+		runGit(t, work, "add", "-A")
+		runGit(t, work, "commit", "-q", "-m", "note")
+	}
+	after := runGit(t, work, "rev-parse", "HEAD")
+	runGit(t, work, "push", "-q", filepath.Join(root, "acme/hello.git"), "main")
+
+	gitSrv := gitServer(t, root)
+	gh := &fakeGitHub{}
+	apiSrv := httptest.NewServer(gh)
+	defer apiSrv.Close()
+	client := github.NewClient(nil)
+	client.BaseURL.Scheme, client.BaseURL.Host = "http", strings.TrimPrefix(apiSrv.URL, "http://")
+
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	set, _ := rules.Default()
+	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New(Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Verifier: verify.New(verify.Options{Endpoint: m.URL}),
+		Responder: r, GitHub: client, Mirrors: t.TempDir(), Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
+
+	if err := st.Enqueue(ctx, store.Delivery{ID: "d1", Event: "push", Payload: pushPayload("refs/heads/main", base, after, false)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Once(ctx); n != 1 || err != nil {
+		t.Fatalf("Once = %d, %v", n, err)
+	}
+	d, _ := st.GetDelivery(ctx, "d1")
+	if d.Status != store.Done {
+		t.Fatalf("delivery %s: %s", d.Status, d.LastError)
+	}
+	if s := m.KeyStatus(t, "deployer", keyID); s != "" {
+		t.Errorf("the pushed key is %q, want deleted", s)
+	}
+	if len(gh.statuses) != 1 || gh.statuses[0]["state"] != "failure" || !strings.HasSuffix(gh.statuses[0]["path"].(string), after) {
+		t.Errorf("statuses = %v", gh.statuses)
+	}
+	if len(gh.issues) != 1 || !strings.Contains(gh.issues[0]["body"].(string), keyID) || !strings.Contains(gh.issues[0]["body"].(string), "deploy.env") {
+		t.Fatalf("issues = %v", gh.issues)
+	}
+	if strings.Contains(fmt.Sprint(gh.issues), sec) {
+		t.Errorf("the issue holds the secret")
+	}
+
+	// A new branch is scanned against the default branch only; a deletion
+	// adds nothing; both end done.
+	runGit(t, work, "checkout", "-q", "-b", "feature")
+	os.WriteFile(filepath.Join(work, "f.txt"), []byte("feature\n"), 0o644)
+	runGit(t, work, "add", "-A")
+	runGit(t, work, "commit", "-q", "-m", "feature")
+	feat := runGit(t, work, "rev-parse", "HEAD")
+	runGit(t, work, "push", "-q", filepath.Join(root, "acme/hello.git"), "feature")
+	st.Enqueue(ctx, store.Delivery{ID: "d2", Event: "push", Payload: pushPayload("refs/heads/feature", zeroSHA, feat, false)})
+	st.Enqueue(ctx, store.Delivery{ID: "d3", Event: "push", Payload: pushPayload("refs/heads/old", feat, zeroSHA, true)})
+	for range 2 {
+		if n, err := w.Once(ctx); n != 1 || err != nil {
+			t.Fatalf("Once = %d, %v", n, err)
+		}
+	}
+	for _, id := range []string{"d2", "d3"} {
+		if d, _ := st.GetDelivery(ctx, id); d.Status != store.Done {
+			t.Errorf("delivery %s: %s %s", id, d.Status, d.LastError)
+		}
+	}
+	if len(gh.statuses) != 2 || gh.statuses[1]["state"] != "success" {
+		t.Errorf("the new branch's status = %v, want success (the key on main is not in its range)", gh.statuses)
+	}
+}
+
+// TestFailingFetchIsRetriedThenParked: a repository that cannot be fetched
+// is retried, then parked with the reason; nothing is lost.
+func TestFailingFetchIsRetriedThenParked(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	set, _ := rules.Default()
+	w := New(Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
+		Rewrites: []Rewrite{{"https://github.com/", "http://127.0.0.1:1/"}}, MaxAttempts: 2, Backoff: 1})
+	st.Enqueue(ctx, store.Delivery{ID: "x", Event: "push", Payload: pushPayload("refs/heads/main",
+		"1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222", false)})
+	for range 2 {
+		if n, _ := w.Once(ctx); n != 1 {
+			t.Fatalf("no delivery claimed")
+		}
+	}
+	d, _ := st.GetDelivery(ctx, "x")
+	if d.Status != store.Parked || !strings.Contains(d.LastError, "fetch acme/hello") {
+		t.Errorf("delivery: %s %q, want parked with the fetch error", d.Status, d.LastError)
+	}
+}
