@@ -19,15 +19,27 @@ import (
 	"syscall"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/google/go-github/v62/github"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sourcegraph/conc"
 
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/verify"
+	"github.com/keyburn/keyburn/internal/worker"
+	"github.com/keyburn/keyburn/rules"
 )
 
-const usage = `usage: webhook --listen ADDR [--state FILE] [--secret-file FILE]
+const usage = `usage: webhook --listen ADDR [flags]
 
 Receives GitHub push webhooks. The secret comes from KEYBURN_WEBHOOK_SECRET or
 --secret-file (never a flag: flags show in ps); without one it refuses to start.
+Workers fetch each push into a mirror cache, scan what it adds, verify and
+respond (--respond), and post a commit status and, for a live key, an issue
+(with GITHUB_TOKEN). The responder uses the AWS SDK's default credentials.
 
 Endpoints: POST /webhook, GET /healthz, GET /readyz, GET /metrics.
 `
@@ -42,9 +54,27 @@ func main() {
 }
 
 type config struct {
-	listen     string
-	state      string
-	secretFile string
+	listen      string
+	state       string
+	secretFile  string
+	mirrors     string
+	workers     int
+	rewrites    rewriteFlags
+	githubAPI   string
+	respond     string
+	awsEndpoint string
+	configFile  string
+}
+
+type rewriteFlags []worker.Rewrite
+
+func (r *rewriteFlags) String() string { return fmt.Sprint(*r) }
+func (r *rewriteFlags) Set(s string) error {
+	rw, err := worker.ParseRewrite(s)
+	if err == nil {
+		*r = append(*r, rw)
+	}
+	return err
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -54,6 +84,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.listen, "listen", "", "address to listen on, such as :8080")
 	fs.StringVar(&c.state, "state", "keyburn.db", "the state `file`: delivery queue, verdicts, audit log")
 	fs.StringVar(&c.secretFile, "secret-file", "", "read the webhook secret from this `file`")
+	fs.StringVar(&c.mirrors, "mirrors", "keyburn-mirrors", "`directory` of the per-repository mirror cache")
+	fs.IntVar(&c.workers, "workers", 2, "deliveries processed at once (0: receive and store only, for a fleet whose workers run elsewhere)")
+	fs.Var(&c.rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO… (like git's insteadOf); repeatable")
+	fs.StringVar(&c.githubAPI, "github-api", "", "GitHub REST API base `URL` (GitHub Enterprise; default api.github.com)")
+	fs.StringVar(&c.respond, "respond", "delete", "what to do with live keys: off, deactivate or delete")
+	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default AWS's)")
+	fs.StringVar(&c.configFile, "config", "", "rules `file` extending the defaults ([aws] section included)")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -72,19 +109,83 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	wopts, err := c.workerOptions(ctx, st, log)
+	if err != nil {
+		return err
+	}
 	srv := newServer(c.listen, &handler{secret: secret, store: st, log: log, metrics: newMetrics()})
+	// Workers stop taking deliveries at shutdown; one in progress finishes
+	// or, if cut short, is claimed again after its lease.
+	workCtx, stopWork := context.WithCancel(context.Background())
+	var wg conc.WaitGroup
+	for range max(0, c.workers) {
+		wg.Go(func() { worker.New(wopts).Run(workCtx) })
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "addr", c.listen, "state", c.state)
+	log.Info("listening", "addr", c.listen, "state", c.state, "workers", c.workers)
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	log.Info("shutting down: draining requests in flight")
-	return srv.Shutdown(shutdown)
+	log.Info("shutting down: draining requests and work in flight")
+	serr := srv.Shutdown(shutdown)
+	stopWork()
+	wg.Wait()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return serr
+}
+
+// workerOptions builds what the workers need from the flags and environment.
+func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.Logger) (worker.Options, error) {
+	var user *rules.UserFile
+	if c.configFile != "" {
+		text, err := os.ReadFile(c.configFile)
+		if err != nil {
+			return worker.Options{}, fmt.Errorf("read config: %w", err)
+		}
+		user = &rules.UserFile{Name: c.configFile, Text: text}
+	}
+	set, err := rules.Load(rules.DefaultFS(), user)
+	if err != nil {
+		return worker.Options{}, err
+	}
+	policy, err := respond.ParsePolicy(c.respond)
+	if err != nil {
+		return worker.Options{}, fmt.Errorf("--respond: %w", err)
+	}
+	o := worker.Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
+		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log,
+		Verifier: verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, CanaryAccounts: set.AWS.CanaryAccounts})}
+	if policy != respond.Off {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+		if err != nil {
+			return o, fmt.Errorf("the responder's AWS credentials: %w", err)
+		}
+		o.Responder, err = respond.New(ctx, respond.Options{Policy: policy, Credentials: cfg.Credentials,
+			Endpoint: c.awsEndpoint, RoleName: set.AWS.RoleName, AllowAccounts: set.AWS.AllowAccounts,
+			DenyAccounts: set.AWS.DenyAccounts, Store: st})
+		if err != nil {
+			return o, err
+		}
+	}
+	if tok := os.Getenv("GITHUB_TOKEN"); tok != "" || c.githubAPI != "" {
+		gh := github.NewClient(&http.Client{Timeout: 30 * time.Second})
+		if tok != "" {
+			gh = gh.WithAuthToken(tok)
+		}
+		if c.githubAPI != "" {
+			if gh, err = gh.WithEnterpriseURLs(c.githubAPI, c.githubAPI); err != nil {
+				return o, fmt.Errorf("--github-api: %w", err)
+			}
+		}
+		o.GitHub = gh
+	}
+	return o, nil
 }
 
 // loadSecret reads the webhook secret from a file or KEYBURN_WEBHOOK_SECRET.
