@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 )
 
 // Server is a running moto_server.
@@ -36,19 +35,35 @@ type Server struct {
 // create its key.
 const setupCalls = 3
 
+// ErrNoMoto is returned by Run when moto_server is not installed.
+var ErrNoMoto = fmt.Errorf("moto_server is not installed (pip install 'moto[server]')")
+
 // Start starts moto_server for the test and stops it at the end.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s, stop, err := Run()
+	if err == ErrNoMoto {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v, and CI needs it for the AWS integration tests", err)
+		}
+		t.Skipf("SKIPPING AWS INTEGRATION TEST: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return s
+}
+
+// Run starts moto_server, for programs (the benchmarks); stop ends it.
+func Run() (s *Server, stop func(), err error) {
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("moto_server is not installed, and CI needs it for the AWS integration tests (pip install 'moto[server]')")
-		}
-		t.Skipf("SKIPPING AWS INTEGRATION TEST: moto_server is not installed (pip install 'moto[server]')")
+		return nil, nil, ErrNoMoto
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
@@ -58,13 +73,13 @@ func Start(t testing.TB) *Server {
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start moto_server: %v", err)
+		return nil, nil, fmt.Errorf("start moto_server: %w", err)
 	}
-	t.Cleanup(func() {
+	stop = func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-	})
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	}
+	s = &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	// Wait for it to answer: at most 30 s, in 100 ms steps.
 	ready := false
 	for range 300 {
@@ -77,26 +92,29 @@ func Start(t testing.TB) *Server {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if !ready {
-		t.Fatalf("moto_server did not answer on %s within 30 s; its output:\n%s", s.URL, logs.String())
+		stop()
+		return nil, nil, fmt.Errorf("moto_server did not answer on %s within 30 s; its output:\n%s", s.URL, logs.String())
 	}
 	ctx := context.Background()
 	anon := s.client(credentials.NewStaticCredentialsProvider("setup", "setup", "")) // any signature passes during setup; it names the service
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("moto setup: %v", err)
-		}
+	fail := func(err error) (*Server, func(), error) {
+		stop()
+		return nil, nil, fmt.Errorf("moto setup: %w", err)
 	}
-	_, err = anon.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("admin")})
-	must(err)
-	_, err = anon.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("admin"), PolicyName: aws.String("all"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)})
-	must(err)
+	if _, err := anon.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("admin")}); err != nil {
+		return fail(err)
+	}
+	if _, err := anon.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("admin"), PolicyName: aws.String("all"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)}); err != nil {
+		return fail(err)
+	}
 	key, err := anon.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("admin")})
-	must(err)
+	if err != nil {
+		return fail(err)
+	}
 	s.Admin = aws.Credentials{AccessKeyID: aws.ToString(key.AccessKey.AccessKeyId), SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}
 	s.iam = s.client(credentials.NewStaticCredentialsProvider(s.Admin.AccessKeyID, s.Admin.SecretAccessKey, ""))
-	return s
+	return s, stop, nil
 }
 
 func (s *Server) client(creds aws.CredentialsProvider) *iam.Client {
@@ -111,31 +129,49 @@ func (s *Server) AdminProvider() aws.CredentialsProvider {
 // UserKey creates a user (if need be) and an access key for it.
 func (s *Server) UserKey(t testing.TB, user string) (keyID, secret string) {
 	t.Helper()
+	keyID, secret, err := s.NewUserKey(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyID, secret
+}
+
+// NewUserKey is UserKey for programs.
+func (s *Server) NewUserKey(user string) (keyID, secret string, err error) {
 	ctx := context.Background()
-	_, err := s.iam.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)})
+	_, err = s.iam.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)})
 	if err != nil && !strings.Contains(err.Error(), "EntityAlreadyExists") {
-		t.Fatalf("create user %s: %v", user, err)
+		return "", "", fmt.Errorf("create user %s: %w", user, err)
 	}
 	out, err := s.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
 	if err != nil {
-		t.Fatalf("create access key for %s: %v", user, err)
+		return "", "", fmt.Errorf("create access key for %s: %w", user, err)
 	}
-	return aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)
+	return aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey), nil
 }
 
 // KeyStatus returns a key's status (Active, Inactive), or "" once deleted.
 func (s *Server) KeyStatus(t testing.TB, user, keyID string) string {
 	t.Helper()
+	st, err := s.Status(user, keyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Status is KeyStatus for programs.
+func (s *Server) Status(user, keyID string) (string, error) {
 	out, err := s.iam.ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String(user)})
 	if err != nil {
-		t.Fatalf("list keys of %s: %v", user, err)
+		return "", fmt.Errorf("list keys of %s: %w", user, err)
 	}
 	for _, k := range out.AccessKeyMetadata {
 		if aws.ToString(k.AccessKeyId) == keyID {
-			return string(k.Status)
+			return string(k.Status), nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // DeleteKey deletes a key.
@@ -146,4 +182,3 @@ func (s *Server) DeleteKey(t testing.TB, user, keyID string) {
 	}
 }
 
-var _ = iamtypes.StatusTypeActive
