@@ -4,11 +4,12 @@
 //  1. acknowledge latency: signed push deliveries at -rate per second for
 //     -seconds against a receiver that only stores them (--workers 0); prints
 //     p50, p99 and max;
+//
 //  2. push to deleted: a push of 10 commits carrying a live key (moto_server)
 //     to a repository served by git http-backend, then the time from the
 //     delivery's POST to the key's deletion; -pushes times, median printed.
 //
-//	go build -o keyburn-webhook ./cmd/webhook && go run ./bench/webhook -bin ./keyburn-webhook
+//     go build -o keyburn-webhook ./cmd/webhook && go run ./bench/webhook -bin ./keyburn-webhook
 package main
 
 import (

@@ -181,4 +181,3 @@ func (s *Server) DeleteKey(t testing.TB, user, keyID string) {
 		t.Fatalf("delete key: %v", err)
 	}
 }
-
