@@ -29,6 +29,7 @@ type handler struct {
 	store   *store.Store
 	log     *slog.Logger
 	metrics *metrics
+	wake    chan<- struct{} // nil, or a worker to wake after a delivery is stored
 }
 
 type metrics struct {
@@ -129,6 +130,12 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 			log.Error("store delivery", "err", err)
 			reply(http.StatusServiceUnavailable, "store-failed", "could not store the delivery; GitHub may redeliver it")
 		default:
+			if h.wake != nil {
+				select {
+				case h.wake <- struct{}{}:
+				default: // a wake-up is already pending
+				}
+			}
 			log.Info("push queued", "ref", p.Ref, "before", p.Before, "after", p.After)
 			reply(http.StatusAccepted, "queued", "")
 		}

@@ -113,7 +113,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := newServer(c.listen, &handler{secret: secret, store: st, log: log, metrics: newMetrics()})
+	wake := make(chan struct{}, 1)
+	wopts.Wake = wake
+	srv := newServer(c.listen, &handler{secret: secret, store: st, log: log, metrics: newMetrics(), wake: wake})
 	// Workers stop taking deliveries at shutdown; one in progress finishes
 	// or, if cut short, is claimed again after its lease.
 	workCtx, stopWork := context.WithCancel(context.Background())

@@ -64,6 +64,9 @@ type Options struct {
 	MaxAttempts int           // before a delivery is parked (default 5)
 	Backoff     time.Duration // first retry wait (default 10 s, doubling)
 	Idle        time.Duration // wait when the queue is empty (default 200 ms)
+	// Wake, when set, ends an idle wait at once: the receiver signals it
+	// after storing a delivery.
+	Wake <-chan struct{}
 }
 
 // Worker processes deliveries. Run several for concurrency: each claims its
@@ -102,6 +105,7 @@ func (w *Worker) Run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(w.o.Idle):
+			case <-w.o.Wake:
 			}
 		}
 	}
