@@ -211,3 +211,67 @@ func TestFailingFetchIsRetriedThenParked(t *testing.T) {
 		t.Errorf("delivery: %s %q, want parked with the fetch error", d.Status, d.LastError)
 	}
 }
+
+// TestPushShapes processes a first push, a force push and a tag push, each
+// scanning exactly what it adds.
+func TestPushShapes(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	bare := filepath.Join(root, "acme/hello.git")
+	runGit(t, root, "init", "-q", "--bare", "-b", "main", "acme/hello.git")
+	work := t.TempDir()
+	runGit(t, work, "init", "-q", "-b", "main")
+	commit := func(name, body string) string {
+		os.WriteFile(filepath.Join(work, name), []byte(body), 0o644)
+		runGit(t, work, "add", "-A")
+		runGit(t, work, "commit", "-q", "-m", name)
+		return runGit(t, work, "rev-parse", "HEAD")
+	}
+	key := func(id, sec string) string { return "aws_access_key_id = " + id + "\naws_secret_access_key = " + sec + "\n" }
+	first := commit("a.env", key("AKIAROSDW5AABZW3VLYZ", "5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF"))
+	runGit(t, work, "push", "-q", bare, "main")
+
+	gitSrv := gitServer(t, root)
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	set, _ := rules.Default()
+	w := New(Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
+		Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
+	process := func(ref, before, after string) (string, []string) {
+		t.Helper()
+		res, err := w.Process(ctx, store.Delivery{ID: "x", Event: "push", Payload: pushPayload(ref, before, after, false)})
+		if err != nil {
+			t.Fatalf("Process(%s %s..%s): %v", ref, before, after, err)
+		}
+		var ids []string
+		for _, f := range res.Findings {
+			ids = append(ids, f.KeyID)
+		}
+		return res.Range, ids
+	}
+	// A first push of the default branch: its whole history.
+	if rng, ids := process("refs/heads/main", zeroSHA, first); rng != ".."+first || strings.Join(ids, ",") != "AKIAROSDW5AABZW3VLYZ" {
+		t.Errorf("first push: range %s, found %v", rng, ids)
+	}
+	// A force push that rewrites main: only the rewritten commits, which
+	// add a.env again (the amended root) and b.env.
+	runGit(t, work, "reset", "-q", "--hard", "HEAD")
+	runGit(t, work, "commit", "-q", "--amend", "-m", "rewritten")
+	runGit(t, work, "rm", "-q", "a.env")
+	rewritten := commit("b.env", key("AKIABOTYWKPD2H3RV7SD", "XA9FCuj67f/VxTPchbu1o68EH55iS+Ro0f9edXs+"))
+	runGit(t, work, "push", "-q", "--force", bare, "main")
+	if rng, ids := process("refs/heads/main", first, rewritten); rng != first+".."+rewritten || strings.Join(ids, ",") != "AKIAROSDW5AABZW3VLYZ,AKIABOTYWKPD2H3RV7SD" {
+		t.Errorf("force push: range %s, found %v", rng, ids)
+	}
+	// A tag on a commit off main: what it adds over main.
+	runGit(t, work, "checkout", "-q", "-b", "rel")
+	tagged := commit("c.env", key("AKIABOVNVX6HFEPNJALU", "+jWGg/9XDwmrm7wC0KCwKrnsBqnEQR5Dr8Z+VC4A"))
+	runGit(t, work, "tag", "v1")
+	runGit(t, work, "push", "-q", bare, "v1")
+	if rng, ids := process("refs/tags/v1", zeroSHA, tagged); rng != "refs/heads/main.."+tagged || strings.Join(ids, ",") != "AKIABOVNVX6HFEPNJALU" {
+		t.Errorf("tag push: range %s, found %v", rng, ids)
+	}
+}
