@@ -227,7 +227,9 @@ func TestPushShapes(t *testing.T) {
 		runGit(t, work, "commit", "-q", "-m", name)
 		return runGit(t, work, "rev-parse", "HEAD")
 	}
-	key := func(id, sec string) string { return "aws_access_key_id = " + id + "\naws_secret_access_key = " + sec + "\n" }
+	key := func(id, sec string) string {
+		return "aws_access_key_id = " + id + "\naws_secret_access_key = " + sec + "\n"
+	}
 	first := commit("a.env", key("AKIAROSDW5AABZW3VLYZ", "5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF"))
 	runGit(t, work, "push", "-q", bare, "main")
 
