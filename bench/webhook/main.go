@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/gittest"
 )
 
 const secret = "bench-secret"
@@ -154,10 +155,7 @@ func ackLatency(bin, dir string, rate, seconds int) {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func git(dir string, args ...string) string {
-	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=A", "GIT_AUTHOR_EMAIL=a@example.invalid", "GIT_COMMITTER_NAME=A", "GIT_COMMITTER_EMAIL=a@example.invalid")
-	out, err := cmd.CombinedOutput()
+	out, err := gittest.Command(dir, args...).CombinedOutput()
 	if err != nil {
 		fail(fmt.Errorf("git %v: %v\n%s", args, err, out))
 	}
