@@ -315,3 +315,21 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	u.debugf("verification: %d STS call(s)", v.Calls())
 	return nil
 }
+
+// complete is the end every scan shares: the baseline, verification and
+// response, the results, then the summary and the exit code. before runs
+// after the results are written, for messages of the command's own.
+func (c *common) complete(ctx context.Context, u *ui, s *setup, stdout io.Writer, res *engine.Result, start time.Time, scanErr error,
+	before func(fs []*finding.Finding)) (int, error) {
+	fs, accepted := s.baseline.Filter(res.Findings)
+	if err := c.check(ctx, u, s, fs); err != nil {
+		return exitError, err
+	}
+	if err := c.writeResults(stdout, fs, s.report); err != nil {
+		return exitError, err
+	}
+	if before != nil {
+		before(fs)
+	}
+	return finish(u, res, fs, accepted, time.Since(start), scanErr), nil
+}

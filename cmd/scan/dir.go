@@ -58,14 +58,7 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 		}
 		res, scanErr = engine.ScanPaths(ctx, s.opts, paths, u)
 	}
-	fsOut, accepted := s.baseline.Filter(res.Findings)
-	if err := c.check(ctx, u, s, fsOut); err != nil {
-		return exitError, err
-	}
-	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
-		return exitError, err
-	}
-	return finish(u, res, fsOut, accepted, time.Since(start), scanErr), nil
+	return c.complete(ctx, u, s, stdout, res, start, scanErr, nil)
 }
 
 // pollable returns standard input as a file whose reads a deadline can end,

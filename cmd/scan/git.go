@@ -76,12 +76,5 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 		return exitError, scanErr
 	}
-	fsOut, accepted := s.baseline.Filter(res.Findings)
-	if err := c.check(ctx, u, s, fsOut); err != nil {
-		return exitError, err
-	}
-	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
-		return exitError, err
-	}
-	return finish(u, res, fsOut, accepted, time.Since(start), scanErr), nil
+	return c.complete(ctx, u, s, stdout, res, start, scanErr, nil)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/source"
 )
 
@@ -52,37 +53,31 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 	if res == nil {
 		return exitError, scanErr
 	}
-	fsOut, accepted := s.baseline.Filter(res.Findings)
-	if err := c.check(ctx, u, s, fsOut); err != nil {
-		return exitError, err
-	}
-	if err := c.writeResults(stdout, fsOut, s.report); err != nil {
-		return exitError, err
-	}
-	if len(fsOut) > 0 {
-		files := map[string]bool{}
-		for _, f := range fsOut {
-			for _, l := range f.Locations {
-				files[l.File] = true
-				if l.SecretFile != "" {
-					files[l.SecretFile] = true
+	return c.complete(ctx, u, s, stdout, res, start, scanErr, func(fs []*finding.Finding) {
+		if len(fs) > 0 {
+			files := map[string]bool{}
+			for _, f := range fs {
+				for _, l := range f.Locations {
+					files[l.File] = true
+					if l.SecretFile != "" {
+						files[l.SecretFile] = true
+					}
 				}
 			}
+			var names []string
+			for f := range files {
+				names = append(names, f)
+			}
+			sort.Strings(names)
+			u.printf("commit blocked: the staged changes add an AWS key")
+			u.hint("take it out of the commit: remove it from the file and 'git add' the file again,")
+			u.hint("  or unstage the file: git restore --staged %s", strings.Join(names, " "))
+			u.hint("  (before the first commit: git rm --cached %s)", strings.Join(names, " "))
+			u.hint("rotate the key anyway: it has been on disk in plain text (editor backups, sync tools,")
+			u.hint("  shell history) and may be in an earlier commit; deleting it from the file does not make it secret again")
+			u.hint("a test key that is not real can be accepted with a 'keyburn:allow' comment on its line")
 		}
-		var names []string
-		for f := range files {
-			names = append(names, f)
-		}
-		sort.Strings(names)
-		u.printf("commit blocked: the staged changes add an AWS key")
-		u.hint("take it out of the commit: remove it from the file and 'git add' the file again,")
-		u.hint("  or unstage the file: git restore --staged %s", strings.Join(names, " "))
-		u.hint("  (before the first commit: git rm --cached %s)", strings.Join(names, " "))
-		u.hint("rotate the key anyway: it has been on disk in plain text (editor backups, sync tools,")
-		u.hint("  shell history) and may be in an earlier commit; deleting it from the file does not make it secret again")
-		u.hint("a test key that is not real can be accepted with a 'keyburn:allow' comment on its line")
-	}
-	return finish(u, res, fsOut, accepted, time.Since(start), scanErr), nil
+	})
 }
 
 const installUsage = `usage: keyburn scan install-hook [--pre-push] [PATH]

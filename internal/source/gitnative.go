@@ -119,22 +119,9 @@ func (r *Repo) catFile(ctx context.Context, hashes []plumbing.Hash, rep Reporter
 // When git fails, it returns the hashes asked for but not delivered, the
 // failing one first.
 func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep Reporter, fn func(h plumbing.Hash, typ string, data []byte) error) (pending []plumbing.Hash, err error) {
-	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "cat-file", "--batch", "--buffer")
-	in, err := cmd.StdinPipe()
+	cmd, in, out, stderr, err := r.startGit(ctx, "cat-file", "--batch", "--buffer")
 	if err != nil {
 		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if f, ok := out.(*os.File); ok {
-		growPipe(f)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("git cat-file --batch: %w", err)
 	}
 	// The writer hands the reader, through sent, each batch it asks for.
 	sent := make(chan []plumbing.Hash, 1024)
@@ -191,6 +178,29 @@ func (r *Repo) catFileFrom(ctx context.Context, next func() []plumbing.Hash, rep
 		return nil, fmt.Errorf("git cat-file --batch: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
 	}
 	return nil, nil
+}
+
+// startGit starts git in the repository with pipes to its standard input
+// and output (grown, see pipeSize) and its standard error collected.
+func (r *Repo) startGit(ctx context.Context, args ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, *bytes.Buffer, error) {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", r.Path}, args...)...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if f, ok := out.(*os.File); ok {
+		growPipe(f)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("git %s: %w", args[0], err)
+	}
+	return cmd, in, out, stderr, nil
 }
 
 // pipeSize is the pipe buffer asked for between git and keyburn. With
@@ -335,20 +345,10 @@ func (r *Repo) nativeGraph(ctx context.Context, commits []plumbing.Hash, rep Rep
 // each wanted blob, with one `git log --raw` over every commit of the graph
 // (reachable or not), each diffed against its first parent by git itself.
 func (r *Repo) NativeIntroductions(ctx context.Context, g *Graph, want map[plumbing.Hash]bool, rep Reporter) (map[plumbing.Hash][]Introduction, error) {
-	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "log", "--stdin", "--no-walk=unsorted", "--raw", "--no-abbrev",
+	cmd, in, out, stderr, err := r.startGit(ctx, "log", "--stdin", "--no-walk=unsorted", "--raw", "--no-abbrev",
 		"--no-renames", "--root", "--diff-merges=first-parent", "--format=%H")
-	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("git log: %w", err)
 	}
 	var wg conc.WaitGroup
 	wg.Go(func() {
