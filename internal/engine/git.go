@@ -98,7 +98,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 			coll.Add(m)
 		}
 	}
-	for _, t := range repo.Tags(rep) {
+	for _, t := range repo.Tags(graph, rep) {
 		for _, m := range Matches(opts.Matcher, source.Whole([]byte(t.Message), source.Provenance{Path: tagMessage})) {
 			m.Location.Ref = "refs/tags/" + t.Name
 			m.Location.Commit = t.Target.String()

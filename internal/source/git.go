@@ -90,6 +90,9 @@ type Graph struct {
 	Refs      []Ref
 	Reachable map[plumbing.Hash]bool // from any ref or HEAD
 	Shallow   map[plumbing.Hash]bool // commits whose parents a shallow clone lacks
+	// TagObjects are the annotated tags' hashes, when the loader listed them
+	// (NativeScan); nil means: ask Tags.
+	TagObjects []plumbing.Hash
 	children  map[plumbing.Hash][]plumbing.Hash
 }
 
@@ -216,8 +219,22 @@ func (g *Graph) RefsContaining(h plumbing.Hash) []string {
 	return out
 }
 
-// Tags returns the annotated tags: name, tagger, date, message.
-func (r *Repo) Tags(rep Reporter) []*object.Tag {
+// Tags returns the annotated tags: name, tagger, date, message. With the
+// graph's TagObjects it reads just those; otherwise it iterates the object
+// store (go-git reads every object's header for that).
+func (r *Repo) Tags(g *Graph, rep Reporter) []*object.Tag {
+	if g != nil && g.TagObjects != nil {
+		var out []*object.Tag
+		for _, h := range g.TagObjects {
+			t, err := r.R.TagObject(h)
+			if err != nil {
+				rep.Failed(fmt.Errorf("read tag %s: %w", h, err))
+				continue
+			}
+			out = append(out, t)
+		}
+		return out
+	}
 	iter, err := r.R.TagObjects()
 	if err != nil {
 		rep.Failed(fmt.Errorf("list tags: %w", err))

@@ -266,9 +266,11 @@ func (r *Repo) NativeScan(ctx context.Context, procs int, maxSize int64, rep Rep
 	if err != nil {
 		return nil, err
 	}
-	var blobs, commits []plumbing.Hash
+	var blobs, commits, tags []plumbing.Hash
 	for _, o := range objs {
 		switch o.typ {
+		case "tag":
+			tags = append(tags, o.hash)
 		case "commit":
 			commits = append(commits, o.hash)
 		case "blob":
@@ -317,6 +319,9 @@ func (r *Repo) NativeScan(ctx context.Context, procs int, maxSize int64, rep Rep
 		})
 	}
 	wg.Wait()
+	if g != nil {
+		g.TagObjects = append([]plumbing.Hash{}, tags...) // non-nil: listed, even if none
+	}
 	return g, errors.Join(errs...)
 }
 
