@@ -93,7 +93,7 @@ type Graph struct {
 	// TagObjects are the annotated tags' hashes, when the loader listed them
 	// (NativeScan); nil means: ask Tags.
 	TagObjects []plumbing.Hash
-	children  map[plumbing.Hash][]plumbing.Hash
+	children   map[plumbing.Hash][]plumbing.Hash
 }
 
 func newCommit(c *object.Commit) *Commit {
