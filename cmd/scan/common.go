@@ -227,8 +227,10 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 		msg += "; " + strings.Join(extra, "; ")
 	}
 	u.printf("%s", msg)
-	if hwm := peakMemory(); hwm != "" {
-		u.debugf("peak memory of this process: %s", hwm)
+	if u.verbose {
+		if hwm := peakMemory(); hwm != "" {
+			u.debugf("peak memory of this process: %s", hwm)
+		}
 	}
 	partial := scanErr != nil
 	switch {
