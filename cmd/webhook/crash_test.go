@@ -9,9 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/store"
 )
 
@@ -24,7 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 // startReceiver runs this test binary as the webhook on a free port.
-func startReceiver(t *testing.T, state string, workers int) (*exec.Cmd, string) {
+func startReceiver(t *testing.T, state string, workers int, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,8 +38,9 @@ func startReceiver(t *testing.T, state string, workers int) (*exec.Cmd, string) 
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(os.Args[0], "--listen", addr, "--state", state, "--respond", "off",
-		"--workers", fmt.Sprint(workers), "--mirrors", filepath.Join(filepath.Dir(state), "mirrors"))
+	args := append([]string{"--listen", addr, "--state", state, "--respond", "off",
+		"--workers", fmt.Sprint(workers), "--mirrors", filepath.Join(filepath.Dir(state), "mirrors")}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "KEYBURN_WEBHOOK_MAIN=1", "KEYBURN_WEBHOOK_SECRET="+testSecret)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -96,4 +103,64 @@ func pushPayloadDeleted() []byte {
 	return []byte(`{"ref":"refs/heads/gone","before":"6113728f27ae82c7b1a177c8d03f9e96e0adf246",` +
 		`"after":"0000000000000000000000000000000000000000","deleted":true,` +
 		`"repository":{"full_name":"acme/hello","clone_url":"https://github.com/acme/hello.git","default_branch":"main"}}`)
+}
+
+// TestFleetThroughSQS runs a receive-only receiver and a separate worker
+// process sharing a queue in moto's SQS: a delivery accepted by the first is
+// processed by the second.
+func TestFleetThroughSQS(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	api := sqs.New(sqs.Options{Region: "us-east-1", Credentials: m.AdminProvider(), BaseEndpoint: aws.String(m.URL)})
+	out, err := api.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("deliveries.fifo"),
+		Attributes: map[string]string{"FifoQueue": "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := aws.ToString(out.QueueUrl)
+	t.Setenv("AWS_ACCESS_KEY_ID", m.Admin.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", m.Admin.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	extra := []string{"--queue", queue, "--aws-endpoint", m.URL}
+	_, addr := startReceiver(t, filepath.Join(t.TempDir(), "a.db"), 0, extra...)
+	body := pushPayloadDeleted()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "fleet-1")
+	req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+	pending := func() int {
+		a, err := api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queue),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, v := range a.Attributes {
+			k, _ := strconv.Atoi(v)
+			n += k
+		}
+		return n
+	}
+	if pending() != 1 {
+		t.Fatalf("the queue holds %d messages after the POST, want 1", pending())
+	}
+	startReceiver(t, filepath.Join(t.TempDir(), "b.db"), 1, extra...)
+	for range 100 { // up to 10 s
+		if pending() == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the worker process did not take the delivery off the queue")
 }

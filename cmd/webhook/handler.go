@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/worker"
 )
 
 // maxBody caps a delivery's body before anything reads it: GitHub caps
@@ -26,7 +28,8 @@ const maxBody = 25 << 20
 // stores push deliveries durably, and only then answers 202.
 type handler struct {
 	secret  []byte
-	store   *store.Store
+	store   *store.Store // state: readiness, and the queue unless queue is set
+	queue   enqueuer     // nil: the store's queue
 	log     *slog.Logger
 	metrics *metrics
 	wake    chan<- struct{} // nil, or a worker to wake after a delivery is stored
@@ -53,17 +56,9 @@ func newMetrics() *metrics {
 	return m
 }
 
-// pushEvent holds the fields of a push delivery the receiver reads; the
-// rest of the payload is stored as it came.
-type pushEvent struct {
-	Ref        string `json:"ref"`
-	Before     string `json:"before"`
-	After      string `json:"after"`
-	Deleted    bool   `json:"deleted"`
-	Repository struct {
-		FullName string `json:"full_name"`
-		CloneURL string `json:"clone_url"`
-	} `json:"repository"`
+// enqueuer stores a delivery: the SQLite store or an SQS queue.
+type enqueuer interface {
+	Enqueue(ctx context.Context, d store.Delivery) error
 }
 
 func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +107,7 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		}
 		reply(http.StatusOK, "pong", "keyburn is listening")
 	case "push":
-		var p pushEvent
+		var p worker.Push
 		if err := json.Unmarshal(body, &p); err != nil {
 			reply(http.StatusBadRequest, "bad-request", "malformed JSON: "+err.Error())
 			return
@@ -122,7 +117,18 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		log = log.With("repo", p.Repository.FullName)
-		err := h.store.Enqueue(r.Context(), store.Delivery{ID: delivery, Event: event, Payload: body})
+		// Only what the worker reads is stored: GitHub's bodies reach 25 MB,
+		// an SQS message 256 KB.
+		compact, err := json.Marshal(p)
+		if err != nil {
+			reply(http.StatusBadRequest, "bad-request", "unusable push")
+			return
+		}
+		q := enqueuer(h.store)
+		if h.queue != nil {
+			q = h.queue
+		}
+		err = q.Enqueue(r.Context(), store.Delivery{ID: delivery, Event: event, Payload: compact})
 		switch {
 		case errors.Is(err, store.ErrDuplicate):
 			reply(http.StatusAccepted, "duplicate", "already queued")

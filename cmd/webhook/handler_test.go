@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/worker"
 )
 
 const testSecret = "It's a Secret to Everybody"
@@ -143,8 +145,11 @@ func TestWebhook(t *testing.T) {
 	}
 	// Stored once each, as sent.
 	d, err := ts.store.GetDelivery(context.Background(), "d-1")
-	if err != nil || !bytes.Equal(d.Payload, push) || d.Status != store.Queued {
-		t.Errorf("stored delivery: %v, status %q", err, d.Status)
+	var stored, sent worker.Push
+	json.Unmarshal(d.Payload, &stored)
+	json.Unmarshal(push, &sent)
+	if err != nil || stored != sent || stored.After == "" || d.Status != store.Queued || len(d.Payload) >= len(push) {
+		t.Errorf("stored delivery: %v, status %q, %+v", err, d.Status, stored)
 	}
 	depth, _ := ts.store.QueueDepth(context.Background())
 	if depth[store.Queued] != 4 {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-github/v62/github"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sourcegraph/conc"
@@ -27,6 +28,7 @@ import (
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/respond"
+	"github.com/keyburn/keyburn/internal/sqsqueue"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 	"github.com/keyburn/keyburn/internal/worker"
@@ -64,6 +66,8 @@ type config struct {
 	respond     string
 	awsEndpoint string
 	configFile  string
+	queueURL    string
+	queueDLQ    string
 }
 
 type rewriteFlags []worker.Rewrite
@@ -91,6 +95,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.respond, "respond", "delete", "what to do with live keys: off, deactivate or delete")
 	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default AWS's)")
 	fs.StringVar(&c.configFile, "config", "", "rules `file` extending the defaults ([aws] section included)")
+	fs.StringVar(&c.queueURL, "queue", "", "an Amazon SQS queue `URL` to keep deliveries in, for a fleet (default: the state file)")
+	fs.StringVar(&c.queueDLQ, "queue-dlq", "", "with --queue: the SQS `URL` where deliveries that keep failing are parked")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,7 +121,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	wake := make(chan struct{}, 1)
 	wopts.Wake = wake
-	srv := newServer(c.listen, &handler{secret: secret, store: st, log: log, metrics: newMetrics(), wake: wake})
+	h := &handler{secret: secret, store: st, log: log, metrics: newMetrics(), wake: wake}
+	if c.queueURL != "" {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+		if err != nil {
+			return fmt.Errorf("--queue: AWS credentials: %w", err)
+		}
+		api := sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+			if c.awsEndpoint != "" {
+				o.BaseEndpoint = &c.awsEndpoint
+			}
+		})
+		q := sqsqueue.New(api, c.queueURL, c.queueDLQ)
+		h.queue, wopts.Queue = q, q
+	}
+	srv := newServer(c.listen, h)
 	// Workers stop taking deliveries at shutdown; one in progress finishes
 	// or, if cut short, is claimed again after its lease.
 	workCtx, stopWork := context.WithCancel(context.Background())
@@ -160,7 +180,7 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	if err != nil {
 		return worker.Options{}, fmt.Errorf("--respond: %w", err)
 	}
-	o := worker.Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
+	o := worker.Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
 		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log,
 		Verifier: verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, CanaryAccounts: set.AWS.CanaryAccounts})}
 	if policy != respond.Off {

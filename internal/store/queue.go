@@ -29,6 +29,7 @@ type Delivery struct {
 	Status    string
 	Attempts  int
 	LastError string
+	Handle    string // a queue's own receipt for a claimed delivery (SQS); unused here
 }
 
 // ErrDuplicate is returned by Enqueue for a delivery ID already stored.
@@ -79,8 +80,8 @@ func (s *Store) Claim(ctx context.Context, lease time.Duration) (Delivery, bool,
 }
 
 // Finish marks a delivery done.
-func (s *Store) Finish(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, last_error = '' WHERE id = ?`, Done, id)
+func (s *Store) Finish(ctx context.Context, d Delivery) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, last_error = '' WHERE id = ?`, Done, d.ID)
 	return err
 }
 

@@ -48,9 +48,17 @@ func ParseRewrite(s string) (Rewrite, error) {
 	return Rewrite{from, to}, nil
 }
 
+// Queue is where deliveries wait: the SQLite store (store.Store, one
+// machine) or Amazon SQS (sqsqueue.Queue, a fleet of receivers and workers).
+type Queue interface {
+	Claim(ctx context.Context, lease time.Duration) (store.Delivery, bool, error)
+	Finish(ctx context.Context, d store.Delivery) error
+	Fail(ctx context.Context, d store.Delivery, reason string, backoff time.Duration, maxAttempts int) error
+}
+
 // Options configures a Worker.
 type Options struct {
-	Store     *store.Store
+	Queue     Queue
 	Engine    engine.Options
 	Verifier  *verify.Verifier   // nil: no verification
 	Responder *respond.Responder // nil: no response
@@ -114,7 +122,7 @@ func (w *Worker) Run(ctx context.Context) {
 // Once claims and processes at most one delivery; it returns how many it
 // processed.
 func (w *Worker) Once(ctx context.Context) (int, error) {
-	d, ok, err := w.o.Store.Claim(ctx, w.o.Lease)
+	d, ok, err := w.o.Queue.Claim(ctx, w.o.Lease)
 	if err != nil || !ok {
 		return 0, err
 	}
@@ -124,13 +132,13 @@ func (w *Worker) Once(ctx context.Context) (int, error) {
 	if perr != nil {
 		backoff := w.o.Backoff << min(d.Attempts-1, 10)
 		log.Warn("delivery failed", "err", perr, "retry_in", backoff)
-		if err := w.o.Store.Fail(ctx, d, perr.Error(), backoff, w.o.MaxAttempts); err != nil {
+		if err := w.o.Queue.Fail(ctx, d, perr.Error(), backoff, w.o.MaxAttempts); err != nil {
 			return 1, err
 		}
 		return 1, nil
 	}
 	log.Info("delivery done", "repo", res.Repo, "range", res.Range, "findings", len(res.Findings), "took", time.Since(start))
-	return 1, w.o.Store.Finish(ctx, d.ID)
+	return 1, w.o.Queue.Finish(ctx, d)
 }
 
 // Push is the part of a push payload the worker reads. before and after are

@@ -130,7 +130,7 @@ func TestPushEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := New(Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Verifier: verify.New(verify.Options{Endpoint: m.URL}),
+	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Verifier: verify.New(verify.Options{Endpoint: m.URL}),
 		Responder: r, GitHub: client, Mirrors: t.TempDir(), Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
 
 	if err := st.Enqueue(ctx, store.Delivery{ID: "d1", Event: "push", Payload: pushPayload("refs/heads/main", base, after, false)}); err != nil {
@@ -191,7 +191,7 @@ func TestFailingFetchIsRetriedThenParked(t *testing.T) {
 	}
 	defer st.Close()
 	set, _ := rules.Default()
-	w := New(Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
+	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
 		Rewrites: []Rewrite{{"https://github.com/", "http://127.0.0.1:1/"}}, MaxAttempts: 2, Backoff: 1})
 	st.Enqueue(ctx, store.Delivery{ID: "x", Event: "push", Payload: pushPayload("refs/heads/main",
 		"1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222", false)})
@@ -234,7 +234,7 @@ func TestPushShapes(t *testing.T) {
 	}
 	defer st.Close()
 	set, _ := rules.Default()
-	w := New(Options{Store: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
+	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
 		Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
 	process := func(ref, before, after string) (string, []string) {
 		t.Helper()
