@@ -27,6 +27,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/sqsqueue"
 	"github.com/keyburn/keyburn/internal/store"
@@ -41,7 +42,10 @@ Receives GitHub push webhooks. The secret comes from KEYBURN_WEBHOOK_SECRET or
 --secret-file (never a flag: flags show in ps); without one it refuses to start.
 Workers fetch each push into a mirror cache, scan what it adds, verify and
 respond (--respond), and post a commit status and, for a live key, an issue
-(with GITHUB_TOKEN). The responder uses the AWS SDK's default credentials.
+(with GITHUB_TOKEN, or as a GitHub App with --github-app-id and
+--github-app-key, using each push's installation token). The responder uses
+the AWS SDK's default credentials. --queue keeps deliveries in Amazon SQS for a
+fleet of receivers and workers.
 
 Endpoints: POST /webhook, GET /healthz, GET /readyz, GET /metrics.
 `
@@ -68,6 +72,8 @@ type config struct {
 	configFile  string
 	queueURL    string
 	queueDLQ    string
+	appID       int64
+	appKey      string
 }
 
 type rewriteFlags []worker.Rewrite
@@ -96,6 +102,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default AWS's)")
 	fs.StringVar(&c.configFile, "config", "", "rules `file` extending the defaults ([aws] section included)")
 	fs.StringVar(&c.queueURL, "queue", "", "an Amazon SQS queue `URL` to keep deliveries in, for a fleet (default: the state file)")
+	fs.Int64Var(&c.appID, "github-app-id", 0, "authenticate as this GitHub App `ID` (with --github-app-key)")
+	fs.StringVar(&c.appKey, "github-app-key", "", "the GitHub App's private key `file` (PEM)")
 	fs.StringVar(&c.queueDLQ, "queue-dlq", "", "with --queue: the SQS `URL` where deliveries that keep failing are parked")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -195,7 +203,19 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 			return o, err
 		}
 	}
-	if tok := os.Getenv("GITHUB_TOKEN"); tok != "" || c.githubAPI != "" {
+	if (c.appID != 0) != (c.appKey != "") {
+		return o, errors.New("--github-app-id and --github-app-key go together")
+	}
+	if c.appID != 0 {
+		pemKey, err := os.ReadFile(c.appKey)
+		if err != nil {
+			return o, fmt.Errorf("--github-app-key: %w", err)
+		}
+		if o.App, err = ghapp.New(c.appID, pemKey, c.githubAPI); err != nil {
+			return o, err
+		}
+	}
+	if tok := os.Getenv("GITHUB_TOKEN"); tok != "" || c.githubAPI != "" || o.App != nil {
 		gh := github.NewClient(&http.Client{Timeout: 30 * time.Second})
 		if tok != "" {
 			gh = gh.WithAuthToken(tok)

@@ -30,6 +30,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
@@ -66,6 +67,9 @@ type Options struct {
 	Mirrors   string             // directory of the mirror cache
 	Rewrites  []Rewrite
 	Token     string // for fetching private repositories
+	// App, when set, authenticates as a GitHub App: each push's installation
+	// token fetches and reports in place of Token and GitHub's own auth.
+	App *ghapp.App
 	Log       *slog.Logger
 
 	Lease       time.Duration // how long a claimed delivery is held (default 10 min)
@@ -160,6 +164,9 @@ type Push struct {
 		} `json:"owner"`
 		Name string `json:"name"`
 	} `json:"repository"`
+	Installation struct {
+		ID int64 `json:"id"`
+	} `json:"installation"`
 }
 
 // Result is what processing a delivery found.
@@ -192,7 +199,18 @@ func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) 
 	if p.Deleted || p.After == zeroSHA {
 		return res, nil // a deleted branch or tag adds nothing
 	}
-	mirror, err := w.fetch(ctx, p)
+	token, gh := w.o.Token, w.o.GitHub
+	if w.o.App != nil && p.Installation.ID != 0 {
+		t, err := w.o.App.Token(ctx, p.Installation.ID)
+		if err != nil {
+			return res, err
+		}
+		token = t
+		if gh != nil {
+			gh = gh.WithAuthToken(t)
+		}
+	}
+	mirror, err := w.fetch(ctx, p, token)
 	if err != nil {
 		return res, err
 	}
@@ -205,8 +223,8 @@ func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) 
 	if w.o.Verifier != nil {
 		engine.Check(ctx, res.Findings, w.o.Verifier, w.o.Responder)
 	}
-	if w.o.GitHub != nil {
-		if err := w.report(ctx, p, res.Findings); err != nil {
+	if gh != nil {
+		if err := w.report(ctx, gh, p, res.Findings); err != nil {
 			// The scan and the response are done: a failed report is
 			// logged, not retried (retrying would act again).
 			w.o.Log.Error("report to GitHub", "repo", p.Repository.FullName, "err", err)
@@ -250,7 +268,7 @@ func hasRef(mirror, ref string) bool {
 
 // fetch brings the pushed commits into the repository's mirror, cloning it
 // the first time.
-func (w *Worker) fetch(ctx context.Context, p Push) (string, error) {
+func (w *Worker) fetch(ctx context.Context, p Push, token string) (string, error) {
 	u := w.rewrite(p.Repository.CloneURL)
 	if u == "" {
 		return "", errors.New("push payload: no clone URL")
@@ -260,8 +278,8 @@ func (w *Worker) fetch(ctx context.Context, p Push) (string, error) {
 	}
 	dir := filepath.Join(w.o.Mirrors, filepath.FromSlash(p.Repository.FullName)+".git")
 	var auth transport.AuthMethod
-	if w.o.Token != "" {
-		auth = &githttp.BasicAuth{Username: "x-access-token", Password: w.o.Token}
+	if token != "" {
+		auth = &githttp.BasicAuth{Username: "x-access-token", Password: token}
 	}
 	specs := []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
 	repo, err := git.PlainOpen(dir)
@@ -300,13 +318,13 @@ func (w *Worker) rewrite(u string) string {
 
 // report posts a commit status on the pushed commit and, for each live key,
 // an issue naming file, line, key ID, verdict and action (never the secret).
-func (w *Worker) report(ctx context.Context, p Push, fs []*finding.Finding) error {
+func (w *Worker) report(ctx context.Context, gh *github.Client, p Push, fs []*finding.Finding) error {
 	owner, name, _ := strings.Cut(p.Repository.FullName, "/")
 	state, desc := "success", "no AWS keys added"
 	if len(fs) > 0 {
 		state, desc = "failure", fmt.Sprintf("%d AWS key(s) added", len(fs))
 	}
-	if _, _, err := w.o.GitHub.Repositories.CreateStatus(ctx, owner, name, p.After, &github.RepoStatus{
+	if _, _, err := gh.Repositories.CreateStatus(ctx, owner, name, p.After, &github.RepoStatus{
 		State: github.String(state), Description: github.String(desc), Context: github.String("keyburn"),
 	}); err != nil {
 		return fmt.Errorf("commit status: %w", err)
@@ -325,7 +343,7 @@ func (w *Worker) report(ctx context.Context, p Push, fs []*finding.Finding) erro
 			"The secret is not shown. Even a deleted key must be taken out of the code: "+
 			"create a new key kept in a secret store, and remove this one from the file and from the history.",
 			p.Ref, f.KeyID, f.AccountID, f.Verification.ARN, l.File, l.Line, l.Commit, f.Verification.Status, action)
-		if _, _, err := w.o.GitHub.Issues.Create(ctx, owner, name, &github.IssueRequest{
+		if _, _, err := gh.Issues.Create(ctx, owner, name, &github.IssueRequest{
 			Title: github.String(fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)),
 			Body:  github.String(body),
 		}); err != nil {

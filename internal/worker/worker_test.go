@@ -2,7 +2,11 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +24,7 @@ import (
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/gittest"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
@@ -31,17 +36,22 @@ import (
 // on loopback.
 func gitServer(t *testing.T, root string) *httptest.Server {
 	t.Helper()
+	srv := httptest.NewServer(gitHandler(t, root))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// gitHandler is git http-backend serving root.
+func gitHandler(t *testing.T, root string) http.Handler {
+	t.Helper()
 	backend, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
 		t.Skip("git is not installed")
 	}
-	h := &cgi.Handler{
+	return &cgi.Handler{
 		Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 // fakeGitHub records the REST calls the worker makes.
@@ -270,4 +280,88 @@ func TestPushShapes(t *testing.T) {
 	if rng, ids := process("refs/tags/v1", zeroSHA, tagged); rng != "refs/heads/main.."+tagged || strings.Join(ids, ",") != "AKIABOVNVX6HFEPNJALU" {
 		t.Errorf("tag push: range %s, found %v", rng, ids)
 	}
+}
+
+// TestGitHubAppInstallationToken: with a GitHub App, a push's installation
+// token fetches the repository and posts the status; nothing else does.
+func TestGitHubAppInstallationToken(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	bare := filepath.Join(root, "acme/hello.git")
+	runGit(t, root, "init", "-q", "--bare", "-b", "main", "acme/hello.git")
+	work := t.TempDir()
+	runGit(t, work, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(work, "README"), []byte("hi\n"), 0o644)
+	runGit(t, work, "add", "-A")
+	runGit(t, work, "commit", "-q", "-m", "one")
+	head := runGit(t, work, "rev-parse", "HEAD")
+	runGit(t, work, "push", "-q", bare, "main")
+
+	backend := gitHandler(t, root)
+	// The git server takes only the installation token.
+	gitSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "x-access-token" || p != "ghs_install" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "auth", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	defer gitSrv.Close()
+
+	_, pemKey := appKey(t)
+	var statusAuth string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/app/installations/42/access_tokens"):
+			if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ey") {
+				http.Error(w, "no app JWT", 401)
+				return
+			}
+			w.WriteHeader(201)
+			fmt.Fprintf(w, `{"token":"ghs_install","expires_at":%q}`, "2099-01-01T00:00:00Z")
+		case strings.Contains(r.URL.Path, "/statuses/"):
+			statusAuth = r.Header.Get("Authorization")
+			w.WriteHeader(201)
+			fmt.Fprint(w, `{}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer api.Close()
+	app, err := ghapp.New(7, pemKey, api.URL+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := github.NewClient(nil).WithEnterpriseURLs(api.URL+"/", api.URL+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	set, _ := rules.Default()
+	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(), App: app, GitHub: client,
+		Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
+	var p map[string]any
+	json.Unmarshal(pushPayload("refs/heads/main", zeroSHA, head, false), &p)
+	p["installation"] = map[string]any{"id": 42}
+	body, _ := json.Marshal(p)
+	if _, err := w.Process(ctx, store.Delivery{ID: "app", Event: "push", Payload: body}); err != nil {
+		t.Fatalf("Process with an installation token: %v", err)
+	}
+	if statusAuth != "Bearer ghs_install" {
+		t.Errorf("status posted with %q, want the installation token", statusAuth)
+	}
+}
+
+func appKey(t *testing.T) (*rsa.PrivateKey, []byte) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
 }

@@ -1,0 +1,89 @@
+// Package ghapp authenticates keyburn as a GitHub App: it signs the app's
+// JWT with its private key and trades it for installation access tokens,
+// which it caches until shortly before they expire. The webhook uses them to
+// fetch an installation's repositories and to post statuses and issues.
+package ghapp
+
+import (
+	"context"
+	"crypto/rsa"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-github/v62/github"
+)
+
+// App is a GitHub App. It is safe for concurrent use.
+type App struct {
+	id      int64
+	key     *rsa.PrivateKey
+	apiURL  string // empty: api.github.com
+	httpCli *http.Client
+
+	mu     sync.Mutex
+	tokens map[int64]token
+	now    func() time.Time
+}
+
+type token struct {
+	value   string
+	expires time.Time
+}
+
+// New returns the app with the given ID and PEM-encoded private key (the
+// file GitHub lets you download). apiURL is a GitHub Enterprise API base URL,
+// or empty.
+func New(id int64, privateKeyPEM []byte, apiURL string) (*App, error) {
+	key, err := jwt.ParseRSAPrivateKeyFromPEM(privateKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("GitHub App %d: private key: %w", id, err)
+	}
+	return &App{id: id, key: key, apiURL: apiURL, httpCli: &http.Client{Timeout: 30 * time.Second},
+		tokens: map[int64]token{}, now: time.Now}, nil
+}
+
+// JWT returns the app's own token, valid for ten minutes (GitHub's limit),
+// issued a minute in the past against clock drift.
+func (a *App) JWT() (string, error) {
+	now := a.now()
+	claims := jwt.RegisteredClaims{
+		Issuer:    strconv.FormatInt(a.id, 10),
+		IssuedAt:  jwt.NewNumericDate(now.Add(-time.Minute)),
+		ExpiresAt: jwt.NewNumericDate(now.Add(9 * time.Minute)),
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(a.key)
+}
+
+// Token returns an access token for the installation, from the cache while
+// it has more than five minutes left.
+func (a *App) Token(ctx context.Context, installation int64) (string, error) {
+	a.mu.Lock()
+	t, ok := a.tokens[installation]
+	a.mu.Unlock()
+	if ok && a.now().Add(5*time.Minute).Before(t.expires) {
+		return t.value, nil
+	}
+	appJWT, err := a.JWT()
+	if err != nil {
+		return "", err
+	}
+	gh := github.NewClient(a.httpCli).WithAuthToken(appJWT)
+	if a.apiURL != "" {
+		if gh, err = gh.WithEnterpriseURLs(a.apiURL, a.apiURL); err != nil {
+			return "", err
+		}
+	}
+	it, _, err := gh.Apps.CreateInstallationToken(ctx, installation, nil)
+	if err != nil {
+		return "", fmt.Errorf("installation %d: access token: %w", installation, err)
+	}
+	t = token{value: it.GetToken(), expires: it.GetExpiresAt().Time}
+	a.mu.Lock()
+	a.tokens[installation] = t
+	a.mu.Unlock()
+	return t.value, nil
+}
