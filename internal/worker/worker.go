@@ -70,7 +70,7 @@ type Options struct {
 	// App, when set, authenticates as a GitHub App: each push's installation
 	// token fetches and reports in place of Token and GitHub's own auth.
 	App *ghapp.App
-	Log       *slog.Logger
+	Log *slog.Logger
 
 	Lease       time.Duration // how long a claimed delivery is held (default 10 min)
 	MaxAttempts int           // before a delivery is parked (default 5)
