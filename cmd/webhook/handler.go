@@ -39,6 +39,11 @@ type metrics struct {
 	deliveries *prometheus.CounterVec // by event and outcome
 	ackLatency prometheus.Histogram   // time to answer
 	queue      *prometheus.GaugeVec   // deliveries by status
+	scan       prometheus.Histogram   // time to process a delivery
+	findings   prometheus.Counter
+	verdicts   *prometheus.CounterVec // by status
+	actions    *prometheus.CounterVec // by action
+	errors     prometheus.Counter     // failed deliveries (retried or parked)
 	reg        *prometheus.Registry
 }
 
@@ -50,10 +55,37 @@ func newMetrics() *metrics {
 			Help: "Time to answer a delivery.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keyburn_queue_deliveries",
 			Help: "Stored deliveries by status."}, []string{"status"}),
+		scan: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keyburn_scan_seconds",
+			Help: "Time to process a push: fetch, scan, verify, respond, report.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		findings: prometheus.NewCounter(prometheus.CounterOpts{Name: "keyburn_findings_total", Help: "Keys found in pushes."}),
+		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyburn_verdicts_total",
+			Help: "Verification verdicts, by status."}, []string{"status"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyburn_actions_total",
+			Help: "Actions taken on keys, by action."}, []string{"action"}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keyburn_delivery_errors_total",
+			Help: "Deliveries whose processing failed (retried, then parked)."}),
 		reg: prometheus.NewRegistry(),
 	}
-	m.reg.MustRegister(m.deliveries, m.ackLatency, m.queue)
+	m.reg.MustRegister(m.deliveries, m.ackLatency, m.queue, m.scan, m.findings, m.verdicts, m.actions, m.errors)
 	return m
+}
+
+// observe records a processed delivery.
+func (m *metrics) observe(res worker.Result, took time.Duration, err error) {
+	m.scan.Observe(took.Seconds())
+	if err != nil {
+		m.errors.Inc()
+		return
+	}
+	m.findings.Add(float64(len(res.Findings)))
+	for _, f := range res.Findings {
+		if f.Verification != nil {
+			m.verdicts.WithLabelValues(f.Verification.Status).Inc()
+		}
+		if f.Response != nil {
+			m.actions.WithLabelValues(f.Response.Action).Inc()
+		}
+	}
 }
 
 // enqueuer stores a delivery: the SQLite store or an SQS queue.

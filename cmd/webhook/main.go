@@ -129,7 +129,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	wake := make(chan struct{}, 1)
 	wopts.Wake = wake
-	h := &handler{secret: secret, store: st, log: log, metrics: newMetrics(), wake: wake}
+	mets := newMetrics()
+	wopts.Observe = mets.observe
+	h := &handler{secret: secret, store: st, log: log, metrics: mets, wake: wake}
 	if c.queueURL != "" {
 		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
 		if err != nil {
@@ -200,7 +202,10 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 			Endpoint: c.awsEndpoint, RoleName: set.AWS.RoleName, AllowAccounts: set.AWS.AllowAccounts,
 			DenyAccounts: set.AWS.DenyAccounts, Store: st})
 		if err != nil {
-			return o, err
+			// Start anyway: keys are still found, verified and reported.
+			// Say loudly that none will be revoked.
+			log.Error("RESPONDER DISABLED: live keys will be reported, not revoked", "err", err)
+			o.Responder = nil
 		}
 	}
 	if (c.appID != 0) != (c.appKey != "") {

@@ -79,6 +79,9 @@ type Options struct {
 	// Wake, when set, ends an idle wait at once: the receiver signals it
 	// after storing a delivery.
 	Wake <-chan struct{}
+	// Observe, when set, is told of every processed delivery (for metrics).
+	// It may be called concurrently.
+	Observe func(res Result, took time.Duration, err error)
 }
 
 // Worker processes deliveries. Run several for concurrency: each claims its
@@ -133,6 +136,9 @@ func (w *Worker) Once(ctx context.Context) (int, error) {
 	log := w.o.Log.With("delivery", d.ID, "event", d.Event, "attempt", d.Attempts)
 	start := time.Now()
 	res, perr := w.Process(ctx, d)
+	if w.o.Observe != nil {
+		w.o.Observe(res, time.Since(start), perr)
+	}
 	if perr != nil {
 		backoff := w.o.Backoff << min(d.Attempts-1, 10)
 		log.Warn("delivery failed", "err", perr, "retry_in", backoff)
