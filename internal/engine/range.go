@@ -36,10 +36,71 @@ func ScanRange(ctx context.Context, opts Options, path, spec string, gopts GitOp
 			return nil, err
 		}
 	}
-	commits, err := rangeCommits(repo, fromHash, toHash)
+	var froms []plumbing.Hash
+	if !fromHash.IsZero() {
+		froms = append(froms, fromHash)
+	}
+	commits, err := rangeCommits(repo, froms, []plumbing.Hash{toHash})
 	if err != nil {
 		return nil, err
 	}
+	return scanCommits(ctx, opts, repo, commits, gopts, rep)
+}
+
+// ScanSince scans what a repository's references add over the commits seen
+// before (the tips a previous scan returned; nil: the whole history), and
+// returns the tips to remember for the next time. Unknown seen commits (gone
+// after a force push) are ignored.
+func ScanSince(ctx context.Context, opts Options, path string, seen []string, gopts GitOptions, rep source.Reporter) (*Result, []string, error) {
+	repo, err := source.OpenRepo(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer repo.Close()
+	var froms, tos []plumbing.Hash
+	for _, s := range seen {
+		h := plumbing.NewHash(s)
+		if _, err := repo.R.CommitObject(h); err == nil {
+			froms = append(froms, h)
+		}
+	}
+	tipSet := map[plumbing.Hash]bool{}
+	refs, err := repo.R.References()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list references: %w", err)
+	}
+	_ = refs.ForEach(func(ref *plumbing.Reference) error {
+		if ref.Type() != plumbing.HashReference {
+			return nil
+		}
+		h := ref.Hash()
+		if t, err := repo.R.TagObject(h); err == nil {
+			h = t.Target
+		}
+		if _, err := repo.R.CommitObject(h); err == nil && !tipSet[h] {
+			tipSet[h] = true
+			tos = append(tos, h)
+		}
+		return nil
+	})
+	var tips []string
+	for _, h := range tos {
+		tips = append(tips, h.String())
+	}
+	if len(tos) == 0 {
+		return &Result{}, tips, nil // an empty repository
+	}
+	commits, err := rangeCommits(repo, froms, tos)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := scanCommits(ctx, opts, repo, commits, gopts, rep)
+	return res, tips, err
+}
+
+// scanCommits scans the blobs the commits add (oldest commit first, each
+// blob once) and the commits' messages.
+func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits []*source.Commit, gopts GitOptions, rep source.Reporter) (*Result, error) {
 	maxSize := gopts.MaxBlobSize
 	if maxSize <= 0 {
 		maxSize = source.DefaultMaxFileSize
@@ -133,10 +194,11 @@ func resolve(repo *source.Repo, rev string) (plumbing.Hash, error) {
 	return c.Hash, nil
 }
 
-// rangeCommits returns the commits reachable from to but not from from,
-// newest first, walking both sides at once by committer date (as git does
-// for A..B) and stopping when only commits reachable from from are left.
-func rangeCommits(repo *source.Repo, from, to plumbing.Hash) ([]*source.Commit, error) {
+// rangeCommits returns the commits reachable from any of tos but from none
+// of froms, newest first, walking both sides at once by committer date (as
+// git does for A..B) and stopping when only commits reachable from froms are
+// left.
+func rangeCommits(repo *source.Repo, froms, tos []plumbing.Hash) ([]*source.Commit, error) {
 	const (
 		left  = 1 // reachable from from
 		right = 2 // reachable from to
@@ -155,10 +217,12 @@ func rangeCommits(repo *source.Repo, from, to plumbing.Hash) ([]*source.Commit, 
 		heap.Push(q, queued{c: c, flags: f})
 		return nil
 	}
-	if err := push(to, right); err != nil {
-		return nil, err
+	for _, to := range tos {
+		if err := push(to, right); err != nil {
+			return nil, err
+		}
 	}
-	if !from.IsZero() {
+	for _, from := range froms {
 		if err := push(from, left); err != nil {
 			return nil, err
 		}
