@@ -14,40 +14,28 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/google/go-github/v62/github"
 
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghapp"
+	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
 
-// Rewrite replaces a URL prefix, as git's url.<base>.insteadOf does: a
-// mirror, a proxy, or a test server in place of github.com.
-type Rewrite struct{ From, To string }
+// Rewrite replaces a URL prefix (see mirror.Rewrite).
+type Rewrite = mirror.Rewrite
 
 // ParseRewrite parses FROM=TO.
-func ParseRewrite(s string) (Rewrite, error) {
-	from, to, ok := strings.Cut(s, "=")
-	if !ok || from == "" || to == "" {
-		return Rewrite{}, fmt.Errorf("--git-url-rewrite %q: want FROM=TO", s)
-	}
-	return Rewrite{from, to}, nil
-}
+func ParseRewrite(s string) (Rewrite, error) { return mirror.ParseRewrite(s) }
 
 // Queue is where deliveries wait: the SQLite store (store.Store, one
 // machine) or Amazon SQS (sqsqueue.Queue, a fleet of receivers and workers).
@@ -275,51 +263,18 @@ func hasRef(mirror, ref string) bool {
 // fetch brings the pushed commits into the repository's mirror, cloning it
 // the first time.
 func (w *Worker) fetch(ctx context.Context, p Push, token string) (string, error) {
-	u := w.rewrite(p.Repository.CloneURL)
+	u := mirror.Apply(w.o.Rewrites, p.Repository.CloneURL)
 	if u == "" {
 		return "", errors.New("push payload: no clone URL")
 	}
-	if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http" && pu.Scheme != "file") {
-		return "", fmt.Errorf("clone URL %q: only http(s) and file URLs are fetched", u)
-	}
-	dir := filepath.Join(w.o.Mirrors, filepath.FromSlash(p.Repository.FullName)+".git")
-	var auth transport.AuthMethod
-	if token != "" {
-		auth = &githttp.BasicAuth{Username: "x-access-token", Password: token}
-	}
-	specs := []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
-	repo, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			return "", err
-		}
-		repo, err = git.PlainInit(dir, true)
-		if err != nil {
-			return "", fmt.Errorf("create mirror %s: %w", dir, err)
-		}
-		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{u}, Fetch: specs}); err != nil {
-			return "", fmt.Errorf("create mirror %s: %w", dir, err)
-		}
-	} else if err != nil {
-		return "", fmt.Errorf("open mirror %s: %w", dir, err)
-	}
-	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RemoteURL: u, RefSpecs: specs, Auth: auth, Force: true, Tags: git.AllTags})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	dir := mirror.Path(w.o.Mirrors, p.Repository.FullName)
+	if err := mirror.Fetch(ctx, dir, u, token); err != nil {
 		return "", fmt.Errorf("fetch %s: %w", p.Repository.FullName, err)
 	}
-	if _, err := repo.CommitObject(plumbing.NewHash(p.After)); err != nil {
+	if !hasCommit(dir, p.After) {
 		return "", fmt.Errorf("fetch %s: the pushed commit %s is not on the server (yet)", p.Repository.FullName, p.After)
 	}
 	return dir, nil
-}
-
-func (w *Worker) rewrite(u string) string {
-	for _, r := range w.o.Rewrites {
-		if strings.HasPrefix(u, r.From) {
-			return r.To + strings.TrimPrefix(u, r.From)
-		}
-	}
-	return u
 }
 
 // report posts a commit status on the pushed commit and, for each live key,

@@ -141,7 +141,7 @@ func TestPushEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Verifier: verify.New(verify.Options{Endpoint: m.URL}),
-		Responder: r, GitHub: client, Mirrors: t.TempDir(), Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
+		Responder: r, GitHub: client, Mirrors: t.TempDir(), Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
 
 	if err := st.Enqueue(ctx, store.Delivery{ID: "d1", Event: "push", Payload: pushPayload("refs/heads/main", base, after, false)}); err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestFailingFetchIsRetriedThenParked(t *testing.T) {
 	defer st.Close()
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
-		Rewrites: []Rewrite{{"https://github.com/", "http://127.0.0.1:1/"}}, MaxAttempts: 2, Backoff: 1})
+		Rewrites: []Rewrite{{From: "https://github.com/", To: "http://127.0.0.1:1/"}}, MaxAttempts: 2, Backoff: 1})
 	st.Enqueue(ctx, store.Delivery{ID: "x", Event: "push", Payload: pushPayload("refs/heads/main",
 		"1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222", false)})
 	for range 2 {
@@ -245,7 +245,7 @@ func TestPushShapes(t *testing.T) {
 	defer st.Close()
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
-		Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
+		Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
 	process := func(ref, before, after string) (string, []string) {
 		t.Helper()
 		res, err := w.Process(ctx, store.Delivery{ID: "x", Event: "push", Payload: pushPayload(ref, before, after, false)})
@@ -344,7 +344,7 @@ func TestGitHubAppInstallationToken(t *testing.T) {
 	defer st.Close()
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(), App: app, GitHub: client,
-		Rewrites: []Rewrite{{"https://github.com/", gitSrv.URL + "/"}}})
+		Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
 	var p map[string]any
 	json.Unmarshal(pushPayload("refs/heads/main", zeroSHA, head, false), &p)
 	p["installation"] = map[string]any{"id": 42}
