@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver
@@ -70,6 +71,12 @@ var migrations = []string{
 		created_at  INTEGER NOT NULL
 	);
 	CREATE INDEX deliveries_ready ON deliveries (status, next_at);`,
+	// 3: organisation scans (RepoTips).
+	`CREATE TABLE repo_scans (
+		repo       TEXT PRIMARY KEY,
+		tips       TEXT NOT NULL,
+		scanned_at INTEGER NOT NULL
+	);`,
 }
 
 // Open opens (creating if need be) the state file at path and brings its
@@ -271,4 +278,31 @@ func (s *Store) DueDeletions(ctx context.Context, now time.Time) ([]Deletion, er
 func (s *Store) DeletionDone(ctx context.Context, keyID string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM due_deletions WHERE key_id = ?`, keyID)
 	return err
+}
+
+// RepoTips returns the commits a previous scan of repo ended at, or nil.
+func (s *Store) RepoTips(ctx context.Context, repo string) ([]string, error) {
+	var tips string
+	err := s.db.QueryRowContext(ctx, `SELECT tips FROM repo_scans WHERE repo = ?`, repo).Scan(&tips)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the last scan of %s: %w", repo, err)
+	}
+	if tips == "" {
+		return []string{}, nil
+	}
+	return strings.Split(tips, ","), nil
+}
+
+// SetRepoTips remembers the commits a scan of repo ended at.
+func (s *Store) SetRepoTips(ctx context.Context, repo string, tips []string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO repo_scans (repo, tips, scanned_at) VALUES (?, ?, ?)
+		ON CONFLICT (repo) DO UPDATE SET tips = excluded.tips, scanned_at = excluded.scanned_at`,
+		repo, strings.Join(tips, ","), time.Now().Unix())
+	if err != nil {
+		return fmt.Errorf("remember the scan of %s: %w", repo, err)
+	}
+	return nil
 }

@@ -1,0 +1,288 @@
+// Package org scans every repository of a GitHub organisation (or user):
+// it lists them with go-github (paginated, rate limits waited out), keeps a
+// mirror of each with go-git, scans each history, and de-duplicates keys
+// across the organisation. A second run scans only what is new since the
+// first, as the store remembers where each repository's scan ended.
+package org
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"path"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/source"
+	"github.com/keyburn/keyburn/internal/store"
+)
+
+// Options configures an organisation scan.
+type Options struct {
+	Client *github.Client
+	Org    string // an organisation, or
+	User   string // a user
+	// Repos are path.Match patterns on the repository name (empty: all).
+	Repos    []string
+	Forks    bool // include forks
+	Archived bool // include archived repositories
+	// Shard i of n (0-based i) takes a deterministic share of the
+	// repositories, so that n machines split an organisation.
+	Shard, Shards int
+
+	Mirrors  string
+	Rewrites []mirror.Rewrite
+	Token    string
+	Engine   engine.Options
+	Store    *store.Store // remembers scans for incremental runs (nil: full scans)
+	Parallel int          // repositories fetched and scanned at once (default 2)
+
+	// Progress, when set, hears about each repository as it ends; Wait about
+	// rate-limit waits. Both may be called concurrently.
+	Progress func(p Progress)
+	Wait     func(d time.Duration, why string)
+	Reporter source.Reporter
+}
+
+// Progress is the state of a run after a repository ends.
+type Progress struct {
+	Repo        string
+	Done, Total int
+	Bytes       int64
+	Findings    int
+	Skipped     bool // nothing new since the last scan
+	Err         error
+}
+
+// Result is an organisation scan's outcome.
+type Result struct {
+	Findings   []*finding.Finding // one per key across the organisation
+	Repos      int                // repositories in this shard
+	Scanned    int                // scanned (fully or incrementally)
+	Unchanged  int                // nothing new since the last scan
+	Failed     int                // could not be fetched or scanned
+	Commits    int64
+	Bytes      int64
+	PerRepo    map[string]int // findings per repository
+	Incomplete bool
+}
+
+// List returns the repositories of the organisation or user, all pages,
+// filtered, in name order, waiting out rate limits.
+func List(ctx context.Context, o Options) ([]*github.Repository, error) {
+	var all []*github.Repository
+	page := 1
+	for page != 0 {
+		var repos []*github.Repository
+		var resp *github.Response
+		err := retryRateLimit(ctx, o.Wait, func() error {
+			var err error
+			if o.Org != "" {
+				repos, resp, err = o.Client.Repositories.ListByOrg(ctx, o.Org, &github.RepositoryListByOrgOptions{
+					Type: "all", ListOptions: github.ListOptions{Page: page, PerPage: 100}})
+			} else {
+				repos, resp, err = o.Client.Repositories.ListByUser(ctx, o.User, &github.RepositoryListByUserOptions{
+					Type: "owner", ListOptions: github.ListOptions{Page: page, PerPage: 100}})
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list repositories of %s%s: %w", o.Org, o.User, err)
+		}
+		all = append(all, repos...)
+		page = resp.NextPage
+	}
+	var out []*github.Repository
+	for _, r := range all {
+		if (r.GetFork() && !o.Forks) || (r.GetArchived() && !o.Archived) || !matches(o.Repos, r.GetName()) {
+			continue
+		}
+		if o.Shards > 1 && shardOf(r.GetFullName(), o.Shards) != o.Shard {
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetFullName() < out[j].GetFullName() })
+	return out, nil
+}
+
+func matches(patterns []string, name string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// shardOf assigns a repository to one of n shards by a hash of its name:
+// the same on every machine, and stable as repositories come and go.
+func shardOf(fullName string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(fullName))
+	return int(h.Sum32() % uint32(n))
+}
+
+// maxRateWaits bounds how often one call waits for a rate limit.
+const maxRateWaits = 5
+
+// retryRateLimit runs call, waiting out primary and secondary rate limits
+// (never hammering: it waits until the reset, or the Retry-After).
+func retryRateLimit(ctx context.Context, notify func(time.Duration, string), call func() error) error {
+	for i := 0; ; i++ {
+		err := call()
+		var wait time.Duration
+		var why string
+		var rl *github.RateLimitError
+		var abuse *github.AbuseRateLimitError
+		switch {
+		case errors.As(err, &rl):
+			wait, why = time.Until(rl.Rate.Reset.Time)+time.Second, "primary rate limit"
+		case errors.As(err, &abuse):
+			wait, why = abuse.GetRetryAfter(), "secondary rate limit"
+			if wait <= 0 {
+				wait = time.Minute
+			}
+		default:
+			return err
+		}
+		if i >= maxRateWaits {
+			return err
+		}
+		wait = max(wait, time.Second)
+		if notify != nil {
+			notify(wait, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Scan lists, fetches and scans the repositories. A repository that fails is
+// reported and the run goes on.
+func Scan(ctx context.Context, o Options) (*Result, error) {
+	repos, err := List(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Repos: len(repos), PerRepo: map[string]int{}}
+	var mu sync.Mutex
+	var all []*finding.Finding
+	var done atomic.Int32
+	p := pool.New().WithMaxGoroutines(max(1, o.Parallel))
+	for _, r := range repos {
+		p.Go(func() {
+			prog := o.scanOne(ctx, r)
+			prog.Done, prog.Total = int(done.Add(1)), len(repos)
+			mu.Lock()
+			switch {
+			case prog.Err != nil:
+				res.Failed++
+			case prog.Skipped:
+				res.Unchanged++
+			default:
+				res.Scanned++
+			}
+			res.Bytes += prog.Bytes
+			res.PerRepo[r.GetFullName()] = prog.Findings
+			all = append(all, prog.found...)
+			mu.Unlock()
+			if o.Progress != nil {
+				o.Progress(prog.Progress)
+			}
+		})
+	}
+	p.Wait()
+	res.Findings = merge(all)
+	res.Incomplete = ctx.Err() != nil
+	return res, ctx.Err()
+}
+
+type repoResult struct {
+	Progress
+	found []*finding.Finding
+}
+
+func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
+	name := r.GetFullName()
+	out := repoResult{Progress: Progress{Repo: name}}
+	fail := func(err error) repoResult {
+		out.Err = err
+		if o.Reporter != nil {
+			o.Reporter.Failed(fmt.Errorf("%s: %w", name, err))
+		}
+		return out
+	}
+	dir := mirror.Path(o.Mirrors, name)
+	if err := mirror.Fetch(ctx, dir, mirror.Apply(o.Rewrites, r.GetCloneURL()), o.Token); err != nil {
+		return fail(err)
+	}
+	var seen []string
+	if o.Store != nil {
+		var err error
+		if seen, err = o.Store.RepoTips(ctx, name); err != nil {
+			return fail(err)
+		}
+	}
+	rep := o.Reporter
+	if rep == nil {
+		rep = nopReporter{}
+	}
+	res, tips, err := engine.ScanSince(ctx, o.Engine, dir, seen, engine.GitOptions{}, rep)
+	if err != nil {
+		return fail(err)
+	}
+	if seen != nil && res.Commits == 0 {
+		out.Skipped = true
+	}
+	for _, f := range res.Findings {
+		for i := range f.Locations {
+			f.Locations[i].File = name + "/" + f.Locations[i].File
+		}
+	}
+	out.found, out.Findings, out.Bytes = res.Findings, len(res.Findings), res.Bytes
+	if o.Store != nil && ctx.Err() == nil {
+		if err := o.Store.SetRepoTips(ctx, name, tips); err != nil {
+			return fail(err)
+		}
+	}
+	return out
+}
+
+// merge joins findings of the same key and secret found in several
+// repositories into one, with all their locations.
+func merge(fs []*finding.Finding) []*finding.Finding {
+	by := map[string]*finding.Finding{}
+	var out []*finding.Finding
+	for _, f := range fs {
+		fp := f.Fingerprint()
+		if g, ok := by[fp]; ok {
+			g.Locations = append(g.Locations, f.Locations...)
+			continue
+		}
+		by[fp] = f
+		out = append(out, f)
+	}
+	finding.Sort(out)
+	return out
+}
+
+type nopReporter struct{}
+
+func (nopReporter) Skipped(string, string) {}
+func (nopReporter) Failed(error)           {}

@@ -1,0 +1,213 @@
+package org
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/gittest"
+	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/rules"
+)
+
+type repoSpec struct {
+	name            string
+	fork, archived  bool
+	files           []string // one commit each
+	missingOnServer bool
+}
+
+// fakeAPI serves /orgs/acme/repos in pages of 2, answering the first call
+// with a secondary rate limit and the first call for page 2 with a primary
+// one.
+type fakeAPI struct {
+	mu      sync.Mutex
+	repos   []map[string]any
+	calls   map[string]int
+	baseURL string
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/orgs/acme/repos" {
+		http.NotFound(w, r)
+		return
+	}
+	page := r.URL.Query().Get("page")
+	if page == "" {
+		page = "1"
+	}
+	f.mu.Lock()
+	f.calls[page]++
+	n := f.calls[page]
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case page == "1" && n == 1:
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(403)
+		fmt.Fprint(w, `{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest/overview/resources-in-the-rest-api#secondary-rate-limits"}`)
+		return
+	case page == "2" && n == 1:
+		w.Header().Set("X-RateLimit-Limit", "5000")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(time.Now().Add(time.Second).Unix()))
+		w.WriteHeader(403)
+		fmt.Fprint(w, `{"message":"API rate limit exceeded for installation.","documentation_url":"https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"}`)
+		return
+	}
+	var p int
+	fmt.Sscan(page, &p)
+	lo, hi := (p-1)*2, min(len(f.repos), p*2)
+	if hi < len(f.repos) {
+		w.Header().Set("Link", fmt.Sprintf(`<%s/orgs/acme/repos?page=%d>; rel="next"`, f.baseURL, p+1))
+	}
+	json.NewEncoder(w).Encode(f.repos[lo:hi])
+}
+
+func setup(t *testing.T, specs []repoSpec) (Options, *fakeAPI) {
+	t.Helper()
+	root := t.TempDir()
+	for _, s := range specs {
+		if s.missingOnServer {
+			continue
+		}
+		gittest.Run(t, root, "init", "-q", "--bare", "-b", "main", "acme/"+s.name+".git")
+		work := t.TempDir()
+		gittest.Run(t, work, "init", "-q", "-b", "main")
+		for i, body := range s.files {
+			os.WriteFile(filepath.Join(work, fmt.Sprintf("f%d.env", i)), []byte(body), 0o644)
+			gittest.Run(t, work, "add", "-A")
+			gittest.Run(t, work, "commit", "-q", "-m", fmt.Sprint(i))
+		}
+		gittest.Run(t, work, "push", "-q", filepath.Join(root, "acme", s.name+".git"), "main")
+	}
+	execPath := gittest.Run(t, root, "--exec-path")
+	gitSrv := httptest.NewServer(&cgi.Handler{Path: filepath.Join(execPath, "git-http-backend"),
+		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}})
+	t.Cleanup(gitSrv.Close)
+	api := &fakeAPI{calls: map[string]int{}}
+	for _, s := range specs {
+		api.repos = append(api.repos, map[string]any{"name": s.name, "full_name": "acme/" + s.name, "fork": s.fork,
+			"archived": s.archived, "clone_url": "https://github.com/acme/" + s.name + ".git"})
+	}
+	apiSrv := httptest.NewServer(api)
+	t.Cleanup(apiSrv.Close)
+	api.baseURL = apiSrv.URL
+	client, err := github.NewClient(nil).WithEnterpriseURLs(apiSrv.URL+"/", apiSrv.URL+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.BaseURL, _ = client.BaseURL.Parse(apiSrv.URL + "/")
+	set, _ := rules.Default()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return Options{Client: client, Org: "acme", Mirrors: t.TempDir(), Store: st, Parallel: 2,
+		Rewrites: []mirror.Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}},
+		Engine:   engine.Options{Matcher: detect.New(set)}}, api
+}
+
+const (
+	k1 = "aws_access_key_id = AKIAROSDW5AABZW3VLYZ\naws_secret_access_key = 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\n"
+	k2 = "aws_access_key_id = AKIABOTYWKPD2H3RV7SD\naws_secret_access_key = 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\n"
+)
+
+func TestScanOrganisation(t *testing.T) {
+	o, api := setup(t, []repoSpec{
+		{name: "alpha", files: []string{k1, "removed\n"}},
+		{name: "beta", files: []string{"clean\n", k1 + k2}},
+		{name: "broken", missingOnServer: true},
+		{name: "delta", archived: true, files: []string{k2}},
+		{name: "gamma", fork: true, files: []string{k2}},
+	})
+	var waits []string
+	var mu sync.Mutex
+	o.Wait = func(d time.Duration, why string) { mu.Lock(); waits = append(waits, why); mu.Unlock() }
+	var failed []error
+	o.Reporter = reporter{&failed, &mu}
+	ctx := context.Background()
+	res, err := Scan(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Repos != 3 || res.Scanned != 2 || res.Failed != 1 {
+		t.Errorf("repos %d, scanned %d, failed %d; want 3, 2, 1 (fork and archived left out)", res.Repos, res.Scanned, res.Failed)
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "acme/broken") {
+		t.Errorf("failures = %v, want the broken repository named", failed)
+	}
+	if strings.Join(waits, ",") != "secondary rate limit,primary rate limit" {
+		t.Errorf("rate-limit waits = %v", waits)
+	}
+	if api.calls["1"] != 2 || api.calls["2"] != 2 {
+		t.Errorf("API calls per page = %v, want 2 each (one limited, one answered)", api.calls)
+	}
+	// k1 is in alpha and beta: one finding with both locations.
+	byKey := map[string]int{}
+	for _, f := range res.Findings {
+		byKey[f.KeyID] = len(f.Locations)
+	}
+	if byKey["AKIAROSDW5AABZW3VLYZ"] != 2 || byKey["AKIABOTYWKPD2H3RV7SD"] != 1 || len(res.Findings) != 2 {
+		t.Errorf("findings by key (locations) = %v", byKey)
+	}
+
+	// The second run reads nothing new.
+	res2, err := Scan(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Unchanged != 2 || res2.Scanned != 0 || len(res2.Findings) != 0 {
+		t.Errorf("second run: unchanged %d, scanned %d, findings %d; want 2, 0, 0", res2.Unchanged, res2.Scanned, len(res2.Findings))
+	}
+}
+
+func TestShardsSplitTheRepositories(t *testing.T) {
+	names := []string{}
+	for i := range 40 {
+		names = append(names, fmt.Sprintf("acme/repo%d", i))
+	}
+	seen := map[string]int{}
+	for shard := range 3 {
+		for _, n := range names {
+			if shardOf(n, 3) == shard {
+				seen[n]++
+			}
+		}
+	}
+	for _, n := range names {
+		if seen[n] != 1 {
+			t.Fatalf("%s is in %d shards, want exactly 1", n, seen[n])
+		}
+	}
+	if shardOf("acme/repo1", 3) != shardOf("acme/repo1", 3) {
+		t.Fatal("shards are not deterministic")
+	}
+}
+
+type reporter struct {
+	failed *[]error
+	mu     *sync.Mutex
+}
+
+func (r reporter) Skipped(string, string) {}
+func (r reporter) Failed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*r.failed = append(*r.failed, err)
+}
