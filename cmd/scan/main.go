@@ -21,6 +21,7 @@ Usage:
     keyburn scan git [PATH]       scan a repository's whole history (or --range A..B)
     keyburn scan staged [PATH]    scan the staged changes (the pre-commit hook)
     keyburn scan install-hook     install the pre-commit hook (--pre-push: and pre-push)
+    keyburn scan github --org ORG every repository of an organisation (or --user USER)
     keyburn scan audit            print the audit log of actions taken on keys
     keyburn version               print the version
 
@@ -98,6 +99,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code, err = runInstallHook(args[1:], ui)
 	case "audit":
 		code, err = runAudit(ctx, args[1:], stdout, ui)
+	case "github":
+		code, err = runOrg(ctx, args[1:], stdout, ui)
 	case "version":
 		fmt.Fprintln(stdout, "keyburn", version)
 	case "help", "-h", "-help", "--help":

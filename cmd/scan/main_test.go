@@ -129,6 +129,11 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"dir", "--format", "xml", "."}, exitError},
 		{[]string{"dir", "--max-file-size", "lots", "."}, exitError},
 		{[]string{"version"}, exitClean},
+		{[]string{"github"}, exitError},
+		{[]string{"github", "--org", "a", "--user", "b"}, exitError},
+		{[]string{"github", "--org", "a", "--shard", "3/2"}, exitError},
+		{[]string{"dir", "--respond", "burn", "."}, exitError},
+		{[]string{"dir", "--dry-run", "."}, exitError},
 	}
 	for _, tt := range tests {
 		var out, errOut fakeWriter

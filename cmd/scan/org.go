@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/google/go-github/v62/github"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/org"
+	"github.com/keyburn/keyburn/internal/store"
+)
+
+const orgUsage = `usage: keyburn scan github (--org ORG | --user USER) [flags]
+
+Scans every repository of a GitHub organisation or user, every ref and its
+whole history, with one finding per key across all of them. The token comes
+from GITHUB_TOKEN. Repositories are mirrored under --mirrors; the second run
+scans only what is new, and says how many repositories it skipped.
+
+    --repo PATTERN       only repositories whose name matches (repeatable)
+    --forks --archived   include forks, archived repositories
+    --shard i/n          this machine's share of the repositories (i from 0)
+
+Flags:
+`
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+type rewriteList []mirror.Rewrite
+
+func (r *rewriteList) String() string { return fmt.Sprint(*r) }
+func (r *rewriteList) Set(s string) error {
+	rw, err := mirror.ParseRewrite(s)
+	if err == nil {
+		*r = append(*r, rw)
+	}
+	return err
+}
+
+func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
+	var c common
+	var o org.Options
+	var repos listFlag
+	var rewrites rewriteList
+	var shard, apiURL string
+	fs := flag.NewFlagSet("github", flag.ContinueOnError)
+	c.register(fs)
+	fs.StringVar(&o.Org, "org", "", "the `organisation`")
+	fs.StringVar(&o.User, "user", "", "the `user`")
+	fs.Var(&repos, "repo", "only repositories whose name matches `pattern`")
+	fs.BoolVar(&o.Forks, "forks", false, "include forks")
+	fs.BoolVar(&o.Archived, "archived", false, "include archived repositories")
+	fs.StringVar(&shard, "shard", "", "scan shard `i/n` of the repositories")
+	fs.StringVar(&apiURL, "github-api", "", "GitHub REST API base `URL` (GitHub Enterprise)")
+	fs.StringVar(&o.Mirrors, "mirrors", "keyburn-mirrors", "`directory` of the mirror cache")
+	fs.Var(&rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO…; repeatable")
+	fs.IntVar(&o.Parallel, "parallel", 2, "repositories fetched and scanned at once")
+	fs.Usage = func() { fmt.Fprint(u.w, orgUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, u); err != nil {
+		return exitError, err
+	}
+	if (o.Org == "") == (o.User == "") {
+		fs.Usage()
+		return exitError, errors.New("give one of --org and --user")
+	}
+	if shard != "" {
+		if _, err := fmt.Sscanf(shard, "%d/%d", &o.Shard, &o.Shards); err != nil || o.Shards < 1 || o.Shard < 0 || o.Shard >= o.Shards {
+			return exitError, fmt.Errorf("--shard %q: want i/n with 0 <= i < n", shard)
+		}
+	}
+	s, err := c.resolve(u, ".")
+	if err != nil {
+		return exitError, err
+	}
+	o.Repos, o.Rewrites, o.Engine, o.Reporter = repos, rewrites, s.opts, u
+	o.Token = os.Getenv("GITHUB_TOKEN")
+	o.Client = github.NewClient(&http.Client{Timeout: 60 * time.Second})
+	if o.Token != "" {
+		o.Client = o.Client.WithAuthToken(o.Token)
+	}
+	if apiURL != "" {
+		if o.Client, err = o.Client.WithEnterpriseURLs(apiURL, apiURL); err != nil {
+			return exitError, fmt.Errorf("--github-api: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dirOf(c.statePath), 0o700); err != nil {
+		return exitError, err
+	}
+	st, err := store.Open(c.statePath)
+	if err != nil {
+		return exitError, err
+	}
+	o.Store = st
+	o.Wait = func(d time.Duration, why string) {
+		u.printf("GitHub %s: waiting %s", why, d.Round(time.Second))
+	}
+	var bar *progressbar.ProgressBar
+	var found int
+	var mu sync.Mutex // Progress is called from several repositories at once
+	o.Progress = func(p org.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		found += p.Findings
+		if bar != nil {
+			if bar.GetMax() != p.Total {
+				bar.ChangeMax(p.Total)
+			}
+			bar.Describe(fmt.Sprintf("%s · %d findings", p.Repo, found))
+			_ = bar.Add(1)
+			return
+		}
+		state := fmt.Sprintf("%d finding(s), %s", p.Findings, humanize.IBytes(uint64(p.Bytes)))
+		switch {
+		case p.Err != nil:
+			state = "failed"
+		case p.Skipped:
+			state = "unchanged since the last scan"
+		}
+		u.printf("[%d/%d] %s: %s", p.Done, p.Total, p.Repo, state)
+	}
+	if isTerminal(os.Stderr) {
+		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
+			progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+	}
+	start := time.Now()
+	res, scanErr := org.Scan(ctx, o)
+	st.Close()
+	if res == nil {
+		return exitError, scanErr
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	u.printf("%d repositories: %d scanned, %d unchanged since the last scan (skipped), %d failed", res.Repos, res.Scanned, res.Unchanged, res.Failed)
+	for name, n := range res.PerRepo {
+		if n > 0 {
+			u.printf("  %s: %d finding(s)", name, n)
+		}
+	}
+	return c.complete(ctx, u, s, stdout, &engine.Result{Findings: res.Findings, Bytes: res.Bytes, Files: int64(res.Scanned)}, start, scanErr, nil)
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "."
+}
