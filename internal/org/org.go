@@ -228,16 +228,24 @@ func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
 		}
 		return out
 	}
+	var seen []string
+	var scannedAt time.Time
+	if o.Store != nil {
+		var err error
+		if seen, scannedAt, err = o.Store.RepoTips(ctx, name); err != nil {
+			return fail(err)
+		}
+	}
+	// GitHub says when the repository last received a push: nothing since
+	// the last scan means nothing to fetch. (A minute of slack covers a push
+	// during that scan.)
+	if seen != nil && r.PushedAt != nil && r.PushedAt.Before(scannedAt.Add(-time.Minute)) {
+		out.Skipped = true
+		return out
+	}
 	dir := mirror.Path(o.Mirrors, name)
 	if err := mirror.Fetch(ctx, dir, mirror.Apply(o.Rewrites, r.GetCloneURL()), o.Token); err != nil {
 		return fail(err)
-	}
-	var seen []string
-	if o.Store != nil {
-		var err error
-		if seen, err = o.Store.RepoTips(ctx, name); err != nil {
-			return fail(err)
-		}
 	}
 	rep := o.Reporter
 	if rep == nil {

@@ -39,6 +39,7 @@ type fakeAPI struct {
 	repos   []map[string]any
 	calls   map[string]int
 	baseURL string
+	gitRoot string
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +72,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var p int
 	fmt.Sscan(page, &p)
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	lo, hi := (p-1)*2, min(len(f.repos), p*2)
 	if hi < len(f.repos) {
 		w.Header().Set("Link", fmt.Sprintf(`<%s/orgs/acme/repos?page=%d>; rel="next"`, f.baseURL, p+1))
@@ -99,7 +102,7 @@ func setup(t *testing.T, specs []repoSpec) (Options, *fakeAPI) {
 	gitSrv := httptest.NewServer(&cgi.Handler{Path: filepath.Join(execPath, "git-http-backend"),
 		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}})
 	t.Cleanup(gitSrv.Close)
-	api := &fakeAPI{calls: map[string]int{}}
+	api := &fakeAPI{calls: map[string]int{}, gitRoot: root}
 	for _, s := range specs {
 		api.repos = append(api.repos, map[string]any{"name": s.name, "full_name": "acme/" + s.name, "fork": s.fork,
 			"archived": s.archived, "clone_url": "https://github.com/acme/" + s.name + ".git"})
@@ -167,13 +170,44 @@ func TestScanOrganisation(t *testing.T) {
 		t.Errorf("findings by key (locations) = %v", byKey)
 	}
 
-	// The second run reads nothing new.
+	// The second run reads nothing new: fetched, nothing beyond the
+	// remembered tips.
 	res2, err := Scan(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res2.Unchanged != 2 || res2.Scanned != 0 || len(res2.Findings) != 0 {
 		t.Errorf("second run: unchanged %d, scanned %d, findings %d; want 2, 0, 0", res2.Unchanged, res2.Scanned, len(res2.Findings))
+	}
+
+	// A new commit in beta is scanned, and only it.
+	api.mu.Lock()
+	api.calls = map[string]int{"1": 9, "2": 9} // no more rate limits
+	api.mu.Unlock()
+	work := t.TempDir()
+	gittest.Run(t, work, "clone", "-q", filepath.Join(api.gitRoot, "acme/beta.git"), ".")
+	os.WriteFile(filepath.Join(work, "new.env"), []byte(k2), 0o644)
+	gittest.Run(t, work, "add", "-A")
+	gittest.Run(t, work, "commit", "-q", "-m", "new")
+	gittest.Run(t, work, "push", "-q", "origin", "main")
+	res3, err := Scan(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res3.Scanned != 1 || res3.Unchanged != 1 || len(res3.Findings) != 1 || res3.Findings[0].KeyID != "AKIABOTYWKPD2H3RV7SD" {
+		t.Errorf("third run: scanned %d, unchanged %d, findings %d", res3.Scanned, res3.Unchanged, len(res3.Findings))
+	}
+
+	// With GitHub's pushed_at older than the last scan, nothing is fetched.
+	api.mu.Lock()
+	for _, r := range api.repos {
+		r["pushed_at"] = "2001-01-01T00:00:00Z"
+		r["clone_url"] = "https://github.com/acme/not-there.git" // a fetch would fail
+	}
+	api.mu.Unlock()
+	res4, err := Scan(ctx, o)
+	if err != nil || res4.Unchanged != 2 || res4.Failed != 1 {
+		t.Errorf("pushed_at run: unchanged %d, failed %d, %v; want 2 unchanged (not fetched), broken still failing", res4.Unchanged, res4.Failed, err)
 	}
 }
 

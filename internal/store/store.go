@@ -280,20 +280,22 @@ func (s *Store) DeletionDone(ctx context.Context, keyID string) error {
 	return err
 }
 
-// RepoTips returns the commits a previous scan of repo ended at, or nil.
-func (s *Store) RepoTips(ctx context.Context, repo string) ([]string, error) {
+// RepoTips returns the commits a previous scan of repo ended at (nil: never
+// scanned) and when that scan was.
+func (s *Store) RepoTips(ctx context.Context, repo string) ([]string, time.Time, error) {
 	var tips string
-	err := s.db.QueryRowContext(ctx, `SELECT tips FROM repo_scans WHERE repo = ?`, repo).Scan(&tips)
+	var at int64
+	err := s.db.QueryRowContext(ctx, `SELECT tips, scanned_at FROM repo_scans WHERE repo = ?`, repo).Scan(&tips, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the last scan of %s: %w", repo, err)
+		return nil, time.Time{}, fmt.Errorf("read the last scan of %s: %w", repo, err)
 	}
 	if tips == "" {
-		return []string{}, nil
+		return []string{}, time.Unix(at, 0), nil
 	}
-	return strings.Split(tips, ","), nil
+	return strings.Split(tips, ","), time.Unix(at, 0), nil
 }
 
 // SetRepoTips remembers the commits a scan of repo ended at.
