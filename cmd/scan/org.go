@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/dustin/go-humanize"
 	"github.com/google/go-github/v62/github"
 	"github.com/schollz/progressbar/v3"
@@ -19,6 +21,7 @@ import (
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/org"
+	"github.com/keyburn/keyburn/internal/sqsqueue"
 	"github.com/keyburn/keyburn/internal/store"
 )
 
@@ -32,6 +35,8 @@ scans only what is new, and says how many repositories it skipped.
     --repo PATTERN       only repositories whose name matches (repeatable)
     --forks --archived   include forks, archived repositories
     --shard i/n          this machine's share of the repositories (i from 0)
+    --queue URL          queue one job per repository on Amazon SQS for the
+                         webhook's workers (webhook --queue URL) instead
 
 Flags:
 `
@@ -57,7 +62,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	var o org.Options
 	var repos listFlag
 	var rewrites rewriteList
-	var shard, apiURL string
+	var shard, apiURL, queueURL string
 	fs := flag.NewFlagSet("github", flag.ContinueOnError)
 	c.register(fs)
 	fs.StringVar(&o.Org, "org", "", "the `organisation`")
@@ -70,6 +75,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	fs.StringVar(&o.Mirrors, "mirrors", "keyburn-mirrors", "`directory` of the mirror cache")
 	fs.Var(&rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO…; repeatable")
 	fs.IntVar(&o.Parallel, "parallel", 2, "repositories fetched and scanned at once")
+	fs.StringVar(&queueURL, "queue", "", "put one job per repository on this Amazon SQS queue `URL` for the webhook's workers, instead of scanning here")
 	fs.Usage = func() { fmt.Fprint(u.w, orgUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, u); err != nil {
 		return exitError, err
@@ -97,6 +103,23 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		if o.Client, err = o.Client.WithEnterpriseURLs(apiURL, apiURL); err != nil {
 			return exitError, fmt.Errorf("--github-api: %w", err)
 		}
+	}
+	if queueURL != "" {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+		if err != nil {
+			return exitError, fmt.Errorf("--queue: AWS credentials: %w", err)
+		}
+		api := sqs.NewFromConfig(cfg, func(so *sqs.Options) {
+			if c.awsEndpoint != "" {
+				so.BaseEndpoint = &c.awsEndpoint
+			}
+		})
+		n, err := org.Enqueue(ctx, o, sqsqueue.New(api, queueURL, ""))
+		if err != nil {
+			return exitError, err
+		}
+		u.printf("queued %d repository scan(s) on %s", n, queueURL)
+		return exitClean, nil
 	}
 	if err := os.MkdirAll(dirOf(c.statePath), 0o700); err != nil {
 		return exitError, err

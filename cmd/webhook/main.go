@@ -190,7 +190,7 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	if err != nil {
 		return worker.Options{}, fmt.Errorf("--respond: %w", err)
 	}
-	o := worker.Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
+	o := worker.Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
 		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log,
 		Verifier: verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, CanaryAccounts: set.AWS.CanaryAccounts})}
 	if policy != respond.Off {

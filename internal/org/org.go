@@ -7,6 +7,7 @@ package org
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -294,3 +295,40 @@ type nopReporter struct{}
 
 func (nopReporter) Skipped(string, string) {}
 func (nopReporter) Failed(error)           {}
+
+// Job is a repository to scan, as put on a queue for the webhook's workers
+// (event "repo-scan").
+type Job struct {
+	FullName      string `json:"full_name"`
+	CloneURL      string `json:"clone_url"`
+	DefaultBranch string `json:"default_branch"`
+}
+
+// JobEvent is the event name of repository-scan jobs.
+const JobEvent = "repo-scan"
+
+// Enqueuer takes deliveries: the SQLite store or an SQS queue.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, d store.Delivery) error
+}
+
+// Enqueue lists the repositories and puts one job per repository on q, for
+// a fleet of workers to scan. It returns how many it queued. A job's ID names
+// the repository and the minute, so that a FIFO queue drops a repeat.
+func Enqueue(ctx context.Context, o Options, q Enqueuer) (int, error) {
+	repos, err := List(ctx, o)
+	if err != nil {
+		return 0, err
+	}
+	stamp := time.Now().UTC().Format("20060102T1504")
+	n := 0
+	for _, r := range repos {
+		body, _ := json.Marshal(Job{FullName: r.GetFullName(), CloneURL: r.GetCloneURL(), DefaultBranch: r.GetDefaultBranch()})
+		err := q.Enqueue(ctx, store.Delivery{ID: JobEvent + "/" + r.GetFullName() + "/" + stamp, Event: JobEvent, Payload: body})
+		if err != nil && !errors.Is(err, store.ErrDuplicate) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/keyburn/keyburn/internal/gittest"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/worker"
 	"github.com/keyburn/keyburn/rules"
 )
 
@@ -244,4 +246,45 @@ func (r reporter) Failed(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	*r.failed = append(*r.failed, err)
+}
+
+// TestJobsForAFleet queues one job per repository and has a webhook worker
+// take them: each repository is scanned, and a second round finds nothing
+// new.
+func TestJobsForAFleet(t *testing.T) {
+	o, api := setup(t, []repoSpec{
+		{name: "alpha", files: []string{k1}},
+		{name: "beta", files: []string{k2}},
+	})
+	api.calls = map[string]int{"1": 9, "2": 9} // no rate limits here
+	ctx := context.Background()
+	n, err := Enqueue(ctx, o, o.Store)
+	if err != nil || n != 2 {
+		t.Fatalf("Enqueue = %d, %v", n, err)
+	}
+	var found []string
+	var mu sync.Mutex
+	w := worker.New(worker.Options{Queue: o.Store, State: o.Store, Engine: o.Engine, Mirrors: t.TempDir(), Rewrites: o.Rewrites,
+		Observe: func(res worker.Result, _ time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Errorf("job failed: %v", err)
+			}
+			for _, f := range res.Findings {
+				found = append(found, res.Repo+":"+f.KeyID)
+			}
+		}})
+	for range 2 {
+		if n, err := w.Once(ctx); n != 1 || err != nil {
+			t.Fatalf("Once = %d, %v", n, err)
+		}
+	}
+	sort.Strings(found)
+	if strings.Join(found, ",") != "acme/alpha:AKIAROSDW5AABZW3VLYZ,acme/beta:AKIABOTYWKPD2H3RV7SD" {
+		t.Errorf("found %v", found)
+	}
+	if n, _ := w.Once(ctx); n != 0 {
+		t.Errorf("a job was left on the queue")
+	}
 }

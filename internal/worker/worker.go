@@ -47,7 +47,10 @@ type Queue interface {
 
 // Options configures a Worker.
 type Options struct {
-	Queue     Queue
+	Queue Queue
+	// State remembers where each repository's last scan ended, for
+	// repository-scan jobs (nil: such jobs scan whole histories).
+	State     *store.Store
 	Engine    engine.Options
 	Verifier  *verify.Verifier   // nil: no verification
 	Responder *respond.Responder // nil: no response
@@ -179,7 +182,11 @@ var (
 
 // Process handles one delivery.
 func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) {
-	if d.Event != "push" {
+	switch d.Event {
+	case "push":
+	case repoScanEvent:
+		return w.processRepoScan(ctx, d)
+	default:
 		return Result{}, nil
 	}
 	var p Push
@@ -290,6 +297,11 @@ func (w *Worker) report(ctx context.Context, gh *github.Client, p Push, fs []*fi
 	}); err != nil {
 		return fmt.Errorf("commit status: %w", err)
 	}
+	return w.issues(ctx, gh, owner, name, p, fs)
+}
+
+// issues opens an issue for each live key.
+func (w *Worker) issues(ctx context.Context, gh *github.Client, owner, name string, p Push, fs []*finding.Finding) error {
 	for _, f := range fs {
 		if f.Verification == nil || f.Verification.Status != string(verify.Live) {
 			continue
@@ -318,3 +330,58 @@ type reporter struct{ log *slog.Logger }
 
 func (r reporter) Skipped(path, reason string) { r.log.Info("skipped", "path", path, "reason", reason) }
 func (r reporter) Failed(err error)            { r.log.Warn("scan", "err", err) }
+
+// repoScanEvent is org.JobEvent: a repository to scan, queued by
+// `scan github --queue` for a fleet of workers.
+const repoScanEvent = "repo-scan"
+
+// repoJob is org.Job.
+type repoJob struct {
+	FullName string `json:"full_name"`
+	CloneURL string `json:"clone_url"`
+}
+
+// processRepoScan scans what a repository's refs add since its last scan
+// (its whole history the first time), verifies and responds, and opens an
+// issue for each live key.
+func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result, error) {
+	var j repoJob
+	if err := json.Unmarshal(d.Payload, &j); err != nil || !repoRE.MatchString(j.FullName) {
+		return Result{}, fmt.Errorf("repository-scan job: malformed: %v", err)
+	}
+	res := Result{Repo: j.FullName, Range: "since the last scan"}
+	dir := mirror.Path(w.o.Mirrors, j.FullName)
+	if err := mirror.Fetch(ctx, dir, mirror.Apply(w.o.Rewrites, j.CloneURL), w.o.Token); err != nil {
+		return res, fmt.Errorf("fetch %s: %w", j.FullName, err)
+	}
+	var seen []string
+	if w.o.State != nil {
+		var err error
+		if seen, _, err = w.o.State.RepoTips(ctx, j.FullName); err != nil {
+			return res, err
+		}
+	}
+	r, tips, err := engine.ScanSince(ctx, w.o.Engine, dir, seen, engine.GitOptions{}, reporter{w.o.Log})
+	if err != nil {
+		return res, fmt.Errorf("scan %s: %w", j.FullName, err)
+	}
+	res.Findings = r.Findings
+	if w.o.Verifier != nil {
+		engine.Check(ctx, res.Findings, w.o.Verifier, w.o.Responder)
+	}
+	if w.o.State != nil {
+		if err := w.o.State.SetRepoTips(ctx, j.FullName, tips); err != nil {
+			return res, err
+		}
+	}
+	if w.o.GitHub != nil {
+		owner, name, _ := strings.Cut(j.FullName, "/")
+		var p Push
+		p.Ref = "(repository scan)"
+		p.Repository.FullName = j.FullName
+		if err := w.issues(ctx, w.o.GitHub, owner, name, p, res.Findings); err != nil {
+			w.o.Log.Error("report to GitHub", "repo", j.FullName, "err", err)
+		}
+	}
+	return res, nil
+}
