@@ -19,6 +19,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/org"
 	"github.com/keyburn/keyburn/internal/sqsqueue"
@@ -62,7 +63,8 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	var o org.Options
 	var repos listFlag
 	var rewrites rewriteList
-	var shard, apiURL, queueURL string
+	var shard, apiURL, queueURL, appKey string
+	var appID int64
 	fs := flag.NewFlagSet("github", flag.ContinueOnError)
 	c.register(fs)
 	fs.StringVar(&o.Org, "org", "", "the `organisation`")
@@ -75,6 +77,8 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	fs.StringVar(&o.Mirrors, "mirrors", "keyburn-mirrors", "`directory` of the mirror cache")
 	fs.Var(&rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO…; repeatable")
 	fs.IntVar(&o.Parallel, "parallel", 2, "repositories fetched and scanned at once")
+	fs.Int64Var(&appID, "github-app-id", 0, "authenticate as this GitHub App `ID` (with --github-app-key), through its installation")
+	fs.StringVar(&appKey, "github-app-key", "", "the GitHub App's private key `file` (PEM)")
 	fs.StringVar(&queueURL, "queue", "", "put one job per repository on this Amazon SQS queue `URL` for the webhook's workers, instead of scanning here")
 	fs.Usage = func() { fmt.Fprint(u.w, orgUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, u); err != nil {
@@ -95,6 +99,26 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	}
 	o.Repos, o.Rewrites, o.Engine, o.Reporter = repos, rewrites, s.opts, u
 	o.Token = os.Getenv("GITHUB_TOKEN")
+	if (appID != 0) != (appKey != "") {
+		return exitError, errors.New("--github-app-id and --github-app-key go together")
+	}
+	if appID != 0 {
+		pemKey, err := os.ReadFile(appKey)
+		if err != nil {
+			return exitError, fmt.Errorf("--github-app-key: %w", err)
+		}
+		app, err := ghapp.New(appID, pemKey, apiURL)
+		if err != nil {
+			return exitError, err
+		}
+		owner := o.Org
+		if owner == "" {
+			owner = o.User
+		}
+		if o.Token, err = app.OrgToken(ctx, owner, o.User != ""); err != nil {
+			return exitError, err
+		}
+	}
 	o.Client = github.NewClient(&http.Client{Timeout: 60 * time.Second})
 	if o.Token != "" {
 		o.Client = o.Client.WithAuthToken(o.Token)

@@ -87,3 +87,28 @@ func (a *App) Token(ctx context.Context, installation int64) (string, error) {
 	a.mu.Unlock()
 	return t.value, nil
 }
+
+// OrgToken returns an access token for the app's installation in an
+// organisation (or, with user true, a user account).
+func (a *App) OrgToken(ctx context.Context, owner string, user bool) (string, error) {
+	appJWT, err := a.JWT()
+	if err != nil {
+		return "", err
+	}
+	gh := github.NewClient(a.httpCli).WithAuthToken(appJWT)
+	if a.apiURL != "" {
+		if gh, err = gh.WithEnterpriseURLs(a.apiURL, a.apiURL); err != nil {
+			return "", err
+		}
+	}
+	var inst *github.Installation
+	if user {
+		inst, _, err = gh.Apps.FindUserInstallation(ctx, owner)
+	} else {
+		inst, _, err = gh.Apps.FindOrganizationInstallation(ctx, owner)
+	}
+	if err != nil {
+		return "", fmt.Errorf("GitHub App %d: installation in %s: %w", a.id, owner, err)
+	}
+	return a.Token(ctx, inst.GetID())
+}

@@ -31,6 +31,10 @@ func TestInstallationToken(t *testing.T) {
 	key, pemKey := testKey(t)
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/orgs/acme/installation") {
+			fmt.Fprint(w, `{"id":42}`)
+			return
+		}
 		if r.Method != "POST" || !strings.HasSuffix(r.URL.Path, "/app/installations/42/access_tokens") {
 			http.NotFound(w, r)
 			return
@@ -65,6 +69,10 @@ func TestInstallationToken(t *testing.T) {
 	app.now = func() time.Time { return time.Now().Add(58 * time.Minute) }
 	if tok, _ := app.Token(context.Background(), 42); tok != "ghs_2" {
 		t.Errorf("after expiry: %q, want a fresh token", tok)
+	}
+	app.now = time.Now
+	if tok, err := app.OrgToken(context.Background(), "acme", false); err != nil || tok != "ghs_2" {
+		t.Errorf("OrgToken = %q, %v, want the installation's cached token", tok, err)
 	}
 	if _, err := New(7, []byte("not a key"), ""); err == nil {
 		t.Errorf("a bad key was accepted")
