@@ -84,8 +84,14 @@ type Options struct {
 	Attempts int
 	Backoff  time.Duration
 
+	// PartitionRegions are regions of the other AWS partitions, tried in
+	// order when the main one says a key does not exist: a key of aws-cn or
+	// aws-us-gov is unknown to the global STS. Default, against AWS itself:
+	// cn-north-1 and us-gov-west-1; none with a custom Endpoint.
+	PartitionRegions []string
+
 	// testOnlyClient replaces the STS client.
-	testOnlyClient func(keyID, secret, token string) STSAPI
+	testOnlyClient func(region, keyID, secret, token string) STSAPI
 }
 
 // Verifier verifies key pairs. It is safe for concurrent use.
@@ -120,6 +126,9 @@ func New(opts Options) *Verifier {
 	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = 200 * time.Millisecond
+	}
+	if opts.PartitionRegions == nil && opts.Endpoint == "" && opts.testOnlyClient == nil {
+		opts.PartitionRegions = []string{"cn-north-1", "us-gov-west-1"}
 	}
 	v := &Verifier{opts: opts, canary: map[string]bool{}, keyMu: map[string]*sync.Mutex{},
 		limits: map[string]*rate.Limiter{}, memo: map[string]Verdict{}}
@@ -255,13 +264,26 @@ func (v *Verifier) limiter(account string) *rate.Limiter {
 	return l
 }
 
-// call makes the STS call, retrying passing failures with backoff and a
-// SignatureDoesNotMatch once.
+// call makes the STS call in the main region, then in the other partitions
+// while the answer is "no such key".
 func (v *Verifier) call(ctx context.Context, keyID, account string, s secret.Secret, token secret.Secret) Verdict {
 	m := v.keyLock(keyID)
 	m.Lock()
 	defer m.Unlock()
-	client := v.client(keyID, s.Reveal(), token.Reveal())
+	vd := v.callIn(ctx, v.opts.Region, keyID, account, s, token)
+	for _, region := range v.opts.PartitionRegions {
+		if vd.Status != Invalid {
+			break
+		}
+		vd = v.callIn(ctx, region, keyID, account, s, token)
+	}
+	return vd
+}
+
+// callIn makes the STS call in one region, retrying passing failures with
+// backoff and a SignatureDoesNotMatch once.
+func (v *Verifier) callIn(ctx context.Context, region, keyID, account string, s secret.Secret, token secret.Secret) Verdict {
+	client := v.client(region, keyID, s.Reveal(), token.Reveal())
 	backoff := v.opts.Backoff
 	retriedSig := false
 	var vd Verdict
@@ -289,12 +311,12 @@ func (v *Verifier) call(ctx context.Context, keyID, account string, s secret.Sec
 	}
 }
 
-func (v *Verifier) client(keyID, sec, token string) STSAPI {
+func (v *Verifier) client(region, keyID, sec, token string) STSAPI {
 	if v.opts.testOnlyClient != nil {
-		return v.opts.testOnlyClient(keyID, sec, token)
+		return v.opts.testOnlyClient(region, keyID, sec, token)
 	}
 	o := sts.Options{
-		Region:      v.opts.Region,
+		Region:      region,
 		Credentials: credentials.NewStaticCredentialsProvider(keyID, sec, token),
 		HTTPClient:  v.httpCli,
 		Retryer:     aws.NopRetryer{}, // the verifier retries itself, and knows which errors to

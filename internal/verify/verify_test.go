@@ -36,8 +36,8 @@ func (f fakeSTS) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput,
 	}
 }
 
-func fake(calls *atomic.Int64) func(string, string, string) STSAPI {
-	return func(_, sec, _ string) STSAPI { return fakeSTS{secret: sec, calls: calls} }
+func fake(calls *atomic.Int64) func(string, string, string, string) STSAPI {
+	return func(_, _, sec, _ string) STSAPI { return fakeSTS{secret: sec, calls: calls} }
 }
 
 func secrets(ss ...string) []secret.Secret {
@@ -141,5 +141,34 @@ func TestVerifyFaults(t *testing.T) {
 				t.Errorf("ARN %q", vd.ARN)
 			}
 		})
+	}
+}
+
+// TestPartitions: a key unknown to the global partition is tried in the
+// others, and found live in aws-cn.
+func TestPartitions(t *testing.T) {
+	var calls atomic.Int64
+	var regions []string
+	var mu sync.Mutex
+	v := New(Options{PartitionRegions: []string{"cn-north-1", "us-gov-west-1"}, Backoff: 1,
+		testOnlyClient: func(region, _, _, _ string) STSAPI {
+			mu.Lock()
+			regions = append(regions, region)
+			mu.Unlock()
+			sec := "nope"
+			if region == "cn-north-1" {
+				sec = "live"
+			}
+			return fakeSTS{secret: sec, calls: &calls}
+		}})
+	vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "", secrets("s1"), secret.Secret{})
+	if vd.Status != Live || strings.Join(regions, ",") != "us-east-1,cn-north-1" {
+		t.Errorf("Verify = %s after regions %v, want live in cn-north-1 after us-east-1", vd.Status, regions)
+	}
+	if def := New(Options{}); strings.Join(def.opts.PartitionRegions, ",") != "cn-north-1,us-gov-west-1" {
+		t.Errorf("default partitions = %v", def.opts.PartitionRegions)
+	}
+	if custom := New(Options{Endpoint: "http://127.0.0.1:1"}); len(custom.opts.PartitionRegions) != 0 {
+		t.Errorf("with a custom endpoint, partitions = %v, want none", custom.opts.PartitionRegions)
 	}
 }
