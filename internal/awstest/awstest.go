@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Server is a running moto_server.
@@ -180,4 +182,33 @@ func (s *Server) DeleteKey(t testing.TB, user, keyID string) {
 	if _, err := s.iam.DeleteAccessKey(context.Background(), &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(keyID)}); err != nil {
 		t.Fatalf("delete key: %v", err)
 	}
+}
+
+// RoleSession creates a role (if need be) and assumes it with the admin's
+// credentials, returning temporary credentials.
+func (s *Server) RoleSession(role string) (keyID, secret, token string, err error) {
+	ctx := context.Background()
+	_, err = s.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(role),
+		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}`)})
+	if err != nil && !strings.Contains(err.Error(), "EntityAlreadyExists") {
+		return "", "", "", fmt.Errorf("create role %s: %w", role, err)
+	}
+	stsc := sts.New(sts.Options{Region: "us-east-1", Credentials: s.AdminProvider(), BaseEndpoint: aws.String(s.URL)})
+	out, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/" + role),
+		RoleSessionName: aws.String("leaked")})
+	if err != nil {
+		return "", "", "", fmt.Errorf("assume role %s: %w", role, err)
+	}
+	c := out.Credentials
+	return aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken), nil
+}
+
+// RolePolicy returns the inline policy document of a role, "" if none.
+func (s *Server) RolePolicy(role, name string) (string, error) {
+	out, err := s.iam.GetRolePolicy(context.Background(), &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)})
+	if err != nil {
+		return "", err
+	}
+	// IAM returns policy documents URL-encoded.
+	return url.QueryUnescape(aws.ToString(out.PolicyDocument))
 }

@@ -145,7 +145,14 @@ func attachSessionTokens(data []byte, ids []IDMatch, toks []Token, out []Candida
 			}
 		}
 		if best >= 0 {
-			out[i].SessionToken, out[i].TokenSpan = newSecret(toks[best].Value), toks[best].Span
+			// A token is base64: keep its '=' padding, which ends the run.
+			t := toks[best]
+			end := t.Span.End
+			for end < len(data) && end-t.Span.End < 3 && data[end] == '=' {
+				end++
+			}
+			out[i].SessionToken = newSecret(t.Value + string(data[t.Span.End:end]))
+			out[i].TokenSpan = Span{t.Span.Start, end}
 		}
 	}
 }

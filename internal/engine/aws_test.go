@@ -224,3 +224,36 @@ func TestVerifyEndpointDown(t *testing.T) {
 		t.Errorf("calls = %d, want 3 attempts", c)
 	}
 }
+
+// TestRevokeRoleSessionsMoto: a live temporary key of a role session gets
+// the role's older sessions denied.
+func TestRevokeRoleSessionsMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	id, sec, tok, err := m.RoleSession("deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := scanDir(t, map[string]string{"tmp.ini": "[tmp]\naws_access_key_id = " + id + "\naws_secret_access_key = " + sec + "\naws_session_token = " + tok + "\n"})
+	if len(fs) != 1 || fs[0].SessionToken.IsZero() {
+		t.Fatalf("findings %d (token found: %v); moto's temporary key must match the detector", len(fs), len(fs) == 1 && !fs[0].SessionToken.IsZero())
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Check(ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
+	f := fs[0]
+	if f.Verification.Status != "live" || f.Response == nil || f.Response.Action != respond.ActionRevoked {
+		t.Fatalf("temporary key: verification %+v, response %+v", f.Verification, f.Response)
+	}
+	doc, err := m.RolePolicy("deploy", "AWSRevokeOlderSessions")
+	if err != nil || !strings.Contains(doc, "aws:TokenIssueTime") {
+		t.Errorf("role policy = %q, %v", doc, err)
+	}
+}

@@ -75,6 +75,7 @@ type IAMAPI interface {
 	GetAccessKeyLastUsed(ctx context.Context, in *iam.GetAccessKeyLastUsedInput, opts ...func(*iam.Options)) (*iam.GetAccessKeyLastUsedOutput, error)
 	UpdateAccessKey(ctx context.Context, in *iam.UpdateAccessKeyInput, opts ...func(*iam.Options)) (*iam.UpdateAccessKeyOutput, error)
 	DeleteAccessKey(ctx context.Context, in *iam.DeleteAccessKeyInput, opts ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error)
+	PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, opts ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
 }
 
 // Options configures a Responder.
@@ -212,8 +213,6 @@ func (r *Responder) Respond(ctx context.Context, keyID string, vd verify.Verdict
 		return skip("not live (" + string(vd.Status) + ")")
 	case keyID == r.selfKey:
 		return skip("the responder's own key")
-	case strings.HasPrefix(keyID, "ASIA"):
-		return skip("temporary credentials cannot be deleted: revoke the role's sessions (a deny on aws:TokenIssueTime)")
 	}
 	account := vd.Account
 	if len(r.opts.AllowAccounts) > 0 && !slices.Contains(r.opts.AllowAccounts, account) {
@@ -221,6 +220,9 @@ func (r *Responder) Respond(ctx context.Context, keyID string, vd verify.Verdict
 	}
 	if slices.Contains(r.opts.DenyAccounts, account) {
 		return skip("account " + account + " is in the deny list")
+	}
+	if strings.HasPrefix(keyID, "ASIA") {
+		return r.revokeSessions(ctx, keyID, account, vd, now)
 	}
 	user, ok := userOf(vd.ARN)
 	if !ok {
@@ -310,6 +312,51 @@ func (r *Responder) delete(ctx context.Context, a auditor, c IAMAPI) Result {
 		a.step("delete", "ok", rid, "Inactive", "deleted", "")
 	}
 	return Result{Action: ActionDeleted, At: time.Now()}
+}
+
+// ActionRevoked is the action on temporary credentials.
+const ActionRevoked = "sessions revoked"
+
+// revokeSessionsPolicy is the inline policy AWS's console adds to "revoke
+// active sessions": it denies everything to sessions issued before now.
+// Temporary credentials cannot be deleted; this makes them useless.
+const revokeSessionsPolicy = "AWSRevokeOlderSessions"
+
+// revokeSessions handles a live temporary key: for a role session it denies
+// the role's sessions issued before now; anything else is reported.
+func (r *Responder) revokeSessions(ctx context.Context, keyID, account string, vd verify.Verdict, now time.Time) Result {
+	role, ok := roleOf(vd.ARN)
+	if !ok {
+		return Result{Action: ActionSkipped, At: now, Reason: "temporary credentials of " + vd.ARN + " are not a role session: they expire on their own; revoke their source by hand"}
+	}
+	a := auditor{r: r, ctx: ctx, keyID: keyID, account: account, user: "role/" + role}
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],`+
+		`"Condition":{"DateLessThan":{"aws:TokenIssueTime":"%s"}}}]}`, now.UTC().Format(time.RFC3339))
+	if r.opts.DryRun {
+		a.step("revoke-sessions", "dry-run", "", "", "", "would deny role "+role+"'s sessions issued before "+now.UTC().Format(time.RFC3339))
+		return Result{Action: ActionDryRun, At: now, Reason: "would revoke role " + role + "'s sessions"}
+	}
+	a.step("revoke-sessions", "started", "", "", "", "role "+role)
+	out, err := r.iam(account).PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role),
+		PolicyName: aws.String(revokeSessionsPolicy), PolicyDocument: aws.String(policy)})
+	if err != nil {
+		a.step("revoke-sessions", "failed", requestID(err), "", "", errText(err))
+		return Result{Action: ActionFailed, At: now, Reason: "revoke sessions: " + errText(err)}
+	}
+	rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	a.step("revoke-sessions", "ok", rid, "", "", "denied sessions issued before "+now.UTC().Format(time.RFC3339))
+	return Result{Action: ActionRevoked, At: time.Now()}
+}
+
+// roleOf returns the role name of an assumed-role session ARN
+// (arn:aws:sts::123456789012:assumed-role/NAME/SESSION).
+func roleOf(arn string) (string, bool) {
+	_, rest, ok := strings.Cut(arn, ":assumed-role/")
+	if !ok {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name, name != ""
 }
 
 // DeleteDue deletes the keys whose soak window has passed.

@@ -44,6 +44,14 @@ func (f *fakeIAM) UpdateAccessKey(_ context.Context, in *iam.UpdateAccessKeyInpu
 	return &iam.UpdateAccessKeyOutput{}, nil
 }
 
+func (f *fakeIAM) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _ ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
+	f.calls = append(f.calls, "put-role-policy:"+aws.ToString(in.RoleName))
+	if !strings.Contains(aws.ToString(in.PolicyDocument), "aws:TokenIssueTime") || aws.ToString(in.PolicyName) != revokeSessionsPolicy {
+		return nil, &smithy.GenericAPIError{Code: "MalformedPolicyDocument"}
+	}
+	return &iam.PutRolePolicyOutput{}, nil
+}
+
 func (f *fakeIAM) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
 	f.calls = append(f.calls, "delete")
 	if _, ok := f.keys[aws.ToString(in.AccessKeyId)]; !ok {
@@ -93,7 +101,9 @@ func TestRespondRails(t *testing.T) {
 		{"deny list", Options{Policy: Delete, DenyAccounts: []string{"123456789012"}}, key, live("arn:aws:iam::123456789012:user/alice"), ActionSkipped, "deny list", ""},
 		{"allow list", Options{Policy: Delete, AllowAccounts: []string{"999999999999"}}, key, live("arn:aws:iam::123456789012:user/alice"), ActionSkipped, "allow list", ""},
 		{"not a user", Options{Policy: Delete}, key, live("arn:aws:sts::123456789012:assumed-role/r/s"), ActionSkipped, "not belong to an IAM user", ""},
-		{"temporary", Options{Policy: Delete}, "ASIAROSDW5AABZW3VLYZ", live("arn:aws:iam::123456789012:user/alice"), ActionSkipped, "revoke the role's sessions", ""},
+		{"temporary, not a role", Options{Policy: Delete}, "ASIAROSDW5AABZW3VLYZ", live("arn:aws:iam::123456789012:user/alice"), ActionSkipped, "not a role session", ""},
+		{"temporary role session", Options{Policy: Delete}, "ASIAROSDW5AABZW3VLYZ", live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionRevoked, "", "put-role-policy:deploy"},
+		{"temporary, dry run", Options{Policy: Delete, DryRun: true}, "ASIAROSDW5AABZW3VLYZ", live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionDryRun, "revoke role deploy", ""},
 		{"owner mismatch", Options{Policy: Delete}, key, live("arn:aws:iam::123456789012:user/mallory"), ActionFailed, "not user mallory's", "list"},
 		{"policy off", Options{Policy: Off}, key, live("arn:aws:iam::123456789012:user/alice"), ActionNone, "", ""},
 	}
