@@ -193,6 +193,10 @@ func (s *Server) RoleSession(role string) (keyID, secret, token string, err erro
 	if err != nil && !strings.Contains(err.Error(), "EntityAlreadyExists") {
 		return "", "", "", fmt.Errorf("create role %s: %w", role, err)
 	}
+	if _, err := s.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String("all"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)}); err != nil {
+		return "", "", "", fmt.Errorf("allow role %s: %w", role, err)
+	}
 	stsc := sts.New(sts.Options{Region: "us-east-1", Credentials: s.AdminProvider(), BaseEndpoint: aws.String(s.URL)})
 	out, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/" + role),
 		RoleSessionName: aws.String("leaked")})

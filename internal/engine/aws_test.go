@@ -257,3 +257,36 @@ func TestRevokeRoleSessionsMoto(t *testing.T) {
 		t.Errorf("role policy = %q, %v", doc, err)
 	}
 }
+
+// TestRespondThroughRoleMoto: the responder acts through a role it assumes
+// in the key's account.
+func TestRespondThroughRoleMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	if _, _, _, err := m.RoleSession("keyburn-responder"); err != nil { // creates the role
+		t.Fatal(err)
+	}
+	id, sec := m.UserKey(t, "erin")
+	fs := scanDir(t, map[string]string{"k.env": envFile(id, sec)})
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL,
+		RoleName: "keyburn-responder", Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Check(ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
+	if fs[0].Response == nil || fs[0].Response.Action != respond.ActionDeleted {
+		t.Fatalf("response through the role: %+v", fs[0].Response)
+	}
+	if s := m.KeyStatus(t, "erin", id); s != "" {
+		t.Errorf("erin's key is %q, want deleted", s)
+	}
+	log, _ := st.AuditLog(ctx, id)
+	if len(log) == 0 || !strings.Contains(log[0].Actor, "user/admin") {
+		t.Errorf("audit actor = %+v", log)
+	}
+}
