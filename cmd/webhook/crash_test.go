@@ -63,20 +63,7 @@ func startReceiver(t *testing.T, state string, workers int, extra ...string) (*e
 func TestKillNineLosesNothing(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.db")
 	cmd, addr := startReceiver(t, state, 0)
-	body := pushPayloadDeleted()
-	req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", "crash-1")
-	req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		t.Fatalf("POST = %d", resp.StatusCode)
-	}
+	postDeletion(t, addr, "crash-1")
 	cmd.Process.Kill() // SIGKILL: no shutdown, no flush
 	cmd.Wait()
 
@@ -124,20 +111,7 @@ func TestFleetThroughSQS(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	extra := []string{"--queue", queue, "--aws-endpoint", m.URL}
 	_, addr := startReceiver(t, filepath.Join(t.TempDir(), "a.db"), 0, extra...)
-	body := pushPayloadDeleted()
-	req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", "fleet-1")
-	req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		t.Fatalf("POST = %d", resp.StatusCode)
-	}
+	postDeletion(t, addr, "fleet-1")
 	pending := func() int {
 		a, err := api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queue),
 			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages,
@@ -163,4 +137,23 @@ func TestFleetThroughSQS(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("the worker process did not take the delivery off the queue")
+}
+
+// postDeletion sends a signed branch-deletion push and expects 202.
+func postDeletion(t *testing.T, addr, delivery string) {
+	t.Helper()
+	body := pushPayloadDeleted()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST %s = %d, want 202", delivery, resp.StatusCode)
+	}
 }

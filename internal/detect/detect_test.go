@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf16"
 
+	"github.com/keyburn/keyburn/internal/secret"
 	"github.com/keyburn/keyburn/internal/testkeys"
 )
 
@@ -73,13 +74,13 @@ var tokenTests = []struct {
 }
 
 func TestTokens(t *testing.T) {
-	for _, tt := range tokenTests {
+	for i, tt := range tokenTests {
 		var got []string
 		for _, tok := range tokens(Whole([]byte(tt.in)), 40) {
 			got = append(got, tok.Value)
 		}
 		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-			t.Errorf("tokens(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("tokens(case %d) = %q, want %q", i, redactAll(got), redactAll(tt.want))
 		}
 	}
 }
@@ -103,7 +104,7 @@ var secretGateTests = []struct {
 func TestLooksSecret(t *testing.T) {
 	for _, tt := range secretGateTests {
 		if got := looksSecret(tt.in, 3.8, tt.keyword); got != tt.want {
-			t.Errorf("looksSecret(%q) = %v (entropy %.2f), want %v", tt.in, got, Entropy(tt.in), tt.want)
+			t.Errorf("looksSecret(%s) = %v (entropy %.2f), want %v", secret.Redact(tt.in), got, Entropy(tt.in), tt.want)
 		}
 	}
 	// Real secrets pass the gates: measure on many random ones.
@@ -213,4 +214,13 @@ func TestChooseAnchors(t *testing.T) {
 			t.Errorf("chooseAnchors(%q) = %q, want %q", tt.keywords, got, tt.want)
 		}
 	}
+}
+
+// redactAll redacts each value, so that a failing test prints no secret.
+func redactAll(vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = secret.Redact(v)
+	}
+	return out
 }

@@ -67,15 +67,9 @@ func (a *App) Token(ctx context.Context, installation int64) (string, error) {
 	if ok && a.now().Add(5*time.Minute).Before(t.expires) {
 		return t.value, nil
 	}
-	appJWT, err := a.JWT()
+	gh, err := a.appClient()
 	if err != nil {
 		return "", err
-	}
-	gh := github.NewClient(a.httpCli).WithAuthToken(appJWT)
-	if a.apiURL != "" {
-		if gh, err = gh.WithEnterpriseURLs(a.apiURL, a.apiURL); err != nil {
-			return "", err
-		}
 	}
 	it, _, err := gh.Apps.CreateInstallationToken(ctx, installation, nil)
 	if err != nil {
@@ -88,18 +82,25 @@ func (a *App) Token(ctx context.Context, installation int64) (string, error) {
 	return t.value, nil
 }
 
-// OrgToken returns an access token for the app's installation in an
-// organisation (or, with user true, a user account).
-func (a *App) OrgToken(ctx context.Context, owner string, user bool) (string, error) {
+// appClient returns a REST client authenticated as the app itself (its JWT).
+func (a *App) appClient() (*github.Client, error) {
 	appJWT, err := a.JWT()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	gh := github.NewClient(a.httpCli).WithAuthToken(appJWT)
 	if a.apiURL != "" {
-		if gh, err = gh.WithEnterpriseURLs(a.apiURL, a.apiURL); err != nil {
-			return "", err
-		}
+		return gh.WithEnterpriseURLs(a.apiURL, a.apiURL)
+	}
+	return gh, nil
+}
+
+// OrgToken returns an access token for the app's installation in an
+// organisation (or, with user true, a user account).
+func (a *App) OrgToken(ctx context.Context, owner string, user bool) (string, error) {
+	gh, err := a.appClient()
+	if err != nil {
+		return "", err
 	}
 	var inst *github.Installation
 	if user {

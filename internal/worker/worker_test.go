@@ -102,14 +102,7 @@ func TestPushEndToEnd(t *testing.T) {
 	m := awstest.Start(t)
 	ctx := context.Background()
 	root := t.TempDir()
-	runGit(t, root, "init", "-q", "--bare", "-b", "main", "acme/hello.git")
-	work := t.TempDir()
-	runGit(t, work, "init", "-q", "-b", "main")
-	os.WriteFile(filepath.Join(work, "README"), []byte("hello\n"), 0o644)
-	runGit(t, work, "add", "-A")
-	runGit(t, work, "commit", "-q", "-m", "one")
-	base := runGit(t, work, "rev-parse", "HEAD")
-	runGit(t, work, "push", "-q", filepath.Join(root, "acme/hello.git"), "main")
+	work, _, base := newRepo(t, root)
 
 	keyID, sec := m.UserKey(t, "deployer")
 	os.WriteFile(filepath.Join(work, "deploy.env"), []byte("AWS_ACCESS_KEY_ID="+keyID+"\nAWS_SECRET_ACCESS_KEY="+sec+"\n"), 0o644)
@@ -130,11 +123,7 @@ func TestPushEndToEnd(t *testing.T) {
 	client := github.NewClient(nil)
 	client.BaseURL.Scheme, client.BaseURL.Host = "http", strings.TrimPrefix(apiSrv.URL, "http://")
 
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	set, _ := rules.Default()
 	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
 	if err != nil {
@@ -195,11 +184,7 @@ func TestPushEndToEnd(t *testing.T) {
 // is retried, then parked with the reason; nothing is lost.
 func TestFailingFetchIsRetriedThenParked(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
 		Rewrites: []Rewrite{{From: "https://github.com/", To: "http://127.0.0.1:1/"}}, MaxAttempts: 2, Backoff: 1})
@@ -238,11 +223,7 @@ func TestPushShapes(t *testing.T) {
 	runGit(t, work, "push", "-q", bare, "main")
 
 	gitSrv := gitServer(t, root)
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
 		Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
@@ -287,15 +268,7 @@ func TestPushShapes(t *testing.T) {
 func TestGitHubAppInstallationToken(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	bare := filepath.Join(root, "acme/hello.git")
-	runGit(t, root, "init", "-q", "--bare", "-b", "main", "acme/hello.git")
-	work := t.TempDir()
-	runGit(t, work, "init", "-q", "-b", "main")
-	os.WriteFile(filepath.Join(work, "README"), []byte("hi\n"), 0o644)
-	runGit(t, work, "add", "-A")
-	runGit(t, work, "commit", "-q", "-m", "one")
-	head := runGit(t, work, "rev-parse", "HEAD")
-	runGit(t, work, "push", "-q", bare, "main")
+	_, _, head := newRepo(t, root)
 
 	backend := gitHandler(t, root)
 	// The git server takes only the installation token.
@@ -337,11 +310,7 @@ func TestGitHubAppInstallationToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(), App: app, GitHub: client,
 		Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
@@ -364,4 +333,32 @@ func appKey(t *testing.T) (*rsa.PrivateKey, []byte) {
 		t.Fatal(err)
 	}
 	return k, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+// newRepo makes root/acme/hello.git and a work tree that pushes to it, with
+// one commit holding README; it returns the work tree, the bare repository
+// and the commit.
+func newRepo(t *testing.T, root string) (work, bare, head string) {
+	t.Helper()
+	bare = filepath.Join(root, "acme/hello.git")
+	runGit(t, root, "init", "-q", "--bare", "-b", "main", "acme/hello.git")
+	work = t.TempDir()
+	runGit(t, work, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(work, "README"), []byte("hello\n"), 0o644)
+	runGit(t, work, "add", "-A")
+	runGit(t, work, "commit", "-q", "-m", "one")
+	head = runGit(t, work, "rev-parse", "HEAD")
+	runGit(t, work, "push", "-q", bare, "main")
+	return work, bare, head
+}
+
+// openStore opens a fresh state store, closed at the end of the test.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
