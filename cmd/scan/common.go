@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/dustin/go-humanize"
 
+	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -277,8 +278,10 @@ func peakMemory() string {
 }
 
 // check verifies the findings and, with --respond, acts on the live ones.
+// A responding run first carries out the deletions whose soak window has
+// passed, whether or not this scan found anything.
 func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Finding) error {
-	if !c.verify || len(fs) == 0 {
+	if !c.verify || (len(fs) == 0 && s.policy == respond.Off) {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(c.statePath), 0o700); err != nil {
@@ -289,33 +292,61 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 		return err
 	}
 	defer st.Close()
+	// keyburn's own credentials, if any: they name the account of an
+	// old-format key ID (sts:GetAccessKeyInfo), so that a canary is not
+	// called, and they are the responder's. Resolved only when used.
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
+	if err != nil {
+		return fmt.Errorf("AWS configuration: %w", err)
+	}
 	v := verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, UserAgent: "keyburn/" + version,
-		CanaryAccounts: s.aws.CanaryAccounts})
+		CanaryAccounts: s.aws.CanaryAccounts, Credentials: cfg.Credentials})
 	var r *respond.Responder
 	if s.policy != respond.Off {
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
-		if err != nil {
-			return fmt.Errorf("the responder's AWS credentials: %w", err)
-		}
 		role := c.roleName
 		if role == "" {
 			role = s.aws.RoleName
 		}
 		r, err = respond.New(ctx, respond.Options{Policy: s.policy, DryRun: c.dryRun, Soak: c.soak,
 			Credentials: cfg.Credentials, Endpoint: c.awsEndpoint, RoleName: role, Store: st,
-			AllowAccounts: s.aws.AllowAccounts, DenyAccounts: s.aws.DenyAccounts})
+			AllowAccounts: s.aws.AllowAccounts, DenyAccounts: s.aws.DenyAccounts, CanaryAccounts: s.aws.CanaryAccounts})
 		if err != nil {
 			return err
 		}
-		if done, err := r.DeleteDue(ctx); err != nil {
-			u.errorf("due deletions: %v", err)
-		} else if len(done) > 0 {
-			u.printf("deleted %d key(s) whose soak window had passed", len(done))
+		u.debugf("%s", r.Describe())
+		done, err := r.DeleteDue(ctx)
+		if err != nil {
+			u.Failed(fmt.Errorf("due deletions: %w", err))
+		}
+		for _, res := range done {
+			u.printf("%s", dueText(res))
+			if res.Err != nil {
+				u.Failed(fmt.Errorf("due deletion of %s: %w", res.KeyID, res.Err))
+			}
 		}
 	}
-	engine.Check(ctx, fs, v, r)
+	if len(fs) == 0 {
+		return nil
+	}
+	if err := check.Run(ctx, fs, v, r); err != nil {
+		u.Failed(fmt.Errorf("state %s: %w", c.statePath, err))
+	}
 	u.debugf("verification: %d STS call(s)", v.Calls())
 	return nil
+}
+
+// dueText says what became of one due deletion.
+func dueText(res respond.Result) string {
+	due := res.DueAt.UTC().Format(time.RFC3339)
+	switch res.Action {
+	case respond.ActionDeleted:
+		if res.Reason != "" {
+			return fmt.Sprintf("%s: deletion due at %s: %s", res.KeyID, due, res.Reason)
+		}
+		return fmt.Sprintf("%s: deleted (its soak window ended at %s)", res.KeyID, due)
+	default:
+		return fmt.Sprintf("%s: deletion due at %s: %s (%s)", res.KeyID, due, res.Action, res.Reason)
+	}
 }
 
 // complete is the end every scan shares: the baseline, verification and

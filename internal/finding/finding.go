@@ -81,7 +81,10 @@ type Verification struct {
 type Response struct {
 	Action string `json:"action"`
 	At     string `json:"at,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// DueAt is when a scheduled deletion is due.
+	DueAt  string `json:"due_at,omitempty"`
+	Reason string `json:"reason,omitempty"` // why nothing was done, or what the action met
+	Error  string `json:"error,omitempty"`  // what failed
 }
 
 // Paired reports whether the finding carries a secret.

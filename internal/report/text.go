@@ -70,8 +70,14 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 			if r.At != "" {
 				fmt.Fprintf(bw, " at %s", r.At)
 			}
-			if r.Error != "" {
+			if r.DueAt != "" {
+				fmt.Fprintf(bw, "; deletion due at %s", r.DueAt)
+			}
+			switch {
+			case r.Error != "":
 				fmt.Fprintf(bw, "  (%s)", r.Error)
+			case r.Reason != "":
+				fmt.Fprintf(bw, "  (%s)", r.Reason)
 			}
 			bw.WriteString("\n")
 		}

@@ -2,21 +2,55 @@
 // IAM access key that verification proved live, with the responder's own
 // credentials (or a role it assumes in the key's account), and records every
 // step in the store's append-only audit log, before and after each call.
+// It does not find or verify keys; it acts on a verdict it is given.
 //
-// Rails, checked before anything is done: only "live" keys; never the
-// responder's own key; never an account outside the allow list or inside the
-// deny list; never acting with the leaked key itself (AWS's quarantine policy
-// denies it iam:UpdateAccessKey anyway); and the key must belong to the user
-// the verification named (ListAccessKeys), or nothing is touched.
+// # Rails
+//
+// Checked before anything is done, and again right before every mutating
+// call (Respond and DeleteDue share them):
+//
+//   - only "live" keys;
+//   - never the responder's own key, its own user, its own role, or the
+//     configured role_name it acts through (a leaked session of either would
+//     lock the responder out);
+//   - never an account outside the allow list, inside the deny list, or a
+//     canary (honeytoken) account — the account decoded offline and the
+//     account STS named are both checked;
+//   - the key must belong to the user the verification named: the responder
+//     re-reads the user's keys (iam:ListAccessKeys, with its own credentials)
+//     right before each call, and acts on the state it reads;
+//   - a scheduled deletion deletes only a key that is still Inactive: a key
+//     its owner re-activated is left alone and the schedule cancelled;
+//   - the "started" audit record is written before a mutating call, or the
+//     call is not made (fail closed);
+//   - DryRun makes no mutating call at all, due deletions included: it
+//     records what it would do;
+//   - temporary (ASIA) keys cannot be deleted: the sessions of their role are
+//     revoked once, and a revocation that already covers the token (keyburn's
+//     own, or an existing deny on the role) is not written again.
+//
+// Between the last re-read and the call itself there is an unavoidable
+// window (IAM has no conditional delete); it is one round trip long.
+//
+// # Audit record
+//
+// One row per step: when, the responder's ARN, the step (last-used,
+// owner-check, deactivate, schedule-delete, delete, revoke-sessions, refuse),
+// the key ID, account and user, AWS's request ID, the key's status before and
+// after, an outcome (started, ok, failed, dry-run, skipped, cancelled) and a
+// detail. Secrets are never in it.
 package respond
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,22 +85,68 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("policy %q: want off, deactivate or delete", s)
 }
 
-// Actions reported.
+// Action is what was done with a key.
+type Action string
+
+// The actions.
 const (
-	ActionNone        = "none"
-	ActionDeactivated = "deactivated"
-	ActionDeleted     = "deleted"
-	ActionScheduled   = "deactivated, deletion scheduled"
-	ActionDryRun      = "dry-run"
-	ActionSkipped     = "skipped"
-	ActionFailed      = "failed"
+	ActionNone        Action = "none"
+	ActionDeactivated Action = "deactivated"
+	ActionDeleted     Action = "deleted"
+	ActionScheduled   Action = "deactivated, deletion scheduled"
+	ActionCancelled   Action = "deletion cancelled"
+	ActionRevoked     Action = "sessions revoked"
+	ActionDryRun      Action = "dry-run"
+	ActionSkipped     Action = "skipped"
+	ActionFailed      Action = "failed"
+)
+
+// Acted reports whether the action left the key unable to sign: STS answers
+// InvalidClientTokenId for an inactive or deleted key.
+func (a Action) Acted() bool {
+	return a == ActionDeleted || a == ActionDeactivated || a == ActionScheduled
+}
+
+// Steps of the audit log.
+const (
+	stepLastUsed   = "last-used"
+	stepOwnerCheck = "owner-check"
+	stepDeactivate = "deactivate"
+	stepSchedule   = "schedule-delete"
+	stepDelete     = "delete"
+	stepRevoke     = "revoke-sessions"
+	stepRefuse     = "refuse"
+)
+
+// Outcomes of a step.
+const (
+	outStarted   = "started"
+	outOK        = "ok"
+	outFailed    = "failed"
+	outDryRun    = "dry-run"
+	outSkipped   = "skipped"
+	outCancelled = "cancelled"
+)
+
+// Key statuses as the audit log writes them.
+const (
+	statusActive   = string(iamtypes.StatusTypeActive)
+	statusInactive = string(iamtypes.StatusTypeInactive)
+	statusGone     = "deleted"
 )
 
 // Result is what was done with one key.
 type Result struct {
-	Action string
+	KeyID  string
+	Action Action
 	At     time.Time
-	Reason string // why nothing was done, or what failed
+	DueAt  time.Time // ActionScheduled: when the deletion is due
+	Until  time.Time // ActionRevoked: no revoked session outlives this
+	Reason string    // why nothing was done, what failed, or what is odd
+	// Err is a failure of keyburn's own state (the audit log, the
+	// schedule) that the caller must report: the action, if any, is
+	// described by Action.
+	Err error
 }
 
 // IAMAPI is the IAM calls the responder makes.
@@ -75,6 +155,8 @@ type IAMAPI interface {
 	GetAccessKeyLastUsed(ctx context.Context, in *iam.GetAccessKeyLastUsedInput, opts ...func(*iam.Options)) (*iam.GetAccessKeyLastUsedOutput, error)
 	UpdateAccessKey(ctx context.Context, in *iam.UpdateAccessKeyInput, opts ...func(*iam.Options)) (*iam.UpdateAccessKeyOutput, error)
 	DeleteAccessKey(ctx context.Context, in *iam.DeleteAccessKeyInput, opts ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error)
+	GetRole(ctx context.Context, in *iam.GetRoleInput, opts ...func(*iam.Options)) (*iam.GetRoleOutput, error)
+	GetRolePolicy(ctx context.Context, in *iam.GetRolePolicyInput, opts ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error)
 	PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, opts ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
 }
 
@@ -95,21 +177,30 @@ type Options struct {
 	// (arn:aws:iam::{account}:role/{RoleName}) to act there.
 	RoleName string
 
-	AllowAccounts []string // when not empty, only these accounts
-	DenyAccounts  []string // never these
+	AllowAccounts  []string // when not empty, only these accounts
+	DenyAccounts   []string // never these
+	CanaryAccounts []string // never these either (besides the public canary list)
 
 	Store *store.Store // the audit log and due deletions (required)
+
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 
 	testOnlyIAM func(account string) IAMAPI
 }
 
 // Responder acts on live keys. It is safe for concurrent use.
 type Responder struct {
-	opts     Options
-	selfKey  string // the responder's own access key ID
-	selfARN  string
+	opts    Options
+	selfKey string    // the responder's own access key ID
+	selfARN string    // and ARN
+	self    principal // parsed from selfARN
+
+	clientMu sync.Mutex
 	clients  map[string]IAMAPI
-	clientMu chan struct{}
+
+	lastUsedMu sync.Mutex
+	lastUsed   map[string]bool // key IDs whose last use was recorded before verification
 }
 
 // New returns a Responder, after learning who it is (its own key and ARN,
@@ -126,7 +217,10 @@ func New(ctx context.Context, opts Options) (*Responder, error) {
 		// interface holding nil: give it a real one.
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, clientMu: make(chan struct{}, 1)}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, lastUsed: map[string]bool{}}
 	if opts.Policy == Off {
 		return r, nil
 	}
@@ -137,31 +231,47 @@ func New(ctx context.Context, opts Options) (*Responder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("respond: the responder's credentials: %w", err)
 	}
-	r.selfKey = creds.AccessKeyID
 	out, err := r.sts().GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return nil, fmt.Errorf("respond: who is the responder (sts:GetCallerIdentity with its own credentials): %w", err)
 	}
-	r.selfARN = aws.ToString(out.Arn)
+	r.setSelf(creds.AccessKeyID, aws.ToString(out.Arn))
 	return r, nil
 }
 
-// AccountOf names the account a key ID belongs to with sts:GetAccessKeyInfo,
-// signed with the responder's own credentials: for key IDs of the old format
-// (AKIAI…, AKIAJ…) that do not encode it, and keys found without a secret.
-func (r *Responder) AccountOf(ctx context.Context, keyID string) (string, error) {
-	if r.opts.Credentials == nil {
-		return "", errors.New("no responder credentials")
-	}
-	out, err := r.sts().GetAccessKeyInfo(ctx, &sts.GetAccessKeyInfoInput{AccessKeyId: aws.String(keyID)})
-	if err != nil {
-		return "", fmt.Errorf("sts:GetAccessKeyInfo %s: %w", keyID, err)
-	}
-	return aws.ToString(out.Account), nil
+func (r *Responder) setSelf(keyID, arn string) {
+	r.selfKey, r.selfARN, r.self = keyID, arn, parseARN(arn)
 }
 
 // Self returns the responder's own access key ID and ARN.
 func (r *Responder) Self() (keyID, arn string) { return r.selfKey, r.selfARN }
+
+// Describe says in one line what the responder will do, for a start-up log.
+func (r *Responder) Describe() string {
+	o := r.opts
+	if o.Policy == Off {
+		return "respond=off: live keys are reported, never deactivated or deleted"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "respond=%s", o.Policy)
+	if o.Policy == Delete && o.Soak > 0 {
+		fmt.Fprintf(&b, " (deactivate, then delete after a soak of %s)", o.Soak)
+	}
+	if o.DryRun {
+		b.WriteString(" DRY RUN: nothing is changed, what would be done is recorded")
+	}
+	fmt.Fprintf(&b, "; acting as %s", r.selfARN)
+	if o.RoleName != "" {
+		fmt.Fprintf(&b, " through role %s in each key's account", o.RoleName)
+	}
+	if len(o.AllowAccounts) > 0 {
+		fmt.Fprintf(&b, "; only in accounts %s", strings.Join(o.AllowAccounts, ","))
+	}
+	if len(o.DenyAccounts) > 0 {
+		fmt.Fprintf(&b, "; never in accounts %s", strings.Join(o.DenyAccounts, ","))
+	}
+	return b.String()
+}
 
 func (r *Responder) sts() *sts.Client {
 	o := sts.Options{Region: r.opts.Region, Credentials: r.opts.Credentials, HTTPClient: r.opts.HTTPClient,
@@ -175,8 +285,8 @@ func (r *Responder) sts() *sts.Client {
 // iam returns the IAM client for an account: the responder's own, or the
 // assumed role's.
 func (r *Responder) iam(account string) IAMAPI {
-	r.clientMu <- struct{}{}
-	defer func() { <-r.clientMu }()
+	r.clientMu.Lock()
+	defer r.clientMu.Unlock()
 	if c, ok := r.clients[account]; ok {
 		return c
 	}
@@ -202,204 +312,583 @@ func (r *Responder) iam(account string) IAMAPI {
 	return c
 }
 
-// Respond acts on keyID according to the policy, given its verdict.
-func (r *Responder) Respond(ctx context.Context, keyID string, vd verify.Verdict) Result {
-	now := time.Now()
-	skip := func(reason string) Result { return Result{Action: ActionSkipped, At: now, Reason: reason} }
+// principal is who an ARN names.
+type principal struct {
+	account string
+	user    string // an IAM user's name
+	role    string // an assumed role's name
+	root    bool
+}
+
+// parseARN reads arn:PARTITION:SERVICE::ACCOUNT:RESOURCE for the principals
+// STS names: user/[path/]NAME, assumed-role/ROLE/SESSION, root.
+func parseARN(arn string) principal {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || !strings.HasPrefix(parts[1], "aws") {
+		return principal{}
+	}
+	p := principal{account: parts[4]}
+	res := parts[5]
 	switch {
-	case r.opts.Policy == Off:
-		return Result{Action: ActionNone, At: now}
-	case vd.Status != verify.Live:
-		return skip("not live (" + string(vd.Status) + ")")
-	case keyID == r.selfKey:
-		return skip("the responder's own key")
+	case parts[2] == "iam" && strings.HasPrefix(res, "user/"):
+		p.user = res[strings.LastIndexByte(res, '/')+1:]
+	case parts[2] == "sts" && strings.HasPrefix(res, "assumed-role/"):
+		p.role, _, _ = strings.Cut(strings.TrimPrefix(res, "assumed-role/"), "/")
+	case parts[2] == "iam" && res == "root":
+		p.root = true
 	}
-	account := vd.Account
-	if len(r.opts.AllowAccounts) > 0 && !slices.Contains(r.opts.AllowAccounts, account) {
-		return skip("account " + account + " is not in the allow list")
-	}
-	if slices.Contains(r.opts.DenyAccounts, account) {
-		return skip("account " + account + " is in the deny list")
-	}
-	if strings.HasPrefix(keyID, "ASIA") {
-		return r.revokeSessions(ctx, keyID, account, vd, now)
-	}
-	user, ok := userOf(vd.ARN)
-	if !ok {
-		return skip("the key does not belong to an IAM user (" + vd.ARN + "): act by hand")
-	}
-	a := auditor{r: r, ctx: ctx, keyID: keyID, account: account, user: user}
-	c := r.iam(account)
+	return p
+}
 
-	// Owner check: the key must be the named user's.
-	a.step("owner-check", "started", "", "", "", "")
-	keys, err := c.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+// Key names a key to act on.
+type Key struct {
+	ID      string
+	Account string // decoded offline from the key ID, "" if it does not encode one
+}
+
+// refuse applies the rails that do not need AWS: it returns why the
+// responder must not act on keyID held by p, or "" when it may. accounts are
+// every account the key was said to be in.
+func (r *Responder) refuse(keyID string, p principal, accounts ...string) string {
+	if keyID == r.selfKey {
+		return "it is the responder's own key"
+	}
+	known := false
+	for _, a := range accounts {
+		if a == "" {
+			continue
+		}
+		known = true
+		switch {
+		case verify.IsPublicCanary(a) || slices.Contains(r.opts.CanaryAccounts, a):
+			return "account " + a + " is a canary (honeytoken) account"
+		case slices.Contains(r.opts.DenyAccounts, a):
+			return "account " + a + " is in the deny list"
+		case len(r.opts.AllowAccounts) > 0 && !slices.Contains(r.opts.AllowAccounts, a):
+			return "account " + a + " is not in the allow list"
+		}
+	}
+	if !known && len(r.opts.AllowAccounts) > 0 {
+		return "the key's account is unknown, and there is an allow list"
+	}
+	if p.account != "" && p.account == r.self.account {
+		if p.user != "" && p.user == r.self.user {
+			return "it belongs to the responder's own user (" + r.selfARN + ")"
+		}
+		if p.role != "" && p.role == r.self.role {
+			return "it is a session of the responder's own role " + p.role
+		}
+	}
+	if p.role != "" && p.role == r.opts.RoleName {
+		return "it is a session of role " + p.role + ", the role_name the responder acts through"
+	}
+	return ""
+}
+
+// RecordLastUsed records the key's last use in the audit log before it is
+// verified: keyburn's own sts:GetCallerIdentity with the key updates "last
+// used", and would hide an attacker's last use. It applies the account rails
+// first and is read-only (DryRun too). It returns whether it was recorded.
+func (r *Responder) RecordLastUsed(ctx context.Context, k Key) (bool, error) {
+	if r.opts.Policy == Off || k.Account == "" || strings.HasPrefix(k.ID, "ASIA") {
+		return false, nil
+	}
+	if why := r.refuse(k.ID, principal{}, k.Account); why != "" {
+		return false, nil
+	}
+	if r.opts.RoleName == "" && k.Account != r.self.account {
+		return false, nil // no credentials in that account
+	}
+	out, err := r.iam(k.Account).GetAccessKeyLastUsed(ctx, &iam.GetAccessKeyLastUsedInput{AccessKeyId: aws.String(k.ID)})
 	if err != nil {
-		a.step("owner-check", "failed", requestID(err), "", "", errText(err))
-		return Result{Action: ActionFailed, At: now, Reason: "owner check: " + errText(err)}
+		return false, nil // not a key the responder can see: nothing to record
 	}
-	status := ""
-	for _, k := range keys.AccessKeyMetadata {
-		if aws.ToString(k.AccessKeyId) == keyID {
-			status = string(k.Status)
-		}
+	a := r.auditor(k.ID, k.Account, aws.ToString(out.UserName))
+	if err := a.write(ctx, store.AuditRecord{Action: stepLastUsed, Outcome: outOK, RequestID: requestIDOf(out.ResultMetadata),
+		Detail: "before verification (keyburn's STS call has not touched it): " + lastUsedText(out.AccessKeyLastUsed)}); err != nil {
+		return false, err
 	}
-	rid, _ := awsmiddleware.GetRequestIDMetadata(keys.ResultMetadata)
-	if status == "" {
-		a.step("owner-check", "failed", rid, "", "", "the key is not among user "+user+"'s keys")
-		return Result{Action: ActionFailed, At: now, Reason: "owner check: the key is not user " + user + "'s; nothing done"}
-	}
-	a.step("owner-check", "ok", rid, status, status, "user "+user)
-	if lu, err := c.GetAccessKeyLastUsed(ctx, &iam.GetAccessKeyLastUsedInput{AccessKeyId: aws.String(keyID)}); err == nil && lu.AccessKeyLastUsed != nil {
-		rid, _ := awsmiddleware.GetRequestIDMetadata(lu.ResultMetadata)
-		detail := "never used"
-		if t := lu.AccessKeyLastUsed.LastUsedDate; t != nil {
-			detail = fmt.Sprintf("last used %s by %s in %s", t.UTC().Format(time.RFC3339),
-				aws.ToString(lu.AccessKeyLastUsed.ServiceName), aws.ToString(lu.AccessKeyLastUsed.Region))
-		}
-		a.step("last-used", "ok", rid, status, status, detail)
-	}
-	if r.opts.DryRun {
-		a.step("deactivate", "dry-run", "", status, status, "would set Inactive")
-		if r.opts.Policy == Delete {
-			a.step("delete", "dry-run", "", status, status, "would delete")
-		}
-		return Result{Action: ActionDryRun, At: now, Reason: "would " + string(r.opts.Policy)}
-	}
+	r.lastUsedMu.Lock()
+	r.lastUsed[k.ID] = true
+	r.lastUsedMu.Unlock()
+	return true, nil
+}
 
-	// Deactivate (already inactive is success).
-	if status != string(iamtypes.StatusTypeInactive) {
-		a.step("deactivate", "started", "", status, "", "")
-		out, err := c.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{AccessKeyId: aws.String(keyID),
-			UserName: aws.String(user), Status: iamtypes.StatusTypeInactive})
-		if err != nil && !isCode(err, "NoSuchEntity") {
-			a.step("deactivate", "failed", requestID(err), status, status, errText(err))
-			return Result{Action: ActionFailed, At: now, Reason: "deactivate: " + errText(err)}
-		}
-		if err == nil {
-			rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-			a.step("deactivate", "ok", rid, status, "Inactive", "")
-		}
+func lastUsedText(lu *iamtypes.AccessKeyLastUsed) string {
+	if lu == nil || lu.LastUsedDate == nil {
+		return "never used"
 	}
-	if r.opts.Policy == Deactivate {
-		return Result{Action: ActionDeactivated, At: time.Now()}
-	}
-	if r.opts.Soak > 0 {
-		due := time.Now().Add(r.opts.Soak)
-		if err := r.opts.Store.ScheduleDeletion(ctx, store.Deletion{KeyID: keyID, Account: account, UserName: user, DueAt: due}); err != nil {
-			return Result{Action: ActionFailed, At: now, Reason: err.Error()}
-		}
-		a.step("schedule-delete", "ok", "", "Inactive", "Inactive", "due "+due.UTC().Format(time.RFC3339))
-		return Result{Action: ActionScheduled, At: time.Now()}
-	}
-	if res := r.delete(ctx, a, c); res.Action == ActionFailed {
+	return fmt.Sprintf("last used %s by %s in %s", lu.LastUsedDate.UTC().Format(time.RFC3339),
+		aws.ToString(lu.ServiceName), aws.ToString(lu.Region))
+}
+
+// Respond acts on key according to the policy, given its verdict.
+func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Result {
+	now := r.opts.Now()
+	res := Result{KeyID: k.ID, At: now}
+	skip := func(reason string) Result { res.Action, res.Reason = ActionSkipped, reason; return res }
+	if r.opts.Policy == Off {
+		res.Action = ActionNone
 		return res
 	}
-	return Result{Action: ActionDeleted, At: time.Now()}
-}
-
-func (r *Responder) delete(ctx context.Context, a auditor, c IAMAPI) Result {
-	a.step("delete", "started", "", "Inactive", "", "")
-	out, err := c.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{AccessKeyId: aws.String(a.keyID), UserName: aws.String(a.user)})
-	switch {
-	case err != nil && isCode(err, "NoSuchEntity"):
-		a.step("delete", "ok", requestID(err), "Inactive", "deleted", "already gone")
-	case err != nil:
-		a.step("delete", "failed", requestID(err), "Inactive", "Inactive", errText(err))
-		return Result{Action: ActionFailed, At: time.Now(), Reason: "delete: " + errText(err)}
-	default:
-		rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-		a.step("delete", "ok", rid, "Inactive", "deleted", "")
+	if vd.Status != verify.Live {
+		return skip("not live (" + string(vd.Status) + ")")
 	}
-	return Result{Action: ActionDeleted, At: time.Now()}
-}
-
-// ActionRevoked is the action on temporary credentials.
-const ActionRevoked = "sessions revoked"
-
-// revokeSessionsPolicy is the inline policy AWS's console adds to "revoke
-// active sessions": it denies everything to sessions issued before now.
-// Temporary credentials cannot be deleted; this makes them useless.
-const revokeSessionsPolicy = "AWSRevokeOlderSessions"
-
-// revokeSessions handles a live temporary key: for a role session it denies
-// the role's sessions issued before now; anything else is reported.
-func (r *Responder) revokeSessions(ctx context.Context, keyID, account string, vd verify.Verdict, now time.Time) Result {
-	role, ok := roleOf(vd.ARN)
-	if !ok {
-		return Result{Action: ActionSkipped, At: now, Reason: "temporary credentials of " + vd.ARN + " are not a role session: they expire on their own; revoke their source by hand"}
+	p := parseARN(vd.ARN)
+	if why := r.refuse(k.ID, p, k.Account, vd.Account); why != "" {
+		r.noteRefusal(ctx, k.ID, vd.Account, why)
+		return skip("refused: " + why)
 	}
-	a := auditor{r: r, ctx: ctx, keyID: keyID, account: account, user: "role/" + role}
-	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],`+
-		`"Condition":{"DateLessThan":{"aws:TokenIssueTime":"%s"}}}]}`, now.UTC().Format(time.RFC3339))
+	if strings.HasPrefix(k.ID, "ASIA") {
+		return r.revokeSessions(ctx, k.ID, vd)
+	}
+	if p.user == "" {
+		return skip("the key does not belong to an IAM user (" + vd.ARN + "): act by hand")
+	}
+	a := r.auditor(k.ID, vd.Account, p.user)
+	c := r.iam(vd.Account)
+	if !r.lastUsedFirst(k.ID) {
+		a.lastUsedAfter(ctx, c)
+	}
+	status, fail := a.ownerCheck(ctx, c)
+	if fail != nil {
+		return *fail
+	}
+	if status == statusGone {
+		res.Action, res.Reason = ActionFailed, "owner check: the key is not among user "+p.user+"'s keys; nothing done"
+		return res
+	}
 	if r.opts.DryRun {
-		a.step("revoke-sessions", "dry-run", "", "", "", "would deny role "+role+"'s sessions issued before "+now.UTC().Format(time.RFC3339))
-		return Result{Action: ActionDryRun, At: now, Reason: "would revoke role " + role + "'s sessions"}
+		res.Action, res.Reason = ActionDryRun, "would "+string(r.opts.Policy)
+		err := a.write(ctx, store.AuditRecord{Action: stepDeactivate, Outcome: outDryRun, Before: status, After: status, Detail: "would set Inactive"})
+		if err == nil && r.opts.Policy == Delete {
+			detail := "would delete at once"
+			if r.opts.Soak > 0 {
+				detail = "would delete after a soak of " + r.opts.Soak.String()
+			}
+			err = a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outDryRun, Before: status, After: status, Detail: detail})
+		}
+		res.Err = err
+		return res
 	}
-	a.step("revoke-sessions", "started", "", "", "", "role "+role)
-	out, err := r.iam(account).PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role),
-		PolicyName: aws.String(revokeSessionsPolicy), PolicyDocument: aws.String(policy)})
-	if err != nil {
-		a.step("revoke-sessions", "failed", requestID(err), "", "", errText(err))
-		return Result{Action: ActionFailed, At: now, Reason: "revoke sessions: " + errText(err)}
+	if status == statusActive {
+		if f := a.deactivate(ctx, c); f != nil {
+			return *f
+		}
 	}
-	rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-	a.step("revoke-sessions", "ok", rid, "", "", "denied sessions issued before "+now.UTC().Format(time.RFC3339))
-	return Result{Action: ActionRevoked, At: time.Now()}
+	res.At = r.opts.Now()
+	if r.opts.Policy == Deactivate {
+		res.Action = ActionDeactivated
+		return res
+	}
+	if r.opts.Soak > 0 {
+		due, err := r.opts.Store.ScheduleDeletion(ctx, store.Deletion{KeyID: k.ID, Account: vd.Account, UserName: p.user,
+			DueAt: res.At.Add(r.opts.Soak), CreatedAt: res.At})
+		if err != nil {
+			// Deactivated, and nothing will delete it: say so.
+			res.Action, res.Reason, res.Err = ActionDeactivated, "deactivated, but the deletion could not be scheduled", err
+			return res
+		}
+		res.Action, res.DueAt = ActionScheduled, due
+		res.Err = a.write(ctx, store.AuditRecord{Action: stepSchedule, Outcome: outOK, Before: statusInactive, After: statusInactive,
+			Detail: "deletion due at " + due.UTC().Format(time.RFC3339)})
+		return res
+	}
+	return a.deleteInactive(ctx, c, res)
 }
 
-// roleOf returns the role name of an assumed-role session ARN
-// (arn:aws:sts::123456789012:assumed-role/NAME/SESSION).
-func roleOf(arn string) (string, bool) {
-	_, rest, ok := strings.Cut(arn, ":assumed-role/")
-	if !ok {
-		return "", false
-	}
-	name, _, _ := strings.Cut(rest, "/")
-	return name, name != ""
+func (r *Responder) lastUsedFirst(keyID string) bool {
+	r.lastUsedMu.Lock()
+	defer r.lastUsedMu.Unlock()
+	return r.lastUsed[keyID]
 }
 
-// DeleteDue deletes the keys whose soak window has passed.
-func (r *Responder) DeleteDue(ctx context.Context) ([]string, error) {
-	due, err := r.opts.Store.DueDeletions(ctx, time.Now())
+// noteRefusal records a refusal that concerns the responder itself or the
+// operator's lists, so that the audit says why a live key was left alone.
+func (r *Responder) noteRefusal(ctx context.Context, keyID, account, why string) {
+	_ = r.auditor(keyID, account, "").write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
+}
+
+// DeleteDue carries out the deletions whose soak window has passed. Each key
+// is read again first: one that is gone is done; one that is Active again
+// (its owner re-activated it) is left alone and its deletion cancelled; only
+// one still Inactive is deleted. Under DryRun nothing is changed and the
+// schedule is kept.
+func (r *Responder) DeleteDue(ctx context.Context) ([]Result, error) {
+	if r.opts.Policy == Off {
+		return nil, nil
+	}
+	due, err := r.opts.Store.DueDeletions(ctx, r.opts.Now())
 	if err != nil {
 		return nil, err
 	}
-	var done []string
+	var out []Result
 	for _, d := range due {
-		a := auditor{r: r, ctx: ctx, keyID: d.KeyID, account: d.Account, user: d.UserName}
-		if res := r.delete(ctx, a, r.iam(d.Account)); res.Action == ActionDeleted {
-			done = append(done, d.KeyID)
-			_ = r.opts.Store.DeletionDone(ctx, d.KeyID)
+		if ctx.Err() != nil {
+			return out, ctx.Err()
 		}
+		out = append(out, r.deleteDue(ctx, d))
 	}
-	return done, nil
+	return out, nil
 }
 
-// auditor writes one key's steps to the audit log.
+func (r *Responder) deleteDue(ctx context.Context, d store.Deletion) Result {
+	res := Result{KeyID: d.KeyID, At: r.opts.Now(), DueAt: d.DueAt}
+	a := r.auditor(d.KeyID, d.Account, d.UserName)
+	if why := r.refuse(d.KeyID, principal{account: d.Account, user: d.UserName}, d.Account); why != "" {
+		res.Action, res.Reason = ActionCancelled, "refused: "+why
+		if r.opts.DryRun {
+			res.Action, res.Reason = ActionDryRun, "would cancel the deletion: "+why
+			return res
+		}
+		if err := a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outCancelled, Detail: why}); err != nil {
+			res.Err = err
+			return res
+		}
+		res.Err = r.opts.Store.Unschedule(ctx, d.KeyID)
+		return res
+	}
+	c := r.iam(d.Account)
+	status, fail := a.ownerCheck(ctx, c)
+	switch {
+	case fail != nil:
+		fail.DueAt = d.DueAt
+		return *fail // kept on the schedule: tried again next time
+	case status == statusGone:
+		res.Action, res.Reason = ActionDeleted, "already gone"
+		if r.opts.DryRun {
+			return res
+		}
+		res.Err = errors.Join(a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outOK, Before: statusGone, After: statusGone,
+			Detail: "already gone"}), r.opts.Store.Unschedule(ctx, d.KeyID))
+		return res
+	case status == statusActive:
+		why := "the key is Active again (re-activated since keyburn deactivated it): left alone, deletion cancelled"
+		if r.opts.DryRun {
+			res.Action, res.Reason = ActionDryRun, "would cancel the deletion: the key is Active again"
+			return res
+		}
+		res.Action, res.Reason = ActionCancelled, why
+		if err := a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outCancelled, Before: statusActive, After: statusActive,
+			Detail: why}); err != nil {
+			res.Err = err
+			return res
+		}
+		res.Err = r.opts.Store.Unschedule(ctx, d.KeyID)
+		return res
+	}
+	if r.opts.DryRun {
+		res.Action, res.Reason = ActionDryRun, "would delete (due at "+d.DueAt.UTC().Format(time.RFC3339)+")"
+		res.Err = a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outDryRun, Before: status, After: status,
+			Detail: "would delete: soak window passed at " + d.DueAt.UTC().Format(time.RFC3339)})
+		return res
+	}
+	res = a.deleteInactive(ctx, c, res)
+	if res.Action == ActionDeleted {
+		res.Err = errors.Join(res.Err, r.opts.Store.Unschedule(ctx, d.KeyID))
+	}
+	return res
+}
+
+// auditor writes one key's steps to the audit log and makes its IAM calls.
 type auditor struct {
 	r                    *Responder
-	ctx                  context.Context
 	keyID, account, user string
 }
 
-func (a auditor) step(action, outcome, requestID, before, after, detail string) {
-	_ = a.r.opts.Store.Audit(a.ctx, store.AuditRecord{Actor: a.r.selfARN, Action: action, KeyID: a.keyID,
-		Account: a.account, UserName: a.user, RequestID: requestID, Before: before, After: after,
-		Outcome: outcome, Detail: detail})
+func (r *Responder) auditor(keyID, account, user string) auditor {
+	return auditor{r: r, keyID: keyID, account: account, user: user}
 }
 
-// userOf returns the user name of an IAM user ARN
-// (arn:aws:iam::123456789012:user/path/name).
-func userOf(arn string) (string, bool) {
-	_, res, ok := strings.Cut(arn, ":user/")
-	if !ok || !strings.HasPrefix(arn, "arn:aws") {
-		return "", false
+// write appends a record, filling in who and which key.
+func (a auditor) write(ctx context.Context, rec store.AuditRecord) error {
+	rec.Actor, rec.KeyID, rec.Account, rec.UserName = a.r.selfARN, a.keyID, a.account, a.user
+	if rec.At.IsZero() {
+		rec.At = a.r.opts.Now()
 	}
-	if i := strings.LastIndexByte(res, '/'); i >= 0 {
-		res = res[i+1:]
+	return a.r.opts.Store.Audit(ctx, rec)
+}
+
+// failed is the Result of a step that failed.
+func (a auditor) failed(reason string, err error) *Result {
+	return &Result{KeyID: a.keyID, Action: ActionFailed, At: a.r.opts.Now(), Reason: reason, Err: err}
+}
+
+// ownerCheck re-reads the key's state among its user's keys: Active,
+// Inactive, or statusGone when the user has no such key.
+func (a auditor) ownerCheck(ctx context.Context, c IAMAPI) (string, *Result) {
+	keys, err := c.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(a.user)})
+	if err != nil {
+		werr := a.write(ctx, store.AuditRecord{Action: stepOwnerCheck, Outcome: outFailed, RequestID: requestID(err), Detail: errText(err)})
+		return "", a.failed("owner check: "+errText(err), werr)
 	}
-	return res, res != ""
+	status := statusGone
+	for _, k := range keys.AccessKeyMetadata {
+		if aws.ToString(k.AccessKeyId) == a.keyID {
+			status = string(k.Status)
+		}
+	}
+	rec := store.AuditRecord{Action: stepOwnerCheck, Outcome: outOK, RequestID: requestIDOf(keys.ResultMetadata),
+		Before: status, After: status, Detail: "user " + a.user}
+	if status == statusGone {
+		rec.Outcome, rec.Detail = outFailed, "the key is not among user "+a.user+"'s keys"
+	}
+	if err := a.write(ctx, rec); err != nil {
+		// The owner check is the first record of an action: without it,
+		// no action.
+		return "", a.failed("audit log: "+err.Error()+"; nothing done", err)
+	}
+	return status, nil
+}
+
+// lastUsedAfter records the key's last use after verification, when it could
+// not be recorded before: it may be keyburn's own STS call.
+func (a auditor) lastUsedAfter(ctx context.Context, c IAMAPI) {
+	lu, err := c.GetAccessKeyLastUsed(ctx, &iam.GetAccessKeyLastUsedInput{AccessKeyId: aws.String(a.keyID)})
+	if err != nil {
+		return
+	}
+	_ = a.write(ctx, store.AuditRecord{Action: stepLastUsed, Outcome: outOK, RequestID: requestIDOf(lu.ResultMetadata),
+		Detail: "after verification (this may be keyburn's own STS call): " + lastUsedText(lu.AccessKeyLastUsed)})
+}
+
+// mutate makes one mutating call between a "started" record and its
+// outcome. No "started" record, no call.
+func (a auditor) mutate(ctx context.Context, step, before, after string, call func() (requestID string, err error)) error {
+	if err := a.write(ctx, store.AuditRecord{Action: step, Outcome: outStarted, Before: before}); err != nil {
+		return fmt.Errorf("audit log: %w; %s not attempted", err, step)
+	}
+	rid, err := call()
+	if err != nil {
+		werr := a.write(ctx, store.AuditRecord{Action: step, Outcome: outFailed, RequestID: requestID(err), Before: before, After: before, Detail: errText(err)})
+		return errors.Join(fmt.Errorf("%s: %s", step, errText(err)), werr)
+	}
+	if werr := a.write(ctx, store.AuditRecord{Action: step, Outcome: outOK, RequestID: rid, Before: before, After: after}); werr != nil {
+		return &doneErr{fmt.Errorf("%s done, but its audit record could not be written: %w", step, werr)}
+	}
+	return nil
+}
+
+// doneErr is an error after the call succeeded: only the record of it failed.
+type doneErr struct{ error }
+
+func (e *doneErr) Unwrap() error { return e.error }
+
+// deactivate sets an Active key Inactive (an already inactive or deleted key
+// is success).
+func (a auditor) deactivate(ctx context.Context, c IAMAPI) *Result {
+	err := a.mutate(ctx, stepDeactivate, statusActive, statusInactive, func() (string, error) {
+		out, err := c.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{AccessKeyId: aws.String(a.keyID),
+			UserName: aws.String(a.user), Status: iamtypes.StatusTypeInactive})
+		if isCode(err, "NoSuchEntity") {
+			return requestID(err), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		return requestIDOf(out.ResultMetadata), nil
+	})
+	var done *doneErr
+	if err != nil && !errors.As(err, &done) {
+		return a.failed(err.Error(), err)
+	}
+	if done != nil {
+		// Deactivated; report the audit failure, and do not go on to a
+		// deletion that could not be recorded either.
+		return &Result{KeyID: a.keyID, Action: ActionDeactivated, At: a.r.opts.Now(), Reason: err.Error(), Err: err}
+	}
+	return nil
+}
+
+// deleteInactive re-reads the key and deletes it only while it is Inactive.
+func (a auditor) deleteInactive(ctx context.Context, c IAMAPI, res Result) Result {
+	status, fail := a.ownerCheck(ctx, c)
+	switch {
+	case fail != nil:
+		return *fail
+	case status == statusGone:
+		res.Action, res.Reason = ActionDeleted, "already gone"
+		return res
+	case status != statusInactive:
+		res.Action, res.Reason = ActionSkipped, "the key is "+status+" again, not Inactive: not deleted"
+		res.Err = a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outCancelled, Before: status, After: status,
+			Detail: "the key is " + status + " again: left alone"})
+		return res
+	}
+	err := a.mutate(ctx, stepDelete, statusInactive, statusGone, func() (string, error) {
+		out, err := c.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{AccessKeyId: aws.String(a.keyID), UserName: aws.String(a.user)})
+		if isCode(err, "NoSuchEntity") {
+			return requestID(err), nil // already gone
+		}
+		if err != nil {
+			return "", err
+		}
+		return requestIDOf(out.ResultMetadata), nil
+	})
+	var done *doneErr
+	switch {
+	case err == nil:
+		res.Action = ActionDeleted
+	case errors.As(err, &done):
+		res.Action, res.Reason, res.Err = ActionDeleted, err.Error(), err
+	default:
+		res.Action, res.Reason, res.Err = ActionFailed, err.Error(), err
+	}
+	res.At = a.r.opts.Now()
+	return res
+}
+
+// revokeSessionsPolicy is the inline policy AWS's console adds to "revoke
+// active sessions": it denies everything to sessions issued before a time.
+// Temporary credentials cannot be deleted; this makes them useless.
+const revokeSessionsPolicy = "AWSRevokeOlderSessions"
+
+// maxSessionLimit is the longest a role session can last (IAM's upper
+// bound on a role's MaxSessionDuration, 12 hours): used when the role's own
+// limit cannot be read.
+const maxSessionLimit = 12 * time.Hour
+
+// revokeSessions handles a live temporary key: for a role session it denies
+// the role's sessions issued before now, unless a deny already covers the
+// token; anything else is reported.
+func (r *Responder) revokeSessions(ctx context.Context, keyID string, vd verify.Verdict) Result {
+	now := r.opts.Now()
+	res := Result{KeyID: keyID, At: now}
+	role := parseARN(vd.ARN).role
+	if role == "" {
+		res.Action, res.Reason = ActionSkipped, "temporary credentials of "+vd.ARN+" are not a role session: they expire on their own; revoke their source by hand"
+		return res
+	}
+	a := r.auditor(keyID, vd.Account, "role/"+role)
+	c := r.iam(vd.Account)
+
+	// keyburn's own revocation, still in force, covers the token.
+	if rev, ok, err := r.opts.Store.GetRevocation(ctx, keyID); err != nil {
+		return *a.failed("read earlier revocations: "+err.Error(), err)
+	} else if ok && now.Before(rev.ExpiresAt) {
+		res.Action, res.At, res.Until = ActionRevoked, rev.RevokedAt, rev.ExpiresAt
+		res.Reason = "already revoked at " + rev.RevokedAt.UTC().Format(time.RFC3339) + ": not revoked again"
+		return res
+	}
+	longest := maxSessionLimit
+	if out, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)}); err == nil && out.Role != nil && out.Role.MaxSessionDuration != nil {
+		longest = time.Duration(*out.Role.MaxSessionDuration) * time.Second
+	}
+	// An existing deny covers the token when it denies sessions issued
+	// after keyburn first checked this key (the token existed then).
+	if deniedBefore, ok := r.existingDeny(ctx, c, role); ok {
+		first, err := r.opts.Store.FirstChecked(ctx, keyID)
+		if err != nil {
+			return *a.failed(err.Error(), err)
+		}
+		if !first.IsZero() && !deniedBefore.Before(first) {
+			res.Action, res.At, res.Until = ActionRevoked, deniedBefore, deniedBefore.Add(longest)
+			res.Reason = "an existing deny on role " + role + " (sessions issued before " + deniedBefore.UTC().Format(time.RFC3339) +
+				") already covers this token, first seen at " + first.UTC().Format(time.RFC3339) + ": not revoked again"
+			if r.opts.DryRun {
+				return res
+			}
+			res.Err = errors.Join(
+				a.write(ctx, store.AuditRecord{Action: stepRevoke, Outcome: outSkipped, Detail: res.Reason}),
+				r.opts.Store.PutRevocation(ctx, store.Revocation{KeyID: keyID, Account: vd.Account, Role: role, RevokedAt: deniedBefore, ExpiresAt: res.Until}))
+			return res
+		}
+	}
+	stamp := now.UTC().Format(time.RFC3339)
+	if r.opts.DryRun {
+		res.Action, res.Reason = ActionDryRun, "would revoke role "+role+"'s sessions issued before "+stamp
+		res.Err = a.write(ctx, store.AuditRecord{Action: stepRevoke, Outcome: outDryRun, Detail: res.Reason})
+		return res
+	}
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],`+
+		`"Condition":{"DateLessThan":{"aws:TokenIssueTime":"%s"}}}]}`, stamp)
+	err := a.mutate(ctx, stepRevoke, "", "", func() (string, error) {
+		out, err := c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role),
+			PolicyName: aws.String(revokeSessionsPolicy), PolicyDocument: aws.String(policy)})
+		if err != nil {
+			return "", err
+		}
+		return requestIDOf(out.ResultMetadata), nil
+	})
+	var done *doneErr
+	if err != nil && !errors.As(err, &done) {
+		return *a.failed(err.Error(), err)
+	}
+	res.Action, res.Until, res.Err = ActionRevoked, now.Add(longest), err
+	res.Reason = "denied role " + role + "'s sessions issued before " + stamp
+	if perr := r.opts.Store.PutRevocation(ctx, store.Revocation{KeyID: keyID, Account: vd.Account, Role: role, RevokedAt: now, ExpiresAt: res.Until}); perr != nil {
+		res.Err = errors.Join(res.Err, perr)
+	}
+	return res
+}
+
+// existingDeny reads the role's AWSRevokeOlderSessions policy and returns
+// the time before which it denies sessions.
+func (r *Responder) existingDeny(ctx context.Context, c IAMAPI, role string) (time.Time, bool) {
+	out, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(revokeSessionsPolicy)})
+	if err != nil {
+		return time.Time{}, false
+	}
+	return DeniedBefore(aws.ToString(out.PolicyDocument))
+}
+
+// DeniedBefore reads a revoke-sessions policy document (as IAM returns it,
+// URL-encoded, or plain JSON) and returns the latest time before which it
+// denies every action to sessions:
+//
+//	{"Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],
+//	  "Condition":{"DateLessThan":{"aws:TokenIssueTime":"2024-03-01T10:00:00Z"}}}]}
+//
+// Statement may be one object or a list; Action and Resource "*" or ["*"].
+func DeniedBefore(doc string) (time.Time, bool) {
+	if un, err := url.QueryUnescape(doc); err == nil && !strings.HasPrefix(strings.TrimSpace(doc), "{") {
+		doc = un
+	}
+	var p struct {
+		Statement json.RawMessage
+	}
+	if json.Unmarshal([]byte(doc), &p) != nil {
+		return time.Time{}, false
+	}
+	type statement struct {
+		Effect    string
+		Action    json.RawMessage
+		Resource  json.RawMessage
+		Condition map[string]map[string]json.RawMessage
+	}
+	var stmts []statement
+	if json.Unmarshal(p.Statement, &stmts) != nil {
+		var one statement
+		if json.Unmarshal(p.Statement, &one) != nil {
+			return time.Time{}, false
+		}
+		stmts = []statement{one}
+	}
+	var latest time.Time
+	for _, s := range stmts {
+		if s.Effect != "Deny" || !isStar(s.Action) || !isStar(s.Resource) {
+			continue
+		}
+		var at string
+		if json.Unmarshal(s.Condition["DateLessThan"]["aws:TokenIssueTime"], &at) != nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, at)
+		if err == nil && t.After(latest) {
+			latest = t
+		}
+	}
+	return latest, !latest.IsZero()
+}
+
+// isStar reports whether a policy's Action or Resource is "*" or ["*"].
+func isStar(raw json.RawMessage) bool {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return one == "*"
+	}
+	var list []string
+	return json.Unmarshal(raw, &list) == nil && slices.Contains(list, "*")
 }
 
 func isCode(err error, code string) bool {
@@ -421,4 +910,9 @@ func requestID(err error) string {
 		return re.ServiceRequestID()
 	}
 	return ""
+}
+
+func requestIDOf(md middleware.Metadata) string {
+	rid, _ := awsmiddleware.GetRequestIDMetadata(md)
+	return rid
 }

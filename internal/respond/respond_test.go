@@ -2,9 +2,13 @@ package respond
 
 import (
 	"context"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -15,18 +19,39 @@ import (
 	"github.com/keyburn/keyburn/internal/verify"
 )
 
-// fakeIAM holds one user's keys and records the calls.
+// fakeIAM holds user alice's keys and the roles' revoke-sessions policies,
+// and records the calls.
 type fakeIAM struct {
-	keys  map[string]iamtypes.StatusType
-	calls []string
+	mu       sync.Mutex
+	keys     map[string]iamtypes.StatusType
+	policies map[string]string // role → AWSRevokeOlderSessions document
+	calls    []string
+}
+
+func newFake(status iamtypes.StatusType) *fakeIAM {
+	return &fakeIAM{keys: map[string]iamtypes.StatusType{key: status}, policies: map[string]string{}}
+}
+
+func (f *fakeIAM) call(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, name)
+}
+
+func (f *fakeIAM) callList() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.calls, ",")
 }
 
 func (f *fakeIAM) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput, _ ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error) {
-	f.calls = append(f.calls, "list")
+	f.call("list")
 	out := &iam.ListAccessKeysOutput{}
 	if aws.ToString(in.UserName) != "alice" {
 		return out, nil
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for id, st := range f.keys {
 		out.AccessKeyMetadata = append(out.AccessKeyMetadata, iamtypes.AccessKeyMetadata{AccessKeyId: aws.String(id), Status: st})
 	}
@@ -34,26 +59,49 @@ func (f *fakeIAM) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput,
 }
 
 func (f *fakeIAM) GetAccessKeyLastUsed(context.Context, *iam.GetAccessKeyLastUsedInput, ...func(*iam.Options)) (*iam.GetAccessKeyLastUsedOutput, error) {
-	f.calls = append(f.calls, "last-used")
-	return &iam.GetAccessKeyLastUsedOutput{AccessKeyLastUsed: &iamtypes.AccessKeyLastUsed{}}, nil
+	f.call("last-used")
+	return &iam.GetAccessKeyLastUsedOutput{UserName: aws.String("alice"), AccessKeyLastUsed: &iamtypes.AccessKeyLastUsed{}}, nil
 }
 
 func (f *fakeIAM) UpdateAccessKey(_ context.Context, in *iam.UpdateAccessKeyInput, _ ...func(*iam.Options)) (*iam.UpdateAccessKeyOutput, error) {
-	f.calls = append(f.calls, "update")
+	f.call("update")
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.keys[aws.ToString(in.AccessKeyId)] = in.Status
 	return &iam.UpdateAccessKeyOutput{}, nil
 }
 
+func (f *fakeIAM) GetRole(_ context.Context, in *iam.GetRoleInput, _ ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
+	f.call("get-role")
+	return &iam.GetRoleOutput{Role: &iamtypes.Role{RoleName: in.RoleName, MaxSessionDuration: aws.Int32(3600)}}, nil
+}
+
+func (f *fakeIAM) GetRolePolicy(_ context.Context, in *iam.GetRolePolicyInput, _ ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error) {
+	f.call("get-role-policy")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	doc, ok := f.policies[aws.ToString(in.RoleName)]
+	if !ok || aws.ToString(in.PolicyName) != revokeSessionsPolicy {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchEntity"}
+	}
+	return &iam.GetRolePolicyOutput{PolicyDocument: aws.String(doc)}, nil
+}
+
 func (f *fakeIAM) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _ ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
-	f.calls = append(f.calls, "put-role-policy:"+aws.ToString(in.RoleName))
+	f.call("put-role-policy:" + aws.ToString(in.RoleName))
 	if !strings.Contains(aws.ToString(in.PolicyDocument), "aws:TokenIssueTime") || aws.ToString(in.PolicyName) != revokeSessionsPolicy {
 		return nil, &smithy.GenericAPIError{Code: "MalformedPolicyDocument"}
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.policies[aws.ToString(in.RoleName)] = aws.ToString(in.PolicyDocument)
 	return &iam.PutRolePolicyOutput{}, nil
 }
 
 func (f *fakeIAM) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
-	f.calls = append(f.calls, "delete")
+	f.call("delete")
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if _, ok := f.keys[aws.ToString(in.AccessKeyId)]; !ok {
 		return nil, &smithy.GenericAPIError{Code: "NoSuchEntity"}
 	}
@@ -61,108 +109,371 @@ func (f *fakeIAM) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInpu
 	return &iam.DeleteAccessKeyOutput{}, nil
 }
 
+// mutating are the calls --dry-run must never make.
+var mutating = []string{"update", "delete", "put-role-policy"}
+
+func mutated(calls string) bool {
+	for _, c := range strings.Split(calls, ",") {
+		c, _, _ = strings.Cut(c, ":")
+		if slices.Contains(mutating, c) {
+			return true
+		}
+	}
+	return false
+}
+
 const key = "AKIAROSDW5AABZW3VLYZ"
 
-func responder(t *testing.T, fake *fakeIAM, opts Options) *Responder {
+// clock is a settable time.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func testStore(t *testing.T) *store.Store {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	opts.Store = st
-	opts.testOnlyIAM = func(string) IAMAPI { return fake }
-	// No network: build the responder by hand, as New would after learning
-	// who it is.
-	return &Responder{opts: opts, selfKey: "AKIASELFSELFSELFSELF", selfARN: "arn:aws:iam::123456789012:user/responder",
-		clients: map[string]IAMAPI{}, clientMu: make(chan struct{}, 1)}
+	return st
 }
+
+// responder builds a Responder on a fake IAM, as New would after learning
+// who it is: self is its ARN.
+func responder(t *testing.T, fake IAMAPI, opts Options, self string) *Responder {
+	t.Helper()
+	if opts.Store == nil {
+		opts.Store = testStore(t)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.testOnlyIAM = func(string) IAMAPI { return fake }
+	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, lastUsed: map[string]bool{}}
+	r.setSelf("AKIASELFSELFSELFSELF", self)
+	return r
+}
+
+const selfUser = "arn:aws:iam::123456789012:user/responder"
 
 func live(arn string) verify.Verdict {
 	return verify.Verdict{Status: verify.Live, ARN: arn, Account: "123456789012"}
 }
 
 func TestRespondRails(t *testing.T) {
+	alice := live("arn:aws:iam::123456789012:user/alice")
 	tests := []struct {
 		name   string
 		opts   Options
-		keyID  string
+		self   string
+		k      Key
 		vd     verify.Verdict
-		action string
+		action Action
 		reason string
 		calls  string
 	}{
-		{"deletes a live key", Options{Policy: Delete}, key, live("arn:aws:iam::123456789012:user/alice"), ActionDeleted, "", "list,last-used,update,delete"},
-		{"deactivates only", Options{Policy: Deactivate}, key, live("arn:aws:iam::123456789012:user/alice"), ActionDeactivated, "", "list,last-used,update"},
-		{"dry run", Options{Policy: Delete, DryRun: true}, key, live("arn:aws:iam::123456789012:user/alice"), ActionDryRun, "", "list,last-used"},
-		{"not live", Options{Policy: Delete}, key, verify.Verdict{Status: verify.Invalid}, ActionSkipped, "not live", ""},
-		{"canary", Options{Policy: Delete}, key, verify.Verdict{Status: verify.Canary}, ActionSkipped, "not live (canary)", ""},
-		{"own key", Options{Policy: Delete}, "AKIASELFSELFSELFSELF", live("arn:aws:iam::123456789012:user/responder"), ActionSkipped, "own key", ""},
-		{"deny list", Options{Policy: Delete, DenyAccounts: []string{"123456789012"}}, key, live("arn:aws:iam::123456789012:user/alice"), ActionSkipped, "deny list", ""},
-		{"allow list", Options{Policy: Delete, AllowAccounts: []string{"999999999999"}}, key, live("arn:aws:iam::123456789012:user/alice"), ActionSkipped, "allow list", ""},
-		{"not a user", Options{Policy: Delete}, key, live("arn:aws:sts::123456789012:assumed-role/r/s"), ActionSkipped, "not belong to an IAM user", ""},
-		{"temporary, not a role", Options{Policy: Delete}, "ASIAROSDW5AABZW3VLYZ", live("arn:aws:iam::123456789012:user/alice"), ActionSkipped, "not a role session", ""},
-		{"temporary role session", Options{Policy: Delete}, "ASIAROSDW5AABZW3VLYZ", live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionRevoked, "", "put-role-policy:deploy"},
-		{"temporary, dry run", Options{Policy: Delete, DryRun: true}, "ASIAROSDW5AABZW3VLYZ", live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionDryRun, "revoke role deploy", ""},
-		{"owner mismatch", Options{Policy: Delete}, key, live("arn:aws:iam::123456789012:user/mallory"), ActionFailed, "not user mallory's", "list"},
-		{"policy off", Options{Policy: Off}, key, live("arn:aws:iam::123456789012:user/alice"), ActionNone, "", ""},
+		{"deletes a live key", Options{Policy: Delete}, selfUser, Key{ID: key}, alice, ActionDeleted, "", "last-used,list,update,list,delete"},
+		{"deactivates only", Options{Policy: Deactivate}, selfUser, Key{ID: key}, alice, ActionDeactivated, "", "last-used,list,update"},
+		{"dry run", Options{Policy: Delete, DryRun: true}, selfUser, Key{ID: key}, alice, ActionDryRun, "would delete", "last-used,list"},
+		{"not live", Options{Policy: Delete}, selfUser, Key{ID: key}, verify.Verdict{Status: verify.Invalid}, ActionSkipped, "not live", ""},
+		{"canary verdict", Options{Policy: Delete}, selfUser, Key{ID: key}, verify.Verdict{Status: verify.Canary}, ActionSkipped, "not live (canary)", ""},
+		{"revoked verdict", Options{Policy: Delete}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"}, verify.Verdict{Status: verify.Revoked}, ActionSkipped, "not live (revoked)", ""},
+		{"own key", Options{Policy: Delete}, selfUser, Key{ID: "AKIASELFSELFSELFSELF"}, live(selfUser), ActionSkipped, "own key", ""},
+		{"own user, another key", Options{Policy: Delete}, selfUser, Key{ID: key}, live(selfUser), ActionSkipped, "own user", ""},
+		{"own role's session", Options{Policy: Delete}, "arn:aws:sts::123456789012:assumed-role/keyburn/worker-1", Key{ID: "ASIAROSDW5AABZW3VLYZ"},
+			live("arn:aws:sts::123456789012:assumed-role/keyburn/leaked"), ActionSkipped, "own role keyburn", ""},
+		{"role_name's session", Options{Policy: Delete, RoleName: "keyburn-responder"}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"},
+			live("arn:aws:sts::210987654321:assumed-role/keyburn-responder/x"), ActionSkipped, "role_name", ""},
+		{"same role name in another account", Options{Policy: Delete}, "arn:aws:sts::123456789012:assumed-role/deploy/a", Key{ID: "ASIAROSDW5AABZW3VLYZ"},
+			verify.Verdict{Status: verify.Live, ARN: "arn:aws:sts::210987654321:assumed-role/deploy/b", Account: "210987654321"}, ActionRevoked, "", "get-role,get-role-policy,put-role-policy:deploy"},
+		{"deny list (STS's account)", Options{Policy: Delete, DenyAccounts: []string{"123456789012"}}, selfUser, Key{ID: key}, alice, ActionSkipped, "deny list", ""},
+		{"deny list (decoded account)", Options{Policy: Delete, DenyAccounts: []string{"100000000000"}}, selfUser, Key{ID: key, Account: "100000000000"}, alice, ActionSkipped, "deny list", ""},
+		{"allow list", Options{Policy: Delete, AllowAccounts: []string{"999999999999"}}, selfUser, Key{ID: key}, alice, ActionSkipped, "allow list", ""},
+		{"canary account named by STS", Options{Policy: Delete, CanaryAccounts: []string{"123456789012"}}, selfUser, Key{ID: key}, alice, ActionSkipped, "canary", ""},
+		{"public canary account decoded", Options{Policy: Delete}, selfUser, Key{ID: key, Account: "052310077262"}, alice, ActionSkipped, "canary", ""},
+		{"not a user", Options{Policy: Delete}, selfUser, Key{ID: key}, live("arn:aws:sts::123456789012:assumed-role/r/s"), ActionSkipped, "not belong to an IAM user", ""},
+		{"temporary, not a role", Options{Policy: Delete}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"}, alice, ActionSkipped, "not a role session", ""},
+		{"temporary role session", Options{Policy: Delete}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"}, live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionRevoked, "", "get-role,get-role-policy,put-role-policy:deploy"},
+		{"temporary, dry run", Options{Policy: Delete, DryRun: true}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"}, live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionDryRun, "revoke role deploy", "get-role,get-role-policy"},
+		{"owner mismatch", Options{Policy: Delete}, selfUser, Key{ID: key}, live("arn:aws:iam::123456789012:user/mallory"), ActionFailed, "not among user mallory's", "last-used,list"},
+		{"policy off", Options{Policy: Off}, selfUser, Key{ID: key}, alice, ActionNone, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := &fakeIAM{keys: map[string]iamtypes.StatusType{key: iamtypes.StatusTypeActive}}
-			r := responder(t, fake, tt.opts)
-			res := r.Respond(context.Background(), tt.keyID, tt.vd)
-			if res.Action != tt.action || !strings.Contains(res.Reason, tt.reason) || strings.Join(fake.calls, ",") != tt.calls {
-				t.Errorf("Respond = %q (%q) after calls %q; want %q (%q) after %q", res.Action, res.Reason, fake.calls, tt.action, tt.reason, tt.calls)
+			fake := newFake(iamtypes.StatusTypeActive)
+			r := responder(t, fake, tt.opts, tt.self)
+			res := r.Respond(context.Background(), tt.k, tt.vd)
+			if res.Action != tt.action || !strings.Contains(res.Reason, tt.reason) || fake.callList() != tt.calls || res.Err != nil {
+				t.Errorf("Respond = %q (%q, err %v) after calls %q; want %q (%q) after %q", res.Action, res.Reason, res.Err, fake.callList(), tt.action, tt.reason, tt.calls)
 			}
 		})
 	}
 }
 
-// TestRespondIdempotent: a second delete of a key already gone succeeds,
-// and an inactive key is not deactivated again.
+// TestRespondIdempotent: an inactive key is not deactivated again, and a
+// key already gone is a success.
 func TestRespondIdempotent(t *testing.T) {
-	fake := &fakeIAM{keys: map[string]iamtypes.StatusType{key: iamtypes.StatusTypeInactive}}
-	r := responder(t, fake, Options{Policy: Delete})
-	res := r.Respond(context.Background(), key, live("arn:aws:iam::123456789012:user/alice"))
-	if res.Action != ActionDeleted || strings.Contains(strings.Join(fake.calls, ","), "update") {
-		t.Errorf("inactive key: %+v after %v", res, fake.calls)
+	fake := newFake(iamtypes.StatusTypeInactive)
+	r := responder(t, fake, Options{Policy: Delete}, selfUser)
+	alice := live("arn:aws:iam::123456789012:user/alice")
+	res := r.Respond(context.Background(), Key{ID: key}, alice)
+	if res.Action != ActionDeleted || strings.Contains(fake.callList(), "update") {
+		t.Errorf("inactive key: %+v after %v", res, fake.callList())
 	}
-	a := auditor{r: r, ctx: context.Background(), keyID: key, user: "alice"}
-	if res := r.delete(context.Background(), a, fake); res.Action != ActionDeleted {
-		t.Errorf("deleting a key already gone: %+v, want success", res)
-	}
-	log, _ := r.opts.Store.AuditLog(context.Background(), key)
-	if n := len(log); n < 5 || log[n-1].Detail != "already gone" {
-		t.Errorf("audit log: %+v", log)
+	res = r.Respond(context.Background(), Key{ID: key}, alice)
+	if res.Action != ActionFailed || !strings.Contains(res.Reason, "not among") || strings.Count(fake.callList(), "delete") != 1 {
+		t.Errorf("respond to a key already deleted: %+v after %v; want no second delete", res, fake.callList())
 	}
 }
 
-func TestSoakSchedulesDeletion(t *testing.T) {
-	fake := &fakeIAM{keys: map[string]iamtypes.StatusType{key: iamtypes.StatusTypeActive}}
-	r := responder(t, fake, Options{Policy: Delete, Soak: -1})
-	r.opts.Soak = 1 // a nanosecond: due at once
-	res := r.Respond(context.Background(), key, live("arn:aws:iam::123456789012:user/alice"))
-	if res.Action != ActionScheduled || fake.keys[key] != iamtypes.StatusTypeInactive {
-		t.Fatalf("with a soak window: %+v, key %v", res, fake.keys[key])
+// TestSoakAndDueDeletion: with a soak window the key is deactivated and its
+// deletion scheduled; the result says when it is due; DeleteDue deletes it
+// only once due, and it is off the schedule after.
+func TestSoakAndDueDeletion(t *testing.T) {
+	fake := newFake(iamtypes.StatusTypeActive)
+	clk := &clock{t: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+	r := responder(t, fake, Options{Policy: Delete, Soak: time.Hour, Now: clk.now}, selfUser)
+	ctx := context.Background()
+	res := r.Respond(ctx, Key{ID: key}, live("arn:aws:iam::123456789012:user/alice"))
+	if res.Action != ActionScheduled || fake.keys[key] != iamtypes.StatusTypeInactive || !res.DueAt.Equal(clk.now().Add(time.Hour)) {
+		t.Fatalf("with a soak window: %+v, key %v; want scheduled, due at %v", res, fake.keys[key], clk.now().Add(time.Hour))
 	}
-	done, err := r.DeleteDue(context.Background())
-	if err != nil || len(done) != 1 || len(fake.keys) != 0 {
-		t.Errorf("DeleteDue = %v, %v; keys left %v", done, err, fake.keys)
+	if done, err := r.DeleteDue(ctx); err != nil || len(done) != 0 || len(fake.keys) != 1 {
+		t.Errorf("DeleteDue before the window ends = %+v, %v; keys %v", done, err, fake.keys)
+	}
+	clk.advance(time.Hour)
+	done, err := r.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionDeleted || len(fake.keys) != 0 {
+		t.Fatalf("DeleteDue = %+v, %v; keys left %v", done, err, fake.keys)
+	}
+	if pending, _ := r.opts.Store.PendingDeletions(ctx); len(pending) != 0 {
+		t.Errorf("still scheduled after deletion: %+v", pending)
 	}
 }
 
-func TestUserOf(t *testing.T) {
-	tests := map[string]string{
-		"arn:aws:iam::123456789012:user/alice":        "alice",
-		"arn:aws:iam::123456789012:user/team/ops/bob": "bob",
-		"arn:aws-us-gov:iam::123456789012:user/carol": "carol",
-		"arn:aws:sts::123456789012:assumed-role/r/s":  "",
-		"arn:aws:iam::123456789012:root":              "",
+// TestDueDeletionOfReactivatedKey: a key its owner re-activated after the
+// deactivation is not deleted; the schedule is cancelled and the audit says
+// why. A dry run before that changes nothing and keeps the schedule.
+func TestDueDeletionOfReactivatedKey(t *testing.T) {
+	fake := newFake(iamtypes.StatusTypeActive)
+	clk := &clock{t: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+	st := testStore(t)
+	ctx := context.Background()
+	r := responder(t, fake, Options{Policy: Delete, Soak: time.Minute, Now: clk.now, Store: st}, selfUser)
+	if res := r.Respond(ctx, Key{ID: key}, live("arn:aws:iam::123456789012:user/alice")); res.Action != ActionScheduled {
+		t.Fatalf("Respond = %+v", res)
+	}
+	fake.keys[key] = iamtypes.StatusTypeActive // the owner: "a false alarm"
+	clk.advance(time.Hour)
+
+	dry := responder(t, fake, Options{Policy: Delete, DryRun: true, Now: clk.now, Store: st}, selfUser)
+	before := fake.callList()
+	done, err := dry.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionDryRun || mutated(strings.TrimPrefix(fake.callList(), before)) {
+		t.Fatalf("dry-run DeleteDue = %+v, %v; calls %s", done, err, fake.callList())
+	}
+	if pending, _ := st.PendingDeletions(ctx); len(pending) != 1 {
+		t.Errorf("a dry run changed the schedule: %+v", pending)
+	}
+
+	done, err = r.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionCancelled || fake.keys[key] != iamtypes.StatusTypeActive {
+		t.Fatalf("DeleteDue = %+v, %v; key %v", done, err, fake.keys[key])
+	}
+	if strings.Contains(fake.callList(), "delete") {
+		t.Errorf("an Active key got a delete call: %s", fake.callList())
+	}
+	if pending, _ := st.PendingDeletions(ctx); len(pending) != 0 {
+		t.Errorf("the schedule was kept: %+v", pending)
+	}
+	log, _ := st.AuditLog(ctx, key)
+	last := log[len(log)-1]
+	if last.Action != stepDelete || last.Outcome != outCancelled || !strings.Contains(last.Detail, "Active again") {
+		t.Errorf("last audit record = %+v, want the cancelled deletion and why", last)
+	}
+}
+
+// TestAuditFailureFailsClosed: when the audit log cannot be written, no IAM
+// key is changed.
+func TestAuditFailureFailsClosed(t *testing.T) {
+	for _, failOn := range []string{"owner-check", "deactivate", "delete", "revoke-sessions"} {
+		t.Run(failOn, func(t *testing.T) {
+			fake := newFake(iamtypes.StatusTypeActive)
+			st := testStore(t)
+			if _, err := st.DB().Exec(`CREATE TRIGGER full BEFORE INSERT ON audit WHEN NEW.action = '` + failOn +
+				`' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+				t.Fatal(err)
+			}
+			r := responder(t, fake, Options{Policy: Delete, Store: st}, selfUser)
+			k, vd := Key{ID: key}, live("arn:aws:iam::123456789012:user/alice")
+			if failOn == "revoke-sessions" {
+				k, vd = Key{ID: "ASIAROSDW5AABZW3VLYZ"}, live("arn:aws:sts::123456789012:assumed-role/deploy/ci")
+			}
+			res := r.Respond(context.Background(), k, vd)
+			calls := fake.callList()
+			var wantCalls []string
+			switch failOn {
+			case "owner-check", "deactivate":
+				wantCalls = nil // nothing may change
+			case "delete":
+				wantCalls = []string{"update"} // deactivated, never deleted
+			}
+			var made []string
+			for _, c := range strings.Split(calls, ",") {
+				c, _, _ = strings.Cut(c, ":")
+				if slices.Contains(mutating, c) {
+					made = append(made, c)
+				}
+			}
+			if !slices.Equal(made, wantCalls) || res.Err == nil || !strings.Contains(res.Reason+res.Err.Error(), "disk is full") {
+				t.Errorf("audit failing on %s: %+v; mutating calls %v, want %v", failOn, res, made, wantCalls)
+			}
+			if res.Action == ActionDeleted || res.Action == ActionRevoked {
+				t.Errorf("audit failing on %s: reported %q", failOn, res.Action)
+			}
+		})
+	}
+}
+
+// TestRevokeOnce: a temporary key's role sessions are revoked once; the
+// same key found again is not revoked again while the revocation holds,
+// and a deny already on the role that covers the token is not rewritten.
+func TestRevokeOnce(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+	session := live("arn:aws:sts::123456789012:assumed-role/deploy/ci")
+	asia := Key{ID: "ASIAROSDW5AABZW3VLYZ"}
+
+	fake := newFake(iamtypes.StatusTypeActive)
+	r := responder(t, fake, Options{Policy: Delete, Now: clk.now}, selfUser)
+	first := r.Respond(ctx, asia, session)
+	clk.advance(10 * time.Minute)
+	second := r.Respond(ctx, asia, session)
+	if first.Action != ActionRevoked || !first.Until.Equal(first.At.Add(time.Hour)) {
+		t.Errorf("first: %+v, want revoked until an hour (the role's longest session) later", first)
+	}
+	if second.Action != ActionRevoked || !strings.Contains(second.Reason, "not revoked again") || strings.Count(fake.callList(), "put-role-policy") != 1 {
+		t.Errorf("second: %+v after calls %s; want one PutRolePolicy in all", second, fake.callList())
+	}
+	// Past the token's end, a key still answering live is revoked anew.
+	clk.advance(2 * time.Hour)
+	if third := r.Respond(ctx, asia, session); third.Action != ActionRevoked || strings.Count(fake.callList(), "put-role-policy") != 2 {
+		t.Errorf("after the revocation ended: %+v, calls %s", third, fake.callList())
+	}
+
+	// An existing deny dated after keyburn first checked the key covers it.
+	st := testStore(t)
+	firstSeen := clk.now().Add(-time.Hour)
+	if err := st.PutVerdict(ctx, store.Verdict{KeyID: asia.ID, SecretSHA256: "ab", Status: "live", CheckedAt: firstSeen}); err != nil {
+		t.Fatal(err)
+	}
+	fake2 := newFake(iamtypes.StatusTypeActive)
+	fake2.policies["deploy"] = url.QueryEscape(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],` +
+		`"Condition":{"DateLessThan":{"aws:TokenIssueTime":"` + clk.now().Add(-time.Minute).UTC().Format(time.RFC3339) + `"}}}]}`)
+	r2 := responder(t, fake2, Options{Policy: Delete, Now: clk.now, Store: st}, selfUser)
+	if res := r2.Respond(ctx, asia, session); res.Action != ActionRevoked || !strings.Contains(res.Reason, "existing deny") || strings.Contains(fake2.callList(), "put-role-policy") {
+		t.Errorf("covered by an existing deny: %+v after %s", res, fake2.callList())
+	}
+	// A deny older than the first check does not cover the token.
+	fake3 := newFake(iamtypes.StatusTypeActive)
+	fake3.policies["deploy"] = `{"Statement":{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"` +
+		firstSeen.Add(-time.Minute).UTC().Format(time.RFC3339) + `"}}}}`
+	st3 := testStore(t)
+	st3.PutVerdict(ctx, store.Verdict{KeyID: asia.ID, SecretSHA256: "ab", Status: "live", CheckedAt: firstSeen})
+	r3 := responder(t, fake3, Options{Policy: Delete, Now: clk.now, Store: st3}, selfUser)
+	if res := r3.Respond(ctx, asia, session); res.Action != ActionRevoked || !strings.Contains(fake3.callList(), "put-role-policy") {
+		t.Errorf("an older deny: %+v after %s; want a new revocation", res, fake3.callList())
+	}
+}
+
+// TestRecordLastUsedFirst: the last use is read before verification, and
+// Respond does not read it again.
+func TestRecordLastUsedFirst(t *testing.T) {
+	fake := newFake(iamtypes.StatusTypeActive)
+	r := responder(t, fake, Options{Policy: Delete}, selfUser)
+	ctx := context.Background()
+	k := Key{ID: key, Account: "123456789012"}
+	if ok, err := r.RecordLastUsed(ctx, k); !ok || err != nil {
+		t.Fatalf("RecordLastUsed = %v, %v", ok, err)
+	}
+	r.Respond(ctx, k, live("arn:aws:iam::123456789012:user/alice"))
+	if got := fake.callList(); got != "last-used,list,update,list,delete" {
+		t.Errorf("calls = %s", got)
+	}
+	log, _ := r.opts.Store.AuditLog(ctx, key)
+	if len(log) == 0 || log[0].Action != stepLastUsed || !strings.Contains(log[0].Detail, "before verification") || log[0].UserName != "alice" {
+		t.Errorf("first audit record = %+v", log[0])
+	}
+	// Another account with no role to act through: nothing to read with.
+	if ok, _ := r.RecordLastUsed(ctx, Key{ID: key, Account: "210987654321"}); ok {
+		t.Errorf("recorded the last use of a key in an account the responder has no credentials in")
+	}
+}
+
+func TestParseARN(t *testing.T) {
+	tests := map[string]principal{
+		"arn:aws:iam::123456789012:user/alice":                 {account: "123456789012", user: "alice"},
+		"arn:aws:iam::123456789012:user/team/ops/bob":          {account: "123456789012", user: "bob"},
+		"arn:aws-us-gov:iam::123456789012:user/carol":          {account: "123456789012", user: "carol"},
+		"arn:aws:sts::123456789012:assumed-role/deploy/ci-run": {account: "123456789012", role: "deploy"},
+		"arn:aws:iam::123456789012:root":                       {account: "123456789012", root: true},
+		"arn:aws:sts::123456789012:federated-user/dave":        {account: "123456789012"},
+		"not an arn":                                           {},
 	}
 	for arn, want := range tests {
-		if got, _ := userOf(arn); got != want {
-			t.Errorf("userOf(%q) = %q, want %q", arn, got, want)
+		if got := parseARN(arn); got != want {
+			t.Errorf("parseARN(%q) = %+v, want %+v", arn, got, want)
 		}
 	}
+}
+
+func TestDeniedBefore(t *testing.T) {
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		doc  string
+		ok   bool
+	}{
+		{"as keyburn writes it", `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-28T10:00:00Z"}}}]}`, true},
+		{"URL-encoded, as IAM returns it", `%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Deny%22%2C%22Action%22%3A%22%2A%22%2C%22Resource%22%3A%22%2A%22%2C%22Condition%22%3A%7B%22DateLessThan%22%3A%7B%22aws%3ATokenIssueTime%22%3A%222026-11-28T10%3A00%3A00Z%22%7D%7D%7D%5D%7D`, true},
+		{"one statement, not a list", `{"Statement":{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-28T10:00:00Z"}}}}`, true},
+		{"the latest of two", `{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2020-01-01T00:00:00Z"}}},{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-28T10:00:00Z"}}}]}`, true},
+		{"an allow is no deny", `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-28T10:00:00Z"}}}]}`, false},
+		{"denies only some actions", `{"Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-28T10:00:00Z"}}}]}`, false},
+		{"no condition", `{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`, false},
+		{"not JSON", `Deny *`, false},
+		{"empty", ``, false},
+	}
+	for _, tt := range tests {
+		got, ok := DeniedBefore(tt.doc)
+		if ok != tt.ok || (ok && !got.Equal(at)) {
+			t.Errorf("%s: DeniedBefore = %v, %v; want %v, %v", tt.name, got, ok, at, tt.ok)
+		}
+	}
+}
+
+func FuzzDeniedBefore(f *testing.F) {
+	f.Add(`{"Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-28T10:00:00Z"}}}]}`)
+	f.Add(`%7B%22Statement%22%3A%7B%7D%7D`)
+	f.Add(`{"Statement":{"Effect":"Deny"}}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		got, ok := DeniedBefore(doc)
+		if ok != !got.IsZero() {
+			t.Errorf("DeniedBefore(%q) = %v, %v: ok must say whether a time was found", doc, got, ok)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -77,11 +78,29 @@ var migrations = []string{
 		tips       TEXT NOT NULL,
 		scanned_at INTEGER NOT NULL
 	);`,
+	// 4: when a key was first checked (a lower bound on when it existed),
+	// verdicts that last until a set time (a revoked session token, until
+	// it expires), and the sessions the responder revoked.
+	`ALTER TABLE verdicts ADD COLUMN first_checked_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE verdicts ADD COLUMN valid_until INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE revocations (
+		key_id     TEXT PRIMARY KEY,
+		account    TEXT NOT NULL,
+		role       TEXT NOT NULL,
+		revoked_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);`,
 }
 
 // Open opens (creating if need be) the state file at path and brings its
-// schema up to date.
+// schema up to date. A new state file is readable by its owner only (0600):
+// it names leaked keys and what was done to them.
 func Open(path string) (*Store, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	f.Close()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
@@ -146,15 +165,20 @@ type Verdict struct {
 	Account      string
 	UserID       string
 	CheckedAt    time.Time
+	// ValidUntil, when set, is how long the verdict holds, in place of the
+	// cache's age limit: a revoked session token stays revoked until it
+	// expires.
+	ValidUntil time.Time
 }
 
-// GetVerdict returns the cached verdict for a key ID and secret if it is
-// younger than maxAge.
+// GetVerdict returns the cached verdict for a key ID and secret while it
+// holds: until its ValidUntil when it has one, else while younger than
+// maxAge.
 func (s *Store) GetVerdict(ctx context.Context, keyID, secretSHA256 string, maxAge time.Duration) (Verdict, bool, error) {
 	v := Verdict{KeyID: keyID, SecretSHA256: secretSHA256}
-	var at int64
-	err := s.db.QueryRowContext(ctx, `SELECT status, arn, account, user_id, checked_at FROM verdicts
-		WHERE key_id = ? AND secret_sha256 = ?`, keyID, secretSHA256).Scan(&v.Status, &v.ARN, &v.Account, &v.UserID, &at)
+	var at, until int64
+	err := s.db.QueryRowContext(ctx, `SELECT status, arn, account, user_id, checked_at, valid_until FROM verdicts
+		WHERE key_id = ? AND secret_sha256 = ?`, keyID, secretSHA256).Scan(&v.Status, &v.ARN, &v.Account, &v.UserID, &at, &until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, false, nil
 	}
@@ -162,40 +186,103 @@ func (s *Store) GetVerdict(ctx context.Context, keyID, secretSHA256 string, maxA
 		return v, false, fmt.Errorf("read verdict for %s: %w", keyID, err)
 	}
 	v.CheckedAt = time.Unix(at, 0)
-	if time.Since(v.CheckedAt) > maxAge {
-		return v, false, nil
+	if until > 0 {
+		v.ValidUntil = time.Unix(until, 0)
+		return v, time.Now().Before(v.ValidUntil), nil
 	}
-	return v, true, nil
+	return v, time.Since(v.CheckedAt) <= maxAge, nil
 }
 
-// PutVerdict caches a verdict.
+// PutVerdict caches a verdict. The time a key was first checked is kept
+// across updates.
 func (s *Store) PutVerdict(ctx context.Context, v Verdict) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO verdicts (key_id, secret_sha256, status, arn, account, user_id, checked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	var until int64
+	if !v.ValidUntil.IsZero() {
+		until = v.ValidUntil.Unix()
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO verdicts (key_id, secret_sha256, status, arn, account, user_id, checked_at, first_checked_at, valid_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key_id, secret_sha256) DO UPDATE SET status = excluded.status, arn = excluded.arn,
-			account = excluded.account, user_id = excluded.user_id, checked_at = excluded.checked_at`,
-		v.KeyID, v.SecretSHA256, v.Status, v.ARN, v.Account, v.UserID, v.CheckedAt.Unix())
+			account = excluded.account, user_id = excluded.user_id, checked_at = excluded.checked_at,
+			valid_until = excluded.valid_until,
+			first_checked_at = CASE WHEN first_checked_at > 0 THEN first_checked_at ELSE checked_at END`,
+		v.KeyID, v.SecretSHA256, v.Status, v.ARN, v.Account, v.UserID, v.CheckedAt.Unix(), v.CheckedAt.Unix(), until)
 	if err != nil {
 		return fmt.Errorf("save verdict for %s: %w", v.KeyID, err)
 	}
 	return nil
 }
 
+// FirstChecked returns when keyburn first checked keyID with STS, with any
+// secret (zero: never). The key existed then: for a session token, it was
+// issued before.
+func (s *Store) FirstChecked(ctx context.Context, keyID string) (time.Time, error) {
+	var at sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN first_checked_at > 0 THEN first_checked_at ELSE checked_at END)
+		FROM verdicts WHERE key_id = ?`, keyID).Scan(&at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read when %s was first checked: %w", keyID, err)
+	}
+	if !at.Valid {
+		return time.Time{}, nil
+	}
+	return time.Unix(at.Int64, 0), nil
+}
+
+// Revocation records that the responder revoked the sessions of the role a
+// temporary key belongs to: every session issued before RevokedAt is
+// denied, and none outlives ExpiresAt (RevokedAt plus the role's longest
+// session).
+type Revocation struct {
+	KeyID, Account, Role string
+	RevokedAt, ExpiresAt time.Time
+}
+
+// PutRevocation records a revocation, replacing an older one for the key.
+func (s *Store) PutRevocation(ctx context.Context, r Revocation) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO revocations (key_id, account, role, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET account = excluded.account, role = excluded.role,
+			revoked_at = excluded.revoked_at, expires_at = excluded.expires_at`,
+		r.KeyID, r.Account, r.Role, r.RevokedAt.Unix(), r.ExpiresAt.Unix())
+	if err != nil {
+		return fmt.Errorf("record the revocation of %s: %w", r.KeyID, err)
+	}
+	return nil
+}
+
+// GetRevocation returns the revocation recorded for keyID, if any.
+func (s *Store) GetRevocation(ctx context.Context, keyID string) (Revocation, bool, error) {
+	r := Revocation{KeyID: keyID}
+	var at, until int64
+	err := s.db.QueryRowContext(ctx, `SELECT account, role, revoked_at, expires_at FROM revocations WHERE key_id = ?`, keyID).
+		Scan(&r.Account, &r.Role, &at, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("read the revocation of %s: %w", keyID, err)
+	}
+	r.RevokedAt, r.ExpiresAt = time.Unix(at, 0), time.Unix(until, 0)
+	return r, true, nil
+}
+
 // AuditRecord is one entry of the audit log: one step taken, or about to be
 // taken, on one key.
+//
+// JSON names are snake_case, as in the findings.
 type AuditRecord struct {
-	ID        int64
-	At        time.Time
-	Actor     string // who acted: the responder's ARN
-	Action    string // owner-check, last-used, deactivate, delete, …
-	KeyID     string
-	Account   string
-	UserName  string
-	RequestID string // AWS's request ID
-	Before    string // the key's status before
-	After     string // and after
-	Outcome   string // ok, failed, skipped, dry-run, started
-	Detail    string
+	ID        int64     `json:"id"`
+	At        time.Time `json:"at"`
+	Actor     string    `json:"actor"`  // who acted: the responder's ARN
+	Action    string    `json:"action"` // owner-check, last-used, deactivate, delete, …
+	KeyID     string    `json:"key_id"`
+	Account   string    `json:"account,omitempty"`
+	UserName  string    `json:"user_name,omitempty"`
+	RequestID string    `json:"request_id,omitempty"` // AWS's request ID
+	Before    string    `json:"before,omitempty"`     // the key's status before
+	After     string    `json:"after,omitempty"`      // and after
+	Outcome   string    `json:"outcome"`              // ok, failed, skipped, dry-run, started, cancelled
+	Detail    string    `json:"detail,omitempty"`
 }
 
 // Audit appends a record to the audit log.
@@ -240,44 +327,71 @@ func (s *Store) AuditLog(ctx context.Context, keyID string) ([]AuditRecord, erro
 
 // Deletion is a key deactivated and due to be deleted after its soak window.
 type Deletion struct {
-	KeyID, Account, UserName string
-	DueAt                    time.Time
+	KeyID     string    `json:"key_id"`
+	Account   string    `json:"account"`
+	UserName  string    `json:"user_name"`
+	DueAt     time.Time `json:"due_at"`
+	CreatedAt time.Time `json:"scheduled_at"`
 }
 
-// ScheduleDeletion records that a key is due for deletion at due.
-func (s *Store) ScheduleDeletion(ctx context.Context, d Deletion) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO due_deletions (key_id, account, user_name, due_at, created_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (key_id) DO NOTHING`, d.KeyID, d.Account, d.UserName, d.DueAt.Unix(), time.Now().Unix())
-	if err != nil {
-		return fmt.Errorf("schedule deletion of %s: %w", d.KeyID, err)
+// ScheduleDeletion records that a key is due for deletion at d.DueAt. A key
+// already scheduled keeps its due time; the due time in force is returned.
+func (s *Store) ScheduleDeletion(ctx context.Context, d Deletion) (time.Time, error) {
+	created := d.CreatedAt
+	if created.IsZero() {
+		created = time.Now()
 	}
-	return nil
+	// Whole seconds, rounded up: a deletion is never due early.
+	due := d.DueAt.Unix()
+	if d.DueAt.After(time.Unix(due, 0)) {
+		due++
+	}
+	err := s.db.QueryRowContext(ctx, `INSERT INTO due_deletions (key_id, account, user_name, due_at, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET key_id = key_id RETURNING due_at`,
+		d.KeyID, d.Account, d.UserName, due, created.Unix()).Scan(&due)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("schedule deletion of %s: %w", d.KeyID, err)
+	}
+	return time.Unix(due, 0), nil
 }
 
 // DueDeletions returns the deletions due by now.
 func (s *Store) DueDeletions(ctx context.Context, now time.Time) ([]Deletion, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key_id, account, user_name, due_at FROM due_deletions WHERE due_at <= ? ORDER BY due_at`, now.Unix())
+	return s.deletions(ctx, `WHERE due_at <= ?`, now.Unix())
+}
+
+// PendingDeletions returns every scheduled deletion, due or not, soonest
+// first.
+func (s *Store) PendingDeletions(ctx context.Context) ([]Deletion, error) {
+	return s.deletions(ctx, ``)
+}
+
+func (s *Store) deletions(ctx context.Context, where string, args ...any) ([]Deletion, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key_id, account, user_name, due_at, created_at FROM due_deletions `+where+` ORDER BY due_at, key_id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read due deletions: %w", err)
+		return nil, fmt.Errorf("read scheduled deletions: %w", err)
 	}
 	defer rows.Close()
 	var out []Deletion
 	for rows.Next() {
 		var d Deletion
-		var due int64
-		if err := rows.Scan(&d.KeyID, &d.Account, &d.UserName, &due); err != nil {
-			return nil, err
+		var due, created int64
+		if err := rows.Scan(&d.KeyID, &d.Account, &d.UserName, &due, &created); err != nil {
+			return nil, fmt.Errorf("read scheduled deletions: %w", err)
 		}
-		d.DueAt = time.Unix(due, 0)
+		d.DueAt, d.CreatedAt = time.Unix(due, 0), time.Unix(created, 0)
 		out = append(out, d)
 	}
 	return out, rows.Err()
 }
 
-// DeletionDone removes a deletion from the schedule.
-func (s *Store) DeletionDone(ctx context.Context, keyID string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM due_deletions WHERE key_id = ?`, keyID)
-	return err
+// Unschedule removes a key's deletion from the schedule: done, or
+// cancelled.
+func (s *Store) Unschedule(ctx context.Context, keyID string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM due_deletions WHERE key_id = ?`, keyID); err != nil {
+		return fmt.Errorf("unschedule the deletion of %s: %w", keyID, err)
+	}
+	return nil
 }
 
 // RepoTips returns the commits a previous scan of repo ended at (nil: never

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,18 @@ func open(t *testing.T) (*Store, string) {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, p
+}
+
+// TestNewStateIsPrivate: a new state file is its owner's alone.
+func TestNewStateIsPrivate(t *testing.T) {
+	_, p := open(t)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("state file mode %v, want 0600", perm)
+	}
 }
 
 func TestVerdictCache(t *testing.T) {
@@ -75,18 +88,80 @@ func TestAuditAppendOnly(t *testing.T) {
 func TestDueDeletions(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	now := time.Now()
-	s.ScheduleDeletion(ctx, Deletion{KeyID: "A", Account: "1", UserName: "u", DueAt: now.Add(-time.Minute)})
-	s.ScheduleDeletion(ctx, Deletion{KeyID: "B", Account: "1", UserName: "u", DueAt: now.Add(time.Hour)})
+	now := time.Now().Truncate(time.Second)
+	for _, d := range []Deletion{
+		{KeyID: "A", Account: "1", UserName: "u", DueAt: now.Add(-time.Minute)},
+		{KeyID: "B", Account: "1", UserName: "u", DueAt: now.Add(time.Hour)},
+	} {
+		if due, err := s.ScheduleDeletion(ctx, d); err != nil || !due.Equal(d.DueAt) {
+			t.Fatalf("ScheduleDeletion(%s) = %v, %v", d.KeyID, due, err)
+		}
+	}
+	// Scheduling again keeps the first due time: a later scan does not
+	// push the deletion back.
+	if due, err := s.ScheduleDeletion(ctx, Deletion{KeyID: "B", Account: "1", UserName: "u", DueAt: now.Add(5 * time.Hour)}); err != nil || !due.Equal(now.Add(time.Hour)) {
+		t.Errorf("second ScheduleDeletion = %v, %v; want the first due time %v", due, err, now.Add(time.Hour))
+	}
 	due, err := s.DueDeletions(ctx, now)
 	if err != nil || len(due) != 1 || due[0].KeyID != "A" {
 		t.Fatalf("DueDeletions = %+v, %v", due, err)
 	}
-	if err := s.DeletionDone(ctx, "A"); err != nil {
+	if pending, err := s.PendingDeletions(ctx); err != nil || len(pending) != 2 || pending[1].KeyID != "B" || !pending[1].DueAt.Equal(now.Add(time.Hour)) {
+		t.Errorf("PendingDeletions = %+v, %v", pending, err)
+	}
+	if err := s.Unschedule(ctx, "A"); err != nil {
 		t.Fatal(err)
 	}
 	if due, _ := s.DueDeletions(ctx, now.Add(2*time.Hour)); len(due) != 1 || due[0].KeyID != "B" {
-		t.Errorf("after DeletionDone: %+v", due)
+		t.Errorf("after Unschedule: %+v", due)
+	}
+}
+
+// TestVerdictValidUntil: a verdict with an end of its own (a revoked
+// session token) holds until then, whatever the cache's age limit; the
+// first check's time survives updates.
+func TestVerdictValidUntil(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	first := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	v := Verdict{KeyID: "ASIAROSDW5AABZW3VLYZ", SecretSHA256: "ab", Status: "live", CheckedAt: first}
+	if err := s.PutVerdict(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	v.Status, v.CheckedAt, v.ValidUntil = "revoked", time.Now(), time.Now().Add(2*time.Hour)
+	if err := s.PutVerdict(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.GetVerdict(ctx, v.KeyID, "ab", time.Second); err != nil || !ok || got.Status != "revoked" {
+		t.Errorf("a verdict valid for 2 hours, read with a 1 s age limit: %+v, %v, %v", got, ok, err)
+	}
+	if got, err := s.FirstChecked(ctx, v.KeyID); err != nil || !got.Equal(first) {
+		t.Errorf("FirstChecked = %v, %v; want %v", got, err, first)
+	}
+	v.ValidUntil = time.Now().Add(-time.Minute)
+	s.PutVerdict(ctx, v)
+	if _, ok, _ := s.GetVerdict(ctx, v.KeyID, "ab", time.Hour); ok {
+		t.Errorf("a verdict past its end was returned")
+	}
+	if got, _ := s.FirstChecked(ctx, "ASIANEVERSEENNEVER00"); !got.IsZero() {
+		t.Errorf("FirstChecked of an unknown key = %v, want zero", got)
+	}
+}
+
+func TestRevocations(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	r := Revocation{KeyID: "ASIAROSDW5AABZW3VLYZ", Account: "123456789012", Role: "deploy", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.PutRevocation(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.GetRevocation(ctx, r.KeyID)
+	if err != nil || !ok || got != r {
+		t.Errorf("GetRevocation = %+v, %v, %v; want %+v", got, ok, err, r)
+	}
+	if _, ok, _ := s.GetRevocation(ctx, "ASIAOTHER"); ok {
+		t.Errorf("a revocation for another key was returned")
 	}
 }
 

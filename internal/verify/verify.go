@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,11 @@ const (
 	Error       Status = "error"        // unknown: network, throttling, 5xx — never "invalid"
 	Canary      Status = "canary"       // a honeytoken account: never called, never revoked
 	Skipped     Status = "skipped"      // not asked for, or nothing to verify with
+	// Revoked is a temporary key whose role sessions the responder revoked.
+	// STS still answers GetCallerIdentity for it (an explicit deny does not
+	// stop that call), so it would look live again; the verdict holds until
+	// the token has expired for certain.
+	Revoked Status = "revoked"
 )
 
 // Verdict is a verification result.
@@ -56,12 +62,21 @@ type Verdict struct {
 	Err       error         // for Error: what went wrong
 	Secret    secret.Secret // the secret that gave this verdict
 	Cached    bool          // from the cache, not from a call made now
+	// Until, when set, is how long the verdict holds whatever the cache's
+	// age limit (Revoked: until the token has expired).
+	Until time.Time
+	// StoreErr is set when the verdict could not be saved to the cache.
+	StoreErr error
 }
 
-// STSAPI is the one STS call the verifier makes.
+// STSAPI is the one STS call the verifier makes with a candidate pair.
 type STSAPI interface {
 	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, opts ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
 }
+
+// ErrNoCredentials is AccountOf's error when the verifier has no credentials
+// of its own to ask AWS with.
+var ErrNoCredentials = errors.New("no AWS credentials of keyburn's own to name the account with (sts:GetAccessKeyInfo)")
 
 // Options configures a Verifier. The zero value verifies against AWS.
 type Options struct {
@@ -72,6 +87,12 @@ type Options struct {
 
 	// CanaryAccounts are honeytoken accounts besides the public lists.
 	CanaryAccounts []string
+	// Credentials are keyburn's own (the SDK's default chain; nil: none).
+	// They sign only sts:GetAccessKeyInfo, which names the account of a key
+	// ID that does not encode it (AKIAI…, AKIAJ…), so that a canary is
+	// recognised before its key is used. That call shows in the caller's
+	// CloudTrail, not the key owner's.
+	Credentials aws.CredentialsProvider
 	// Cache remembers verdicts across runs (nil: in memory only) for
 	// CacheTTL (default 1 hour).
 	Cache    *store.Store
@@ -92,6 +113,8 @@ type Options struct {
 
 	// testOnlyClient replaces the STS client.
 	testOnlyClient func(region, keyID, secret, token string) STSAPI
+	// testOnlyAccountOf replaces sts:GetAccessKeyInfo.
+	testOnlyAccountOf func(keyID string) (string, error)
 }
 
 // Verifier verifies key pairs. It is safe for concurrent use.
@@ -102,7 +125,8 @@ type Verifier struct {
 	mu      sync.Mutex
 	keyMu   map[string]*sync.Mutex
 	limits  map[string]*rate.Limiter
-	memo    map[string]Verdict
+	memo    map[string]memoEntry
+	owners  map[string]string // key ID → account, from sts:GetAccessKeyInfo
 	calls   atomic.Int64
 	httpCli *http.Client
 }
@@ -131,7 +155,7 @@ func New(opts Options) *Verifier {
 		opts.PartitionRegions = []string{"cn-north-1", "us-gov-west-1"}
 	}
 	v := &Verifier{opts: opts, canary: map[string]bool{}, keyMu: map[string]*sync.Mutex{},
-		limits: map[string]*rate.Limiter{}, memo: map[string]Verdict{}}
+		limits: map[string]*rate.Limiter{}, memo: map[string]memoEntry{}, owners: map[string]string{}}
 	for _, a := range publicCanaryAccounts {
 		v.canary[a] = true
 	}
@@ -151,33 +175,85 @@ func (v *Verifier) Calls() int64 { return v.calls.Load() }
 // IsCanary reports whether account is a honeytoken account.
 func (v *Verifier) IsCanary(account string) bool { return v.canary[account] }
 
+// IsPublicCanary reports whether account is one of the publicly known
+// honeytoken accounts.
+func IsPublicCanary(account string) bool { return slices.Contains(publicCanaryAccounts, account) }
+
+// AccountOf names the account a key ID belongs to with sts:GetAccessKeyInfo,
+// signed with the verifier's own credentials (never the key's).
+func (v *Verifier) AccountOf(ctx context.Context, keyID string) (string, error) {
+	v.mu.Lock()
+	acct, ok := v.owners[keyID]
+	v.mu.Unlock()
+	if ok {
+		return acct, nil
+	}
+	switch {
+	case v.opts.testOnlyAccountOf != nil:
+		var err error
+		if acct, err = v.opts.testOnlyAccountOf(keyID); err != nil {
+			return "", err
+		}
+	case v.opts.Credentials == nil:
+		return "", ErrNoCredentials
+	default:
+		o := sts.Options{Region: v.opts.Region, Credentials: v.opts.Credentials, HTTPClient: v.httpCli,
+			APIOptions: []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue(v.opts.UserAgent, "account")}}
+		if v.opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(v.opts.Endpoint)
+		}
+		out, err := sts.New(o).GetAccessKeyInfo(ctx, &sts.GetAccessKeyInfoInput{AccessKeyId: aws.String(keyID)})
+		if err != nil {
+			return "", fmt.Errorf("sts:GetAccessKeyInfo %s: %w", keyID, err)
+		}
+		acct = aws.ToString(out.Account)
+	}
+	v.mu.Lock()
+	v.owners[keyID] = acct
+	v.mu.Unlock()
+	return acct, nil
+}
+
 // Verify verifies a key ID with its candidate secrets, best first, until one
 // is live. account is the offline-decoded account ("" if unknown); token is
 // the session token of temporary credentials.
+//
+// Canaries are looked for twice: before any call, in the account decoded
+// offline or, where the key ID does not encode one, named by AccountOf (a
+// key whose account cannot be named is not called: it might be a canary);
+// and after, in the account STS answered with. A verdict names the account
+// it found, whichever way.
 func (v *Verifier) Verify(ctx context.Context, keyID, account string, secrets []secret.Secret, token secret.Secret) Verdict {
+	if account == "" {
+		acct, err := v.AccountOf(ctx, keyID)
+		switch {
+		case err == nil:
+			account = acct
+		case len(secrets) > 0:
+			return Verdict{Status: Skipped, Err: fmt.Errorf("not called: the key ID does not encode its account, which might be a canary's, and it could not be named: %w", err)}
+		}
+	}
 	if account != "" && v.canary[account] {
 		return Verdict{Status: Canary, Account: account}
 	}
 	if len(secrets) == 0 {
-		return Verdict{Status: Skipped}
+		return Verdict{Status: Skipped, Account: account}
 	}
 	var last Verdict
-	sawWrong := false
 	for _, s := range secrets {
 		vd := v.verifyPair(ctx, keyID, account, s, token)
 		vd.Secret = s
+		if vd.Account == "" {
+			vd.Account = account
+		}
 		switch vd.Status {
-		case Live, Invalid, Expired, Canary:
+		case Live, Invalid, Expired, Canary, Revoked:
 			// Invalid: the key ID does not exist, whatever the secret.
 			return vd
-		case WrongSecret:
-			sawWrong = true
 		}
+		// WrongSecret or Error: try the next secret. When one was wrong and
+		// the last could not be checked, the answer is unknown (Error).
 		last = vd
-	}
-	if sawWrong && last.Status == Error {
-		// One secret was wrong, another could not be checked: unknown.
-		return last
 	}
 	return last
 }
@@ -185,26 +261,19 @@ func (v *Verifier) Verify(ctx context.Context, keyID, account string, secrets []
 func (v *Verifier) verifyPair(ctx context.Context, keyID, account string, s secret.Secret, token secret.Secret) Verdict {
 	key := keyID + ":" + s.SHA256()
 	res, _, _ := v.flight.Do(key, func() (any, error) {
-		v.mu.Lock()
-		if vd, ok := v.memo[key]; ok {
-			v.mu.Unlock()
+		if vd, ok := v.recall(key); ok {
 			return vd, nil
 		}
-		v.mu.Unlock()
 		if c := v.opts.Cache; c != nil {
 			if cv, ok, err := c.GetVerdict(ctx, keyID, s.SHA256(), v.opts.CacheTTL); err == nil && ok {
-				vd := Verdict{Status: Status(cv.Status), ARN: cv.ARN, Account: cv.Account, UserID: cv.UserID, Cached: true}
+				vd := Verdict{Status: Status(cv.Status), ARN: cv.ARN, Account: cv.Account, UserID: cv.UserID, Until: cv.ValidUntil, Cached: true}
 				v.remember(key, vd)
 				return vd, nil
 			}
 		}
 		vd := v.call(ctx, keyID, account, s, token)
 		if vd.Status != Error {
-			v.remember(key, vd)
-			if c := v.opts.Cache; c != nil {
-				_ = c.PutVerdict(ctx, store.Verdict{KeyID: keyID, SecretSHA256: s.SHA256(), Status: string(vd.Status),
-					ARN: vd.ARN, Account: vd.Account, UserID: vd.UserID, CheckedAt: time.Now()})
-			}
+			vd.StoreErr = v.Record(ctx, keyID, s, vd)
 		}
 		return vd, nil
 	})
@@ -216,27 +285,57 @@ func (v *Verifier) verifyPair(ctx context.Context, keyID, account string, s secr
 func (v *Verifier) Fresh(ctx context.Context, keyID, account string, s secret.Secret, token secret.Secret) Verdict {
 	vd := v.call(ctx, keyID, account, s, token)
 	vd.Secret = s
+	if vd.Account == "" {
+		vd.Account = account
+	}
 	if vd.Status != Error {
-		v.Record(ctx, keyID, s, vd)
+		vd.StoreErr = v.Record(ctx, keyID, s, vd)
 	}
 	return vd
 }
 
 // Record stores a verdict for a pair, as after an action: a key deactivated
 // or deleted is no longer live, whatever was cached.
-func (v *Verifier) Record(ctx context.Context, keyID string, s secret.Secret, vd Verdict) {
-	vd.Cached = false
+func (v *Verifier) Record(ctx context.Context, keyID string, s secret.Secret, vd Verdict) error {
+	vd.Cached, vd.StoreErr = false, nil
 	v.remember(keyID+":"+s.SHA256(), vd)
 	if c := v.opts.Cache; c != nil {
-		_ = c.PutVerdict(ctx, store.Verdict{KeyID: keyID, SecretSHA256: s.SHA256(), Status: string(vd.Status),
-			ARN: vd.ARN, Account: vd.Account, UserID: vd.UserID, CheckedAt: time.Now()})
+		return c.PutVerdict(ctx, store.Verdict{KeyID: keyID, SecretSHA256: s.SHA256(), Status: string(vd.Status),
+			ARN: vd.ARN, Account: vd.Account, UserID: vd.UserID, CheckedAt: time.Now(), ValidUntil: vd.Until})
 	}
+	return nil
+}
+
+// memoEntry is a verdict held in memory, with when it was made: the memory
+// honours the same age limit as the cache, so a long-running receiver
+// checks a key again once its verdict is old.
+type memoEntry struct {
+	vd Verdict
+	at time.Time
 }
 
 func (v *Verifier) remember(key string, vd Verdict) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.memo[key] = vd
+	v.memo[key] = memoEntry{vd: vd, at: time.Now()}
+}
+
+func (v *Verifier) recall(key string) (Verdict, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e, ok := v.memo[key]
+	switch {
+	case !ok:
+		return Verdict{}, false
+	case !e.vd.Until.IsZero():
+		ok = time.Now().Before(e.vd.Until)
+	default:
+		ok = time.Since(e.at) <= v.opts.CacheTTL
+	}
+	if !ok {
+		delete(v.memo, key)
+	}
+	return e.vd, ok
 }
 
 // keyLock serialises attempts for one key ID: several secrets tried for one
@@ -276,6 +375,10 @@ func (v *Verifier) call(ctx context.Context, keyID, account string, s secret.Sec
 			break
 		}
 		vd = v.callIn(ctx, region, keyID, account, s, token)
+	}
+	if vd.Status == Live && v.canary[vd.Account] {
+		// The account STS names is a honeytoken's: never act on it.
+		vd.Status = Canary
 	}
 	return vd
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -56,12 +57,15 @@ func TestVerifyOutcomes(t *testing.T) {
 		want    Status
 		calls   int64
 	}{
-		{"live", "", []string{"live1"}, Live, 1},
-		{"invalid stops at once", "", []string{"nope", "live1"}, Invalid, 1},
-		{"wrong then live", "", []string{"wrong1", "live1"}, Live, 3}, // the wrong one is retried once
-		{"all wrong", "", []string{"wrong1", "wrong2"}, WrongSecret, 4},
+		{"live", "100000000000", []string{"live1"}, Live, 1},
+		{"invalid stops at once", "100000000000", []string{"nope", "live1"}, Invalid, 1},
+		{"wrong then live", "100000000000", []string{"wrong1", "live1"}, Live, 3}, // the wrong one is retried once
+		{"all wrong", "100000000000", []string{"wrong1", "wrong2"}, WrongSecret, 4},
 		{"canary: no call", "052310077262", []string{"live1"}, Canary, 0},
-		{"no secret", "", nil, Skipped, 0},
+		{"no secret", "100000000000", nil, Skipped, 0},
+		// The key ID does not encode its account and nothing can name it:
+		// it might be a canary, so it is not called.
+		{"account unknown: no call", "", []string{"live1"}, Skipped, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +86,7 @@ func TestVerifyDedupe(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			if vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "", secrets("live1"), secret.Secret{}); vd.Status != Live {
+			if vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "100000000000", secrets("live1"), secret.Secret{}); vd.Status != Live {
 				t.Errorf("status %s", vd.Status)
 			}
 		})
@@ -133,7 +137,7 @@ func TestVerifyFaults(t *testing.T) {
 			}))
 			defer srv.Close()
 			v := New(Options{Endpoint: srv.URL, Backoff: 1, PerAccountRate: 1000})
-			vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "", secrets("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"), secret.Secret{})
+			vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "100000000000", secrets("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"), secret.Secret{})
 			if vd.Status != tt.want || v.Calls() != tt.calls {
 				t.Errorf("status %s after %d calls (%v), want %s after %d", vd.Status, v.Calls(), vd.ErrorText(), tt.want, tt.calls)
 			}
@@ -161,7 +165,7 @@ func TestPartitions(t *testing.T) {
 			}
 			return fakeSTS{secret: sec, calls: &calls}
 		}})
-	vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "", secrets("s1"), secret.Secret{})
+	vd := v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "100000000000", secrets("s1"), secret.Secret{})
 	if vd.Status != Live || strings.Join(regions, ",") != "us-east-1,cn-north-1" {
 		t.Errorf("Verify = %s after regions %v, want live in cn-north-1 after us-east-1", vd.Status, regions)
 	}
@@ -170,5 +174,59 @@ func TestPartitions(t *testing.T) {
 	}
 	if custom := New(Options{Endpoint: "http://127.0.0.1:1"}); len(custom.opts.PartitionRegions) != 0 {
 		t.Errorf("with a custom endpoint, partitions = %v, want none", custom.opts.PartitionRegions)
+	}
+}
+
+// TestCanaryAccounts: a canary is recognised by the account named by
+// sts:GetAccessKeyInfo for an old-format key ID (no STS call with the key),
+// and by the account STS answers with (never reported live).
+func TestCanaryAccounts(t *testing.T) {
+	tests := []struct {
+		name      string
+		account   string // decoded offline
+		accountOf string // named by GetAccessKeyInfo
+		canary    string
+		want      Status
+		calls     int64
+	}{
+		{"old format, named a canary", "", "999988887777", "999988887777", Canary, 0},
+		{"old format, named another", "", "123456789012", "999988887777", Live, 1},
+		{"STS names a canary", "100000000000", "", "123456789012", Canary, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls, infos atomic.Int64
+			v := New(Options{testOnlyClient: fake(&calls), CanaryAccounts: []string{tt.canary},
+				testOnlyAccountOf: func(string) (string, error) { infos.Add(1); return tt.accountOf, nil }})
+			vd := v.Verify(context.Background(), "AKIAJQABLZS4A3QDU576", tt.account, secrets("live1"), secret.Secret{})
+			if vd.Status != tt.want || calls.Load() != tt.calls {
+				t.Errorf("Verify = %s after %d STS calls, want %s after %d", vd.Status, calls.Load(), tt.want, tt.calls)
+			}
+			if tt.account == "" && (infos.Load() != 1 || vd.Account != tt.accountOf) {
+				t.Errorf("GetAccessKeyInfo calls %d, verdict account %q; want 1 and %q", infos.Load(), vd.Account, tt.accountOf)
+			}
+		})
+	}
+}
+
+// TestMemoryHonoursTTL: a verdict held in memory is checked again once older
+// than the cache's age limit, unless it has an end of its own.
+func TestMemoryHonoursTTL(t *testing.T) {
+	var calls atomic.Int64
+	v := New(Options{testOnlyClient: fake(&calls), CacheTTL: time.Nanosecond})
+	for range 2 {
+		v.Verify(context.Background(), "AKIAROSDW5AABZW3VLYZ", "100000000000", secrets("live1"), secret.Secret{})
+		time.Sleep(time.Millisecond)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("STS calls = %d, want 2: the first verdict had expired", calls.Load())
+	}
+	s := secret.New("live1")
+	if err := v.Record(context.Background(), "ASIAROSDW5AABZW3VLYZ", s, Verdict{Status: Revoked, Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	if vd := v.Verify(context.Background(), "ASIAROSDW5AABZW3VLYZ", "100000000000", []secret.Secret{s}, secret.Secret{}); vd.Status != Revoked || calls.Load() != 2 {
+		t.Errorf("a revoked verdict valid for an hour: %s after %d calls, want revoked with no call", vd.Status, calls.Load())
 	}
 }

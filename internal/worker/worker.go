@@ -22,6 +22,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/go-github/v62/github"
 
+	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghapp"
@@ -222,7 +223,9 @@ func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) 
 	}
 	res.Findings = r.Findings
 	if w.o.Verifier != nil {
-		engine.Check(ctx, res.Findings, w.o.Verifier, w.o.Responder)
+		if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
+			w.o.Log.Error("state", "repo", p.Repository.FullName, "err", err)
+		}
 	}
 	if gh != nil {
 		if err := w.report(ctx, gh, p, res.Findings); err != nil {
@@ -367,7 +370,9 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 	}
 	res.Findings = r.Findings
 	if w.o.Verifier != nil {
-		engine.Check(ctx, res.Findings, w.o.Verifier, w.o.Responder)
+		if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
+			w.o.Log.Error("state", "repo", j.FullName, "err", err)
+		}
 	}
 	if w.o.State != nil {
 		if err := w.o.State.SetRepoTips(ctx, j.FullName, tips); err != nil {

@@ -1,4 +1,4 @@
-package engine
+package check
 
 import (
 	"context"
@@ -10,12 +10,21 @@ import (
 	"testing"
 
 	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/testkeys"
 	"github.com/keyburn/keyburn/internal/verify"
+	"github.com/keyburn/keyburn/rules"
 )
+
+// failer fails the test on any read failure during a scan.
+type failer struct{ t *testing.T }
+
+func (f failer) Skipped(string, string) {}
+func (f failer) Failed(err error)       { f.t.Errorf("scan: %v", err) }
 
 // scanDir writes files and scans them.
 func scanDir(t *testing.T, files map[string]string) []*finding.Finding {
@@ -27,7 +36,11 @@ func scanDir(t *testing.T, files map[string]string) []*finding.Finding {
 			t.Fatal(err)
 		}
 	}
-	res, err := ScanPaths(context.Background(), Options{Matcher: matcher(t, "")}, []string{dir}, &recorder{})
+	set, err := rules.Load(rules.DefaultFS(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.ScanPaths(context.Background(), engine.Options{Matcher: detect.New(set)}, []string{dir}, failer{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +53,14 @@ func byKey(fs []*finding.Finding) map[string]*finding.Finding {
 		m[f.KeyID] = f
 	}
 	return m
+}
+
+// mustRun runs the check stage and fails the test on a state failure.
+func mustRun(t *testing.T, ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *respond.Responder) {
+	t.Helper()
+	if err := Run(ctx, fs, v, r); err != nil {
+		t.Fatalf("check.Run: %v", err)
+	}
 }
 
 func envFile(id, secret string) string {
@@ -81,25 +102,28 @@ func TestVerifyAndRespondMoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st})
+	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()})
 	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	Check(ctx, fs, v, r)
+	mustRun(t, ctx, fs, v, r)
 
 	// An old-format key ID alone: its account is named by
-	// sts:GetAccessKeyInfo with the responder's credentials.
+	// sts:GetAccessKeyInfo with keyburn's own credentials.
 	oldFormat := byKey(scanDir(t, map[string]string{"old.txt": "legacy key AKIAJQABLZS4A3QDU576\n"}))["AKIAJQABLZS4A3QDU576"]
 	if oldFormat == nil || oldFormat.AccountID != "" {
 		t.Fatalf("old-format key: %+v", oldFormat)
 	}
-	Check(ctx, []*finding.Finding{oldFormat}, v, r)
+	mustRun(t, ctx, []*finding.Finding{oldFormat}, v, r)
 	if oldFormat.AccountID != "123456789012" {
 		t.Errorf("old-format key's account = %q, want moto's 123456789012", oldFormat.AccountID)
 	}
 
-	want := map[string]struct{ status, action string }{
+	want := map[string]struct {
+		status string
+		action respond.Action
+	}{
 		liveID:              {"live", respond.ActionDeleted},
 		goneID:              {"invalid", respond.ActionSkipped},
 		otherID:             {"wrong-secret", respond.ActionSkipped},
@@ -111,7 +135,7 @@ func TestVerifyAndRespondMoto(t *testing.T) {
 		if f.Verification == nil || f.Verification.Status != w.status {
 			t.Errorf("%s: verification %+v, want %s", id, f.Verification, w.status)
 		}
-		if f.Response == nil || f.Response.Action != w.action {
+		if f.Response == nil || f.Response.Action != string(w.action) {
 			t.Errorf("%s: response %+v, want %s", id, f.Response, w.action)
 		}
 	}
@@ -147,8 +171,8 @@ func TestVerifyAndRespondMoto(t *testing.T) {
 	// A second run is a no-op: the deleted key is invalid now, nothing is acted on.
 	fs2 := scanDir(t, map[string]string{"live.env": envFile(liveID, liveSecret)})
 	v2 := verify.New(verify.Options{Endpoint: m.URL})
-	Check(ctx, fs2, v2, r)
-	if f := fs2[0]; f.Verification.Status != "invalid" || f.Response.Action != respond.ActionSkipped {
+	mustRun(t, ctx, fs2, v2, r)
+	if f := fs2[0]; f.Verification.Status != "invalid" || f.Response.Action != string(respond.ActionSkipped) {
 		t.Errorf("second run: %+v %+v, want invalid and skipped", f.Verification, f.Response)
 	}
 }
@@ -168,12 +192,12 @@ func TestRespondDeactivateAndDryRunMoto(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		Check(ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
+		mustRun(t, ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
 		want, wantAction := "Inactive", respond.ActionDeactivated
 		if dry {
 			want, wantAction = "Active", respond.ActionDryRun
 		}
-		if got := m.KeyStatus(t, "dave", id); got != want || fs[0].Response.Action != wantAction {
+		if got := m.KeyStatus(t, "dave", id); got != want || fs[0].Response.Action != string(wantAction) {
 			t.Errorf("dry-run %v: key %q, action %q; want %q, %q", dry, got, fs[0].Response.Action, want, wantAction)
 		}
 	}
@@ -199,7 +223,7 @@ func TestVerifyDedupeMoto(t *testing.T) {
 		t.Fatalf("%d findings with %d locations, want 20 with 1,000", len(fs), n)
 	}
 	v := verify.New(verify.Options{Endpoint: m.URL})
-	Check(context.Background(), fs, v, nil)
+	mustRun(t, context.Background(), fs, v, nil)
 	if c := v.Calls(); c != 20 {
 		t.Errorf("STS calls = %d, want 20", c)
 	}
@@ -216,7 +240,7 @@ func TestVerifyEndpointDown(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	fs := scanDir(t, map[string]string{"k.env": envFile(testkeys.KeyID(rng, "AKIA", 123456789012), testkeys.Secret(rng))})
 	v := verify.New(verify.Options{Endpoint: "http://127.0.0.1:1", Backoff: 1})
-	Check(context.Background(), fs, v, nil)
+	mustRun(t, context.Background(), fs, v, nil)
 	if f := fs[0]; f.Verification.Status != "error" || f.Verification.Error == "" {
 		t.Errorf("endpoint down: %+v, want error with a reason", f.Verification)
 	}
@@ -247,9 +271,9 @@ func TestRevokeRoleSessionsMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Check(ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
+	mustRun(t, ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
 	f := fs[0]
-	if f.Verification.Status != "live" || f.Response == nil || f.Response.Action != respond.ActionRevoked {
+	if f.Verification.Status != "live" || f.Response == nil || f.Response.Action != string(respond.ActionRevoked) {
 		t.Fatalf("temporary key: verification %+v, response %+v", f.Verification, f.Response)
 	}
 	doc, err := m.RolePolicy("deploy", "AWSRevokeOlderSessions")
@@ -278,8 +302,8 @@ func TestRespondThroughRoleMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Check(ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
-	if fs[0].Response == nil || fs[0].Response.Action != respond.ActionDeleted {
+	mustRun(t, ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
+	if fs[0].Response == nil || fs[0].Response.Action != string(respond.ActionDeleted) {
 		t.Fatalf("response through the role: %+v", fs[0].Response)
 	}
 	if s := m.KeyStatus(t, "erin", id); s != "" {

@@ -1,0 +1,124 @@
+// Package check is the stage after the engine: it verifies each finding with
+// STS, has the responder act on the live ones, and records the verdicts
+// those actions change. It does not scan and does not report; every caller
+// (the CLI, the receiver's workers, organisation scans) runs it on the
+// engine's findings.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/respond"
+	"github.com/keyburn/keyburn/internal/secret"
+	"github.com/keyburn/keyburn/internal/verify"
+)
+
+// workers bounds the verifications and responses in flight: network work,
+// kept apart from the CPU-bound scanning pool and small, since every call
+// shows up in a key owner's CloudTrail.
+const workers = 8
+
+// Run verifies each finding (its secret, then its alternates) and, with a
+// responder, acts on the live ones. It sets Verification and Response on
+// the findings. A finding with no secret is only checked against the canary
+// accounts. The error joins every failure of keyburn's own state (the
+// verdict cache, the audit log): the findings are complete regardless.
+func Run(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *respond.Responder) error {
+	p := pool.New().WithMaxGoroutines(workers)
+	var mu sync.Mutex
+	var errs []error
+	for _, f := range fs {
+		p.Go(func() {
+			if err := one(ctx, f, v, r); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", f.KeyID, err))
+				mu.Unlock()
+			}
+		})
+	}
+	p.Wait()
+	return errors.Join(errs...)
+}
+
+func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond.Responder) error {
+	if f.AccountID == "" {
+		// Not encoded in the key ID: ask AWS, with keyburn's own
+		// credentials (never the leaked key's).
+		if acct, err := v.AccountOf(ctx, f.KeyID); err == nil {
+			f.AccountID = acct
+		}
+	}
+	if !f.Paired() {
+		if v.IsCanary(f.AccountID) {
+			f.Verification = &finding.Verification{Status: string(verify.Canary), Account: f.AccountID}
+		}
+		return nil
+	}
+	var errs []error
+	key := respond.Key{ID: f.KeyID, Account: f.AccountID}
+	if r != nil {
+		// Before verification: our STS call would update "last used".
+		_, err := r.RecordLastUsed(ctx, key)
+		errs = append(errs, err)
+	}
+	secrets := append([]secret.Secret{f.Secret}, f.Alternates...)
+	vd := v.Verify(ctx, f.KeyID, f.AccountID, secrets, f.SessionToken)
+	errs = append(errs, vd.StoreErr)
+	if r != nil && vd.Status == verify.Live && vd.Cached {
+		// Act only on a key proven live now.
+		vd = v.Fresh(ctx, f.KeyID, f.AccountID, vd.Secret, f.SessionToken)
+		errs = append(errs, vd.StoreErr)
+	}
+	if vd.Status == verify.Live && vd.Secret.Reveal() != f.Secret.Reveal() {
+		f.Secret = vd.Secret // an alternate was the key's own
+	}
+	if f.AccountID == "" {
+		f.AccountID = vd.Account
+	}
+	f.Verification = &finding.Verification{Status: string(vd.Status), ARN: vd.ARN, Account: vd.Account,
+		UserID: vd.UserID, Error: vd.ErrorText()}
+	if r == nil {
+		return errors.Join(errs...)
+	}
+	res := r.Respond(ctx, key, vd)
+	errs = append(errs, res.Err)
+	switch {
+	case res.Action.Acted():
+		// An inactive or deleted key no longer signs: STS answers
+		// InvalidClientTokenId for it.
+		errs = append(errs, v.Record(ctx, f.KeyID, vd.Secret, verify.Verdict{Status: verify.Invalid, Account: vd.Account}))
+	case res.Action == respond.ActionRevoked:
+		errs = append(errs, v.Record(ctx, f.KeyID, vd.Secret, verify.Verdict{Status: verify.Revoked, ARN: vd.ARN,
+			Account: vd.Account, UserID: vd.UserID, Until: res.Until}))
+	}
+	if res.Action != respond.ActionNone {
+		f.Response = response(res)
+	}
+	return errors.Join(errs...)
+}
+
+// response is a Result as the findings carry it.
+func response(res respond.Result) *finding.Response {
+	out := &finding.Response{Action: string(res.Action), At: stamp(res.At), DueAt: stamp(res.DueAt), Reason: res.Reason}
+	if res.Action == respond.ActionFailed || res.Err != nil {
+		out.Error = res.Reason
+		if res.Err != nil && out.Error == "" {
+			out.Error = res.Err.Error()
+		}
+	}
+	return out
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
