@@ -432,7 +432,7 @@ func TestParseARN(t *testing.T) {
 		"arn:aws:sts::123456789012:assumed-role/deploy/ci-run": {account: "123456789012", role: "deploy"},
 		"arn:aws:iam::123456789012:root":                       {account: "123456789012", root: true},
 		"arn:aws:sts::123456789012:federated-user/dave":        {account: "123456789012"},
-		"not an arn":                                           {},
+		"not an arn": {},
 	}
 	for arn, want := range tests {
 		if got := parseARN(arn); got != want {
