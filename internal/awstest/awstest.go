@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -176,6 +177,18 @@ func (s *Server) Status(user, keyID string) (string, error) {
 	return "", nil
 }
 
+// SetKeyStatus sets a key Active or Inactive, as its owner would.
+func (s *Server) SetKeyStatus(t testing.TB, user, keyID, status string) {
+	t.Helper()
+	if _, err := s.iam.UpdateAccessKey(context.Background(), &iam.UpdateAccessKeyInput{UserName: aws.String(user),
+		AccessKeyId: aws.String(keyID), Status: iamtypes.StatusType(status)}); err != nil {
+		t.Fatalf("set key %s %s: %v", keyID, status, err)
+	}
+}
+
+// IAM returns an IAM client signed with the admin's credentials.
+func (s *Server) IAM() *iam.Client { return s.iam }
+
 // DeleteKey deletes a key.
 func (s *Server) DeleteKey(t testing.TB, user, keyID string) {
 	t.Helper()
@@ -185,8 +198,13 @@ func (s *Server) DeleteKey(t testing.TB, user, keyID string) {
 }
 
 // RoleSession creates a role (if need be) and assumes it with the admin's
-// credentials, returning temporary credentials.
+// credentials, returning temporary credentials of a session named "leaked".
 func (s *Server) RoleSession(role string) (keyID, secret, token string, err error) {
+	return s.NamedRoleSession(role, "leaked")
+}
+
+// NamedRoleSession is RoleSession with a session name.
+func (s *Server) NamedRoleSession(role, session string) (keyID, secret, token string, err error) {
 	ctx := context.Background()
 	_, err = s.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(role),
 		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}`)})
@@ -199,7 +217,7 @@ func (s *Server) RoleSession(role string) (keyID, secret, token string, err erro
 	}
 	stsc := sts.New(sts.Options{Region: "us-east-1", Credentials: s.AdminProvider(), BaseEndpoint: aws.String(s.URL)})
 	out, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/" + role),
-		RoleSessionName: aws.String("leaked")})
+		RoleSessionName: aws.String(session)})
 	if err != nil {
 		return "", "", "", fmt.Errorf("assume role %s: %w", role, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/detect"
@@ -164,6 +165,10 @@ func TestVerifyAndRespondMoto(t *testing.T) {
 			t.Errorf("the audit log holds the secret")
 		}
 	}
+	// The key's last use is read before keyburn's own STS call touches it.
+	if log[0].Action != "last-used" || !strings.Contains(log[0].Detail, "before verification") {
+		t.Errorf("first audit record = %+v, want the last use read before verification", log[0])
+	}
 	if got := strings.Join(steps, ","); !strings.Contains(got, "owner-check:ok") || !strings.Contains(got, "deactivate:ok") || !strings.Contains(got, "delete:ok") {
 		t.Errorf("audit steps = %s", got)
 	}
@@ -271,14 +276,79 @@ func TestRevokeRoleSessionsMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, ctx, fs, verify.New(verify.Options{Endpoint: m.URL}), r)
+	mustRun(t, ctx, fs, verify.New(verify.Options{Endpoint: m.URL, Cache: st}), r)
 	f := fs[0]
 	if f.Verification.Status != "live" || f.Response == nil || f.Response.Action != string(respond.ActionRevoked) {
 		t.Fatalf("temporary key: verification %+v, response %+v", f.Verification, f.Response)
 	}
 	doc, err := m.RolePolicy("deploy", "AWSRevokeOlderSessions")
 	if err != nil || !strings.Contains(doc, "aws:TokenIssueTime") {
-		t.Errorf("role policy = %q, %v", doc, err)
+		t.Fatalf("role policy = %q, %v", doc, err)
+	}
+
+	// Found again by a later run: STS still answers for it (an explicit
+	// deny does not stop GetCallerIdentity), but its verdict is "revoked"
+	// until the token expires, and the deny is not rewritten.
+	time.Sleep(1100 * time.Millisecond) // a rewritten deny would carry a later second
+	fs = scanDir(t, map[string]string{"again.ini": "[tmp]\naws_access_key_id = " + id + "\naws_secret_access_key = " + sec + "\naws_session_token = " + tok + "\n"})
+	mustRun(t, ctx, fs, verify.New(verify.Options{Endpoint: m.URL, Cache: st}), r)
+	if f := fs[0]; f.Verification.Status != string(verify.Revoked) || f.Response == nil || f.Response.Action != string(respond.ActionSkipped) {
+		t.Errorf("found again: verification %+v, response %+v; want revoked and skipped", f.Verification, f.Response)
+	}
+	if again, _ := m.RolePolicy("deploy", "AWSRevokeOlderSessions"); again != doc {
+		t.Errorf("the deny was rewritten:\n%s\nthen\n%s", doc, again)
+	}
+}
+
+// TestCanaryAccountsMoto: an old-format key ID in a canary account is never
+// called (its account is named by sts:GetAccessKeyInfo with keyburn's own
+// credentials), and a key whose account STS names as a canary is never
+// acted on.
+func TestCanaryAccountsMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(9, 9))
+	oldID := "AKIAJQABLZS4A3QDU576" // old format: no account in it; moto names 123456789012
+	liveID, liveSecret := m.UserKey(t, "frank")
+	fs := scanDir(t, map[string]string{
+		"old.env":  envFile(oldID, testkeys.Secret(rng)),
+		"live.env": envFile(liveID, liveSecret),
+	})
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	// --verify alone, with the canary account configured.
+	v := verify.New(verify.Options{Endpoint: m.URL, Credentials: m.AdminProvider(), CanaryAccounts: []string{"123456789012"}})
+	old := byKey(fs)[oldID]
+	mustRun(t, ctx, []*finding.Finding{old}, v, nil)
+	if old.Verification == nil || old.Verification.Status != "canary" || v.Calls() != 0 {
+		t.Errorf("old-format key in a canary account: %+v after %d STS calls; want canary, none", old.Verification, v.Calls())
+	}
+
+	// The live key decodes to the same account, so a responding run with
+	// the canary list never calls STS for it either; with a list that
+	// only STS's answer can match, it is called once and left alone.
+	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf := byKey(fs)[liveID]
+	lf.AccountID = "" // as for a key ID that does not encode it, with GetAccessKeyInfo failing
+	v2 := verify.New(verify.Options{Endpoint: m.URL, CanaryAccounts: []string{"123456789012"}})
+	mustRun(t, ctx, []*finding.Finding{lf}, v2, r)
+	if lf.Verification.Status != "skipped" || v2.Calls() != 0 {
+		t.Errorf("an unnamed account: %+v after %d STS calls; want skipped, none", lf.Verification, v2.Calls())
+	}
+	lf.AccountID = "100000000000" // decoded as another account: STS will name the canary
+	mustRun(t, ctx, []*finding.Finding{lf}, v2, r)
+	if lf.Verification.Status != "canary" || lf.Response == nil || lf.Response.Action != string(respond.ActionSkipped) {
+		t.Errorf("STS named a canary account: %+v, %+v; want canary and skipped", lf.Verification, lf.Response)
+	}
+	if s := m.KeyStatus(t, "frank", liveID); s != "Active" {
+		t.Errorf("the key in a canary account is %q, want Active", s)
 	}
 }
 

@@ -1,0 +1,276 @@
+package respond
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/secret"
+	"github.com/keyburn/keyburn/internal/verify"
+)
+
+// guard is the real IAM client (moto) with the two safety properties
+// checked at the moment of every mutating call: nothing mutates under
+// dry-run, and no key is deleted while Active (read with the admin's own
+// client, not the responder's).
+type guard struct {
+	IAMAPI
+	t   *testing.T
+	m   *awstest.Server
+	dry bool
+
+	mu        sync.Mutex
+	mutations int
+}
+
+func (g *guard) mutation(what string) {
+	g.mu.Lock()
+	g.mutations++
+	g.mu.Unlock()
+	if g.dry {
+		g.t.Errorf("%s under --dry-run", what)
+	}
+}
+
+func (g *guard) UpdateAccessKey(ctx context.Context, in *iam.UpdateAccessKeyInput, opts ...func(*iam.Options)) (*iam.UpdateAccessKeyOutput, error) {
+	g.mutation("UpdateAccessKey " + aws.ToString(in.AccessKeyId))
+	return g.IAMAPI.UpdateAccessKey(ctx, in, opts...)
+}
+
+func (g *guard) DeleteAccessKey(ctx context.Context, in *iam.DeleteAccessKeyInput, opts ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
+	g.mutation("DeleteAccessKey " + aws.ToString(in.AccessKeyId))
+	if st, err := g.m.Status(aws.ToString(in.UserName), aws.ToString(in.AccessKeyId)); err != nil || st == "Active" {
+		g.t.Errorf("DeleteAccessKey %s while the key is %q (%v)", aws.ToString(in.AccessKeyId), st, err)
+	}
+	return g.IAMAPI.DeleteAccessKey(ctx, in, opts...)
+}
+
+func (g *guard) PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, opts ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
+	g.mutation("PutRolePolicy " + aws.ToString(in.RoleName))
+	return g.IAMAPI.PutRolePolicy(ctx, in, opts...)
+}
+
+// motoResponder is a responder acting with creds against moto, every IAM
+// call passing through a guard.
+func motoResponder(t *testing.T, m *awstest.Server, creds aws.CredentialsProvider, opts Options) (*Responder, *guard) {
+	t.Helper()
+	g := &guard{t: t, m: m, dry: opts.DryRun,
+		IAMAPI: iam.New(iam.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(m.URL)})}
+	opts.Credentials, opts.Endpoint = creds, m.URL
+	opts.testOnlyIAM = func(string) IAMAPI { return g }
+	if opts.Store == nil {
+		opts.Store = testStore(t)
+	}
+	r, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, g
+}
+
+// scan is what one run does with a key it finds: verify with STS now, then
+// respond.
+func scan(ctx context.Context, m *awstest.Server, r *Responder, id, sec, tok string) Result {
+	v := verify.New(verify.Options{Endpoint: m.URL, Backoff: time.Millisecond})
+	vd := v.Fresh(ctx, id, "", secret.New(sec), secret.New(tok))
+	return r.Respond(ctx, Key{ID: id}, vd)
+}
+
+// TestDryRunAfterSoakMoto: a key deactivated with a soak window is not
+// deleted by a dry run once due (the schedule stays, the audit says what
+// would be done), and is deleted by the next real run.
+func TestDryRunAfterSoakMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	id, sec := m.UserKey(t, "alice")
+	st := testStore(t)
+	clk := &clock{t: time.Now()}
+	r, _ := motoResponder(t, m, m.AdminProvider(), Options{Policy: Delete, Soak: 24 * time.Hour, Store: st, Now: clk.now})
+	if res := scan(ctx, m, r, id, sec, ""); res.Action != ActionScheduled || m.KeyStatus(t, "alice", id) != "Inactive" {
+		t.Fatalf("first run: %+v, key %s", res, m.KeyStatus(t, "alice", id))
+	}
+	clk.advance(25 * time.Hour)
+	dry, g := motoResponder(t, m, m.AdminProvider(), Options{Policy: Delete, DryRun: true, Store: st, Now: clk.now})
+	done, err := dry.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionDryRun || g.mutations != 0 {
+		t.Fatalf("dry run: %+v, %v, %d mutating calls", done, err, g.mutations)
+	}
+	if s := m.KeyStatus(t, "alice", id); s != "Inactive" {
+		t.Errorf("after a dry run the key is %q, want Inactive (untouched)", s)
+	}
+	if pending, _ := st.PendingDeletions(ctx); len(pending) != 1 {
+		t.Errorf("a dry run changed the schedule: %+v", pending)
+	}
+	done, err = r.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionDeleted || m.KeyStatus(t, "alice", id) != "" {
+		t.Errorf("real run: %+v, %v; key %q, want deleted", done, err, m.KeyStatus(t, "alice", id))
+	}
+}
+
+// TestReactivatedKeyMoto: the owner re-activates a key keyburn deactivated
+// (a false alarm); its due deletion leaves it alone, is cancelled, and the
+// audit says why.
+func TestReactivatedKeyMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	id, sec := m.UserKey(t, "bob")
+	st := testStore(t)
+	clk := &clock{t: time.Now()}
+	r, _ := motoResponder(t, m, m.AdminProvider(), Options{Policy: Delete, Soak: time.Hour, Store: st, Now: clk.now})
+	if res := scan(ctx, m, r, id, sec, ""); res.Action != ActionScheduled {
+		t.Fatalf("first run: %+v", res)
+	}
+	m.SetKeyStatus(t, "bob", id, "Active")
+	clk.advance(2 * time.Hour)
+	done, err := r.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionCancelled {
+		t.Fatalf("DeleteDue = %+v, %v; want the deletion cancelled", done, err)
+	}
+	if s := m.KeyStatus(t, "bob", id); s != "Active" {
+		t.Errorf("the re-activated key is %q, want Active", s)
+	}
+	log, _ := st.AuditLog(ctx, id)
+	last := log[len(log)-1]
+	if last.Outcome != outCancelled || !strings.Contains(last.Detail, "Active again") || last.Before != "Active" {
+		t.Errorf("last audit record %+v; want the cancellation and its reason", last)
+	}
+	if pending, _ := st.PendingDeletions(ctx); len(pending) != 0 {
+		t.Errorf("still scheduled: %+v", pending)
+	}
+}
+
+// TestAuditStoreFailsMoto: with an audit log that cannot be written, a live
+// key stays Active and the result names the failure.
+func TestAuditStoreFailsMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	id, sec := m.UserKey(t, "carol")
+	st := testStore(t)
+	if _, err := st.DB().Exec(`CREATE TRIGGER full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	r, g := motoResponder(t, m, m.AdminProvider(), Options{Policy: Delete, Store: st})
+	res := scan(ctx, m, r, id, sec, "")
+	if res.Action != ActionFailed || res.Err == nil || !strings.Contains(res.Reason, "audit log") || g.mutations != 0 {
+		t.Errorf("Respond = %+v with %d mutating calls; want failed on the audit log, none", res, g.mutations)
+	}
+	if s := m.KeyStatus(t, "carol", id); s != "Active" {
+		t.Errorf("the key is %q, want Active: no record, no action", s)
+	}
+}
+
+// TestOwnRoleMoto: the responder runs as a session of a role; a leaked
+// session of that same role, or of the role_name it acts through, is never
+// revoked (that would lock it out), and it says so.
+func TestOwnRoleMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	sid, ssec, stok, err := m.NamedRoleSession("keyburn", "worker-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := credentials.NewStaticCredentialsProvider(sid, ssec, stok)
+	r, g := motoResponder(t, m, self, Options{Policy: Delete, RoleName: "keyburn-responder"})
+	for _, role := range []string{"keyburn", "keyburn-responder"} {
+		id, sec, tok, err := m.NamedRoleSession(role, "leaked")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := scan(ctx, m, r, id, sec, tok)
+		if res.Action != ActionSkipped || !strings.Contains(res.Reason, "refused") || !strings.Contains(res.Reason, role) {
+			t.Errorf("a leaked session of role %s: %+v; want refused, naming the role", role, res)
+		}
+		if doc, err := m.RolePolicy(role, revokeSessionsPolicy); err == nil {
+			t.Errorf("role %s got a revoke-sessions policy: %s", role, doc)
+		}
+	}
+	if g.mutations != 0 {
+		t.Errorf("%d mutating calls", g.mutations)
+	}
+}
+
+// TestNeverDeletesActiveProperty runs random sequences of scans (respond
+// with and without a soak window, dry runs), re-activations by the owner,
+// the clock passing, and due deletions (dry and real), against moto. At
+// every DeleteAccessKey the key must not be Active, and under --dry-run no
+// mutating call may be made (the guard checks both as they happen); after a
+// dry run every key's status is as before.
+func TestNeverDeletesActiveProperty(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	const sequences, steps = 6, 16
+	seen := map[Action]int{} // what the sequences exercised, so the property is not vacuous
+	for seq := range sequences {
+		rng := rand.New(rand.NewPCG(uint64(seq), 7))
+		st := testStore(t)
+		clk := &clock{t: time.Now()}
+		type k struct{ user, id, sec string }
+		var keys []k
+		for i := range 2 {
+			user := fmt.Sprintf("p%d-u%d", seq, i)
+			id, sec := m.UserKey(t, user)
+			keys = append(keys, k{user, id, sec})
+		}
+		statuses := func() []string {
+			var out []string
+			for _, key := range keys {
+				out = append(out, m.KeyStatus(t, key.user, key.id))
+			}
+			return out
+		}
+		var trace []string
+		for range steps {
+			key := keys[rng.IntN(len(keys))]
+			dry := rng.IntN(3) == 0
+			soak := []time.Duration{0, time.Hour}[rng.IntN(2)]
+			r, _ := motoResponder(t, m, m.AdminProvider(), Options{Policy: Delete, Soak: soak, DryRun: dry, Store: st, Now: clk.now})
+			before := statuses()
+			var op string
+			switch rng.IntN(4) {
+			case 0:
+				op = fmt.Sprintf("scan %s soak=%s dry=%v", key.id[:8], soak, dry)
+				seen[scan(ctx, m, r, key.id, key.sec, "").Action]++
+			case 1:
+				op = "reactivate " + key.id[:8]
+				if m.KeyStatus(t, key.user, key.id) == "Inactive" {
+					m.SetKeyStatus(t, key.user, key.id, "Active")
+				}
+				dry = false
+			case 2:
+				op = "clock +2h"
+				clk.advance(2 * time.Hour)
+				dry = false
+			case 3:
+				op = fmt.Sprintf("due deletions dry=%v", dry)
+				done, err := r.DeleteDue(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, res := range done {
+					seen["due "+res.Action]++
+				}
+			}
+			trace = append(trace, op)
+			if after := statuses(); dry && fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("sequence %d: a dry run changed the keys %v → %v after:\n%s", seq, before, after, strings.Join(trace, "\n"))
+			}
+			if t.Failed() {
+				t.Fatalf("sequence %d failed after:\n%s", seq, strings.Join(trace, "\n"))
+			}
+		}
+	}
+	for _, a := range []Action{ActionDeleted, ActionScheduled, ActionDryRun, "due " + ActionDeleted, "due " + ActionCancelled, "due " + ActionDryRun} {
+		if seen[a] == 0 {
+			t.Errorf("no step ended %q: the sequences do not exercise it (seen %v)", a, seen)
+		}
+	}
+}
