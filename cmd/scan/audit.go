@@ -3,63 +3,136 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"text/tabwriter"
+	"strings"
 	"time"
 
 	"github.com/keyburn/keyburn/internal/store"
 )
 
-const auditUsage = `usage: keyburn scan audit [--state FILE] [--key KEYID] [--format text|json]
+const auditUsage = `usage: keyburn scan audit [--state FILE] [--key KEYID] [--format text|json] [-v]
 
-Prints the audit log: every step taken on a key (owner check, last use,
-deactivate, delete), who took it, when, AWS's request ID, and the key's
-status before and after. Secrets are never in it.
+Prints the deletions still pending (with the time each is due) and the audit
+log: every step taken on a key (last use, owner check, deactivate, delete,
+cancelled deletions, revoked sessions), when, and the key's status before
+and after. -v adds each step's detail, AWS request ID and actor; JSON has
+every field. Secrets are never in it.
 
 Flags:
 `
 
+// auditWidth is the widest line of the text view without -v: a terminal
+// of 100 columns shows it unwrapped.
+const auditWidth = 100
+
+// auditReport is the JSON form.
+type auditReport struct {
+	PendingDeletions []store.Deletion    `json:"pending_deletions"`
+	Records          []store.AuditRecord `json:"records"`
+}
+
 func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	state := fs.String("state", defaultState(), "the state `file`")
-	key := fs.String("key", "", "only this key `ID`")
-	format := fs.String("format", "text", "text or json")
-	fs.Usage = func() { fmt.Fprint(u.w, auditUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, u); err != nil {
+	fset := flag.NewFlagSet("audit", flag.ContinueOnError)
+	state := fset.String("state", store.DefaultPath(), "the state `file`")
+	key := fset.String("key", "", "only this key `ID`")
+	format := fset.String("format", "text", "text or json")
+	verbose := fset.Bool("v", false, "add each step's detail, request ID and actor")
+	fset.Usage = func() { fmt.Fprint(u.w, auditUsage); fset.PrintDefaults() }
+	if err := parseFlags(fset, args, u); err != nil {
 		return exitError, err
 	}
-	if _, err := os.Stat(*state); err != nil {
-		return exitError, fmt.Errorf("state %s: %w", *state, err)
-	}
-	st, err := store.Open(*state)
-	if err != nil {
-		return exitError, err
-	}
-	defer st.Close()
-	log, err := st.AuditLog(ctx, *key)
-	if err != nil {
-		return exitError, err
-	}
-	switch *format {
-	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if log == nil {
-			log = []store.AuditRecord{}
-		}
-		return exitClean, enc.Encode(log)
-	case "text":
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AT\tKEY\tACTION\tOUTCOME\tBEFORE\tAFTER\tUSER\tACCOUNT\tREQUEST\tDETAIL\tACTOR")
-		for _, r := range log {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.At.UTC().Format(time.RFC3339), r.KeyID, r.Action,
-				r.Outcome, r.Before, r.After, r.UserName, r.Account, r.RequestID, r.Detail, r.Actor)
-		}
-		return exitClean, tw.Flush()
-	default:
+	if *format != "text" && *format != "json" {
 		return exitError, fmt.Errorf("--format %q: want text or json", *format)
 	}
+	rep := auditReport{PendingDeletions: []store.Deletion{}, Records: []store.AuditRecord{}}
+	switch _, err := os.Stat(*state); {
+	case errors.Is(err, fs.ErrNotExist):
+		// Nothing was ever recorded here; do not create the file.
+	case err != nil:
+		return exitError, fmt.Errorf("state %s: %w", *state, err)
+	default:
+		st, err := store.Open(*state)
+		if err != nil {
+			return exitError, err
+		}
+		defer st.Close()
+		pending, err := st.PendingDeletions(ctx)
+		if err != nil {
+			return exitError, err
+		}
+		log, err := st.AuditLog(ctx, *key)
+		if err != nil {
+			return exitError, err
+		}
+		for _, d := range pending {
+			if *key == "" || d.KeyID == *key {
+				rep.PendingDeletions = append(rep.PendingDeletions, d)
+			}
+		}
+		rep.Records = append(rep.Records, log...)
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return exitClean, enc.Encode(rep)
+	}
+	if len(rep.Records) == 0 && len(rep.PendingDeletions) == 0 {
+		u.printf("nothing recorded in %s", *state)
+		return exitClean, nil
+	}
+	return exitClean, writeAudit(stdout, rep, time.Now(), *verbose)
+}
+
+// writeAudit writes the text view: pending deletions, then the log, one
+// line each and at most auditWidth columns; verbose adds a line of detail
+// under each record.
+func writeAudit(w io.Writer, rep auditReport, now time.Time, verbose bool) error {
+	var b strings.Builder
+	line := func(s string) {
+		if !verbose && len([]rune(s)) > auditWidth {
+			s = string([]rune(s)[:auditWidth-1]) + "…"
+		}
+		b.WriteString(strings.TrimRight(s, " ") + "\n")
+	}
+	if n := len(rep.PendingDeletions); n > 0 {
+		line(fmt.Sprintf("PENDING DELETIONS (%d)", n))
+		for _, d := range rep.PendingDeletions {
+			when := "due now"
+			if left := d.DueAt.Sub(now); left > 0 {
+				when = "in " + left.Round(time.Minute).String()
+			}
+			line(fmt.Sprintf("  %-20s  due %s (%s)  user %s  account %s", d.KeyID, d.DueAt.UTC().Format("2006-01-02 15:04:05Z"),
+				when, d.UserName, d.Account))
+		}
+		b.WriteString("\n")
+	}
+	if len(rep.Records) > 0 {
+		line(fmt.Sprintf("%-20s  %-20s  %-15s  %-9s  %s", "AT (UTC)", "KEY", "STEP", "OUTCOME", "STATUS  USER"))
+		for _, r := range rep.Records {
+			status := r.Before
+			if r.After != "" && r.After != r.Before {
+				status += "→" + r.After
+			}
+			line(fmt.Sprintf("%-20s  %-20s  %-15s  %-9s  %-17s %s", r.At.UTC().Format("2006-01-02 15:04:05"), r.KeyID,
+				r.Action, r.Outcome, status, r.UserName))
+			if verbose {
+				var parts []string
+				for _, p := range [][2]string{{"", r.Detail}, {"account ", r.Account}, {"request ", r.RequestID}, {"by ", r.Actor}} {
+					if p[1] != "" {
+						parts = append(parts, p[0]+p[1])
+					}
+				}
+				if len(parts) > 0 {
+					line("    " + strings.Join(parts, "; "))
+				}
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyburn/keyburn/internal/awstest"
 )
@@ -63,5 +65,95 @@ func TestRespondEndToEnd(t *testing.T) {
 	code, out, _ = runCLI("dir", "--respond=delete", "--aws-endpoint", m.URL, "--state", state, dir)
 	if code != exitFindings || !strings.Contains(out, "verdict      invalid") || !strings.Contains(out, "not live (invalid)") {
 		t.Errorf("second run: exit %d\n%s", code, out)
+	}
+}
+
+// awsEnv points the SDK's default credentials at moto's admin, and nowhere
+// else (no shared files, no instance metadata).
+func awsEnv(t *testing.T, m *awstest.Server) {
+	t.Setenv("AWS_ACCESS_KEY_ID", m.Admin.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", m.Admin.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, nil, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestDueDeletionWithoutFindings: a key deactivated with a soak window is
+// deleted by a later responding run once due, even though that run finds
+// nothing (the user removed the key from the file, as the hint says). The
+// CLI says when the deletion is due, and `scan audit` lists it until then.
+func TestDueDeletionWithoutFindings(t *testing.T) {
+	m := awstest.Start(t)
+	awsEnv(t, m)
+	id, sec := m.UserKey(t, "gina")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.env")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.db")
+	code, out, stderr := runCLI("dir", "--respond=delete", "--soak", "1s", "--aws-endpoint", m.URL, "--state", state, dir)
+	if code != exitFindings || !strings.Contains(out, "deletion scheduled") || !strings.Contains(out, "deletion due at") {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if s := m.KeyStatus(t, "gina", id); s != "Inactive" {
+		t.Fatalf("after the first run the key is %q, want Inactive", s)
+	}
+	code, out, _ = runCLI("audit", "--state", state)
+	if code != exitClean || !strings.Contains(out, "PENDING DELETIONS (1)") || !strings.Contains(out, id) {
+		t.Errorf("audit before the deletion: exit %d\n%s", code, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if n := len([]rune(l)); n > auditWidth {
+			t.Errorf("audit line of %d columns: %q", n, l)
+		}
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // past the soak window (due times are whole seconds, rounded up)
+	code, out, stderr = runCLI("dir", "--respond=delete", "--aws-endpoint", m.URL, "--state", state, dir)
+	if code != exitClean || !strings.Contains(stderr, id+": deleted") {
+		t.Errorf("a responding run with no findings: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if s := m.KeyStatus(t, "gina", id); s != "" {
+		t.Errorf("after the due deletion the key is %q, want deleted", s)
+	}
+	code, out, _ = runCLI("audit", "--state", state, "--format", "json")
+	var rep struct {
+		Pending []map[string]any `json:"pending_deletions"`
+		Records []map[string]any `json:"records"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitClean {
+		t.Fatalf("audit --format json: exit %d, %v\n%s", code, err, out)
+	}
+	if len(rep.Pending) != 0 || len(rep.Records) == 0 || rep.Records[0]["key_id"] != id || rep.Records[0]["KeyID"] != nil {
+		t.Errorf("audit JSON: %d pending, records %v; want none pending and snake_case keys", len(rep.Pending), rep.Records)
+	}
+	if strings.Contains(out, sec) {
+		t.Errorf("the audit shows the secret")
+	}
+}
+
+// TestAuditNothingRecorded: on a machine where nothing was recorded yet,
+// `scan audit` says so and succeeds, without creating a state file.
+func TestAuditNothingRecorded(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "none", "state.db")
+	code, out, stderr := runCLI("audit", "--state", state)
+	if code != exitClean || !strings.Contains(stderr, "nothing recorded") || out != "" {
+		t.Errorf("audit with no state: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	code, out, _ = runCLI("audit", "--state", state, "--format", "json")
+	if code != exitClean || !strings.Contains(out, `"pending_deletions": []`) || !strings.Contains(out, `"records": []`) {
+		t.Errorf("audit --format json with no state: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Errorf("audit created the state file")
 	}
 }

@@ -63,23 +63,9 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
 	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default: AWS's)")
-	fs.StringVar(&c.statePath, "state", defaultState(), "the state `file` (verdict cache, audit log)")
+	fs.StringVar(&c.statePath, "state", store.DefaultPath(), "the state `file` (verdict cache, audit log)")
 	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
 	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
-}
-
-// defaultState is where the state lives without --state: the user's state
-// directory.
-func defaultState() string {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "keyburn-state.db"
-		}
-		dir = filepath.Join(home, ".local", "state")
-	}
-	return filepath.Join(dir, "keyburn", "state.db")
 }
 
 // parseFlags parses args with fs, printing usage errors to the ui.

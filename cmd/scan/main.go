@@ -39,6 +39,7 @@ Common flags (after the subcommand):
     -v                               say more on standard error
     --verify                         prove each pair live or not (sts:GetCallerIdentity)
     --respond off|deactivate|delete  act on live keys (implies --verify); --dry-run records only
+    --soak DURATION                  with --respond=delete: deactivate now, delete once due
     --aws-endpoint URL               STS and IAM endpoint (default AWS's)
     --state FILE                     verdict cache and audit log (default ~/.local/state/keyburn/state.db)
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +42,7 @@ const usage = `usage: webhook --listen ADDR [flags]
 Receives GitHub push webhooks. The secret comes from KEYBURN_WEBHOOK_SECRET or
 --secret-file (never a flag: flags show in ps); without one it refuses to start.
 Workers fetch each push into a mirror cache, scan what it adds, verify and
-respond (--respond), and post a commit status and, for a live key, an issue
+respond (--respond, off unless set), and post a commit status and, for a live key, an issue
 (with GITHUB_TOKEN, or as a GitHub App with --github-app-id and
 --github-app-key, using each push's installation token). The responder uses
 the AWS SDK's default credentials. --queue keeps deliveries in Amazon SQS for a
@@ -68,6 +69,9 @@ type config struct {
 	rewrites    rewriteFlags
 	githubAPI   string
 	respond     string
+	dryRun      bool
+	soak        time.Duration
+	dueEvery    time.Duration
 	awsEndpoint string
 	configFile  string
 	queueURL    string
@@ -92,13 +96,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "", "address to listen on, such as :8080")
-	fs.StringVar(&c.state, "state", "keyburn.db", "the state `file`: delivery queue, verdicts, audit log")
+	fs.StringVar(&c.state, "state", store.DefaultPath(), "the state `file`: delivery queue, verdicts, audit log (the CLI's default, so `keyburn scan audit` sees what the receiver did)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "read the webhook secret from this `file`")
 	fs.StringVar(&c.mirrors, "mirrors", "keyburn-mirrors", "`directory` of the per-repository mirror cache")
 	fs.IntVar(&c.workers, "workers", 2, "deliveries processed at once (0: receive and store only, for a fleet whose workers run elsewhere)")
 	fs.Var(&c.rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO… (like git's insteadOf); repeatable")
 	fs.StringVar(&c.githubAPI, "github-api", "", "GitHub REST API base `URL` (GitHub Enterprise; default api.github.com)")
-	fs.StringVar(&c.respond, "respond", "delete", "what to do with live keys: off, deactivate or delete")
+	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
+	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
+	fs.DurationVar(&c.dueEvery, "due-interval", time.Minute, "how often to carry out deletions whose soak window has passed")
 	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default AWS's)")
 	fs.StringVar(&c.configFile, "config", "", "rules `file` extending the defaults ([aws] section included)")
 	fs.StringVar(&c.queueURL, "queue", "", "an Amazon SQS queue `URL` to keep deliveries in, for a fleet (default: the state file)")
@@ -116,6 +123,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	secret, err := loadSecret(c.secretFile)
 	if err != nil {
 		return err
+	}
+	if c.dryRun && c.respond == string(respond.Off) {
+		return errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
+	}
+	if err := os.MkdirAll(filepath.Dir(c.state), 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
 	}
 	st, err := store.Open(c.state)
 	if err != nil {
@@ -152,6 +165,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var wg conc.WaitGroup
 	for range max(0, c.workers) {
 		wg.Go(func() { worker.New(wopts).Run(workCtx) })
+	}
+	if wopts.Responder != nil && c.workers > 0 {
+		wg.Go(func() { deleteDue(workCtx, wopts.Responder, c.dueEvery, log) })
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
@@ -190,23 +206,36 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	if err != nil {
 		return worker.Options{}, fmt.Errorf("--respond: %w", err)
 	}
+	// keyburn's own AWS credentials (the SDK's default chain, resolved when
+	// first used): they name the account of old-format key IDs, so that a
+	// canary is never called, and they are the responder's.
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+	if err != nil {
+		return worker.Options{}, fmt.Errorf("AWS configuration: %w", err)
+	}
 	o := worker.Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
 		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log,
-		Verifier: verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, CanaryAccounts: set.AWS.CanaryAccounts})}
-	if policy != respond.Off {
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
-		if err != nil {
-			return o, fmt.Errorf("the responder's AWS credentials: %w", err)
-		}
-		o.Responder, err = respond.New(ctx, respond.Options{Policy: policy, Credentials: cfg.Credentials,
+		Verifier: verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, CanaryAccounts: set.AWS.CanaryAccounts,
+			Credentials: cfg.Credentials})}
+	switch {
+	case policy == respond.Off:
+		log.Warn("RESPONDER OFF: live keys are verified and reported, never deactivated or deleted (--respond=delete to revoke them)")
+	default:
+		o.Responder, err = respond.New(ctx, respond.Options{Policy: policy, DryRun: c.dryRun, Soak: c.soak, Credentials: cfg.Credentials,
 			Endpoint: c.awsEndpoint, RoleName: set.AWS.RoleName, AllowAccounts: set.AWS.AllowAccounts,
-			DenyAccounts: set.AWS.DenyAccounts, Store: st})
+			DenyAccounts: set.AWS.DenyAccounts, CanaryAccounts: set.AWS.CanaryAccounts, Store: st})
 		if err != nil {
 			// Start anyway: keys are still found, verified and reported.
 			// Say loudly that none will be revoked.
-			log.Error("RESPONDER DISABLED: live keys will be reported, not revoked", "err", err)
+			log.Error("RESPONDER DISABLED: live keys will be reported, not revoked", "respond", c.respond, "err", err)
 			o.Responder = nil
+			break
 		}
+		level := slog.LevelWarn // acting on keys is worth a warning's attention
+		if c.dryRun {
+			level = slog.LevelError
+		}
+		log.Log(ctx, level, "RESPONDER ON: "+o.Responder.Describe(), "respond", c.respond, "dry_run", c.dryRun, "soak", c.soak.String())
 	}
 	if (c.appID != 0) != (c.appKey != "") {
 		return o, errors.New("--github-app-id and --github-app-key go together")
@@ -233,6 +262,38 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 		o.GitHub = gh
 	}
 	return o, nil
+}
+
+// deleteDue carries out the deletions whose soak window has passed, at
+// once and then every interval, until ctx ends.
+func deleteDue(ctx context.Context, r *respond.Responder, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		done, err := r.DeleteDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Error("due deletions", "err", err)
+		}
+		for _, res := range done {
+			attrs := []any{"key_id", res.KeyID, "action", string(res.Action), "due_at", res.DueAt.UTC().Format(time.RFC3339)}
+			if res.Reason != "" {
+				attrs = append(attrs, "reason", res.Reason)
+			}
+			if res.Err != nil {
+				log.Error("due deletion: the state could not be written", append(attrs, "err", res.Err)...)
+			} else {
+				log.Warn("due deletion", attrs...)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // loadSecret reads the webhook secret from a file or KEYBURN_WEBHOOK_SECRET.

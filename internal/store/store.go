@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -90,6 +91,21 @@ var migrations = []string{
 		revoked_at INTEGER NOT NULL,
 		expires_at INTEGER NOT NULL
 	);`,
+}
+
+// DefaultPath is where the state lives when no path is given, for the CLI
+// and the receiver alike: $XDG_STATE_HOME/keyburn/state.db, by default
+// ~/.local/state/keyburn/state.db.
+func DefaultPath() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "keyburn-state.db"
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "keyburn", "state.db")
 }
 
 // Open opens (creating if need be) the state file at path and brings its
