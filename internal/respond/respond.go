@@ -436,7 +436,8 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 	}
 	p := parseARN(vd.ARN)
 	if why := r.refuse(k.ID, p, k.Account, vd.Account); why != "" {
-		r.noteRefusal(ctx, k.ID, vd.Account, why)
+		// The audit says why a live key was left alone.
+		res.Err = r.auditor(k.ID, vd.Account, "").write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
 		return skip("refused: " + why)
 	}
 	if strings.HasPrefix(k.ID, "ASIA") {
@@ -448,7 +449,9 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 	a := r.auditor(k.ID, vd.Account, p.user)
 	c := r.iam(vd.Account)
 	if !r.lastUsedFirst(k.ID) {
-		a.lastUsedAfter(ctx, c)
+		if err := a.lastUsedAfter(ctx, c); err != nil {
+			return *a.failed("audit log: "+err.Error()+"; nothing done", err)
+		}
 	}
 	status, fail := a.ownerCheck(ctx, c)
 	if fail != nil {
@@ -501,12 +504,6 @@ func (r *Responder) lastUsedFirst(keyID string) bool {
 	r.lastUsedMu.Lock()
 	defer r.lastUsedMu.Unlock()
 	return r.lastUsed[keyID]
-}
-
-// noteRefusal records a refusal that concerns the responder itself or the
-// operator's lists, so that the audit says why a live key was left alone.
-func (r *Responder) noteRefusal(ctx context.Context, keyID, account, why string) {
-	_ = r.auditor(keyID, account, "").write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
 }
 
 // DeleteDue carries out the deletions whose soak window has passed. Each key
@@ -643,12 +640,12 @@ func (a auditor) ownerCheck(ctx context.Context, c IAMAPI) (string, *Result) {
 
 // lastUsedAfter records the key's last use after verification, when it could
 // not be recorded before: it may be keyburn's own STS call.
-func (a auditor) lastUsedAfter(ctx context.Context, c IAMAPI) {
+func (a auditor) lastUsedAfter(ctx context.Context, c IAMAPI) error {
 	lu, err := c.GetAccessKeyLastUsed(ctx, &iam.GetAccessKeyLastUsedInput{AccessKeyId: aws.String(a.keyID)})
 	if err != nil {
-		return
+		return nil // nothing to record; the owner check says whether the key is there
 	}
-	_ = a.write(ctx, store.AuditRecord{Action: stepLastUsed, Outcome: outOK, RequestID: requestIDOf(lu.ResultMetadata),
+	return a.write(ctx, store.AuditRecord{Action: stepLastUsed, Outcome: outOK, RequestID: requestIDOf(lu.ResultMetadata),
 		Detail: "after verification (this may be keyburn's own STS call): " + lastUsedText(lu.AccessKeyLastUsed)})
 }
 
