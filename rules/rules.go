@@ -38,6 +38,15 @@ type File struct {
 	Rules     []RuleSpec     `toml:"rule"`
 	Allowlist *AllowlistSpec `toml:"allowlist"`
 	AWS       *AWSSpec       `toml:"aws"`
+	GitHub    *GitHubSpec    `toml:"github"`
+}
+
+// GitHubSpec is the [github] section: which GitHub owners keyburn acts for.
+//
+//	[github]
+//	owners = ["acme", "acme-labs"]  # the webhook receiver ignores pushes to others (empty: all)
+type GitHubSpec struct {
+	Owners []string `toml:"owners"`
 }
 
 // AWSSpec is the [aws] section: how keys are verified and acted on.
@@ -108,7 +117,8 @@ type Rule struct {
 
 // Set is a compiled set of rules and allowlists.
 type Set struct {
-	AWS           AWSSpec // joined from every file
+	AWS           AWSSpec    // joined from every file
+	GitHub        GitHubSpec // joined from every file
 	Rules         []*Rule
 	AllowKeyIDs   []*regexp.Regexp
 	AllowSecrets  []*regexp.Regexp
@@ -255,6 +265,9 @@ func compile(srcs []source) (*Set, error) {
 			if a.RoleName != "" {
 				set.AWS.RoleName = a.RoleName
 			}
+		}
+		if g := src.file.GitHub; g != nil {
+			set.GitHub.Owners = append(set.GitHub.Owners, g.Owners...)
 		}
 		if a := src.file.Allowlist; a != nil {
 			line := sectionLine(src.text, "allowlist")

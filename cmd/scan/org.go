@@ -20,6 +20,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/ghapp"
+	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/org"
 	"github.com/keyburn/keyburn/internal/sqsqueue"
@@ -98,6 +99,9 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		return exitError, err
 	}
 	o.Repos, o.Rewrites, o.Engine, o.Reporter = repos, rewrites, s.opts, u
+	if o.Host, err = ghrepo.HostForAPI(apiURL); err != nil {
+		return exitError, fmt.Errorf("--github-api: %w", err)
+	}
 	o.Token = os.Getenv("GITHUB_TOKEN")
 	if (appID != 0) != (appKey != "") {
 		return exitError, errors.New("--github-app-id and --github-app-key go together")

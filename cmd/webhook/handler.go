@@ -11,11 +11,15 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyburn/keyburn/internal/ghpush"
+	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/worker"
 )
@@ -33,6 +37,11 @@ type handler struct {
 	log     *slog.Logger
 	metrics *metrics
 	wake    chan<- struct{} // nil, or a worker to wake after a delivery is stored
+	owners  ghrepo.Owners   // empty: every owner
+	// workers is how many workers should be alive, alive how many are:
+	// /readyz fails when one has died.
+	workers int
+	alive   atomic.Int32
 }
 
 type metrics struct {
@@ -44,6 +53,7 @@ type metrics struct {
 	verdicts   *prometheus.CounterVec // by status
 	actions    *prometheus.CounterVec // by action
 	errors     prometheus.Counter     // failed deliveries (retried or parked)
+	unfetched  prometheus.Counter     // pushed commits that could not be fetched, even by SHA
 	reg        *prometheus.Registry
 }
 
@@ -64,15 +74,18 @@ func newMetrics() *metrics {
 			Help: "Actions taken on keys, by action."}, []string{"action"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keyburn_delivery_errors_total",
 			Help: "Deliveries whose processing failed (retried, then parked)."}),
+		unfetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "keyburn_unfetchable_commits_total",
+			Help: "Pushed commits that could not be fetched, even by SHA: nobody scanned them."}),
 		reg: prometheus.NewRegistry(),
 	}
-	m.reg.MustRegister(m.deliveries, m.ackLatency, m.queue, m.scan, m.findings, m.verdicts, m.actions, m.errors)
+	m.reg.MustRegister(m.deliveries, m.ackLatency, m.queue, m.scan, m.findings, m.verdicts, m.actions, m.errors, m.unfetched)
 	return m
 }
 
 // observe records a processed delivery.
 func (m *metrics) observe(res worker.Result, took time.Duration, err error) {
 	m.scan.Observe(took.Seconds())
+	m.unfetched.Add(float64(len(res.Unfetchable)))
 	if err != nil {
 		m.errors.Inc()
 		return
@@ -108,8 +121,9 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(map[string]string{"status": outcome, "message": msg})
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		reply(http.StatusBadRequest, "bad-request", "content type must be application/json (set the webhook's content type to JSON)")
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && mt != formType) {
+		reply(http.StatusUnsupportedMediaType, "unsupported-media-type", "content type must be application/json or "+formType+" (GitHub's two)")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -131,6 +145,16 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, "bad-request", "missing X-GitHub-Event or X-GitHub-Delivery")
 		return
 	}
+	if mt == formType {
+		// GitHub's default: payload=<JSON>, signed over the form body as
+		// sent (checked above).
+		form, err := url.ParseQuery(string(body))
+		if err != nil || len(form["payload"]) != 1 {
+			reply(http.StatusBadRequest, "bad-request", "a form-encoded delivery needs exactly one payload field")
+			return
+		}
+		body = []byte(form.Get("payload"))
+	}
 	switch event {
 	case "ping":
 		if !json.Valid(body) {
@@ -139,16 +163,17 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		}
 		reply(http.StatusOK, "pong", "keyburn is listening")
 	case "push":
-		var p worker.Push
-		if err := json.Unmarshal(body, &p); err != nil {
-			reply(http.StatusBadRequest, "bad-request", "malformed JSON: "+err.Error())
+		p, name, err := ghpush.Parse(body)
+		if err != nil {
+			reply(http.StatusBadRequest, "bad-request", err.Error())
 			return
 		}
-		if p.Repository.FullName == "" || !strings.HasPrefix(p.Ref, "refs/") {
-			reply(http.StatusBadRequest, "bad-request", "a push needs ref and repository.full_name")
+		log = log.With("repo", name.String())
+		if !h.owners.Allows(name.Owner) {
+			log.Warn("push ignored: its owner is not in the owner allowlist", "owner", name.Owner)
+			reply(http.StatusAccepted, "ignored", "owner "+name.Owner+" is not scanned here")
 			return
 		}
-		log = log.With("repo", p.Repository.FullName)
 		// Only what the worker reads is stored: GitHub's bodies reach 25 MB,
 		// an SQS message 256 KB.
 		compact, err := json.Marshal(p)
@@ -160,10 +185,10 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		if h.queue != nil {
 			q = h.queue
 		}
-		err = q.Enqueue(r.Context(), store.Delivery{ID: delivery, Event: event, Payload: compact})
+		err = q.Enqueue(r.Context(), store.Delivery{ID: delivery, Event: event, Payload: compact, DedupeKey: p.DedupeKey()})
 		switch {
 		case errors.Is(err, store.ErrDuplicate):
-			reply(http.StatusAccepted, "duplicate", "already queued")
+			reply(http.StatusAccepted, "duplicate", "already queued (this delivery, or the same push under another delivery ID)")
 		case err != nil:
 			log.Error("store delivery", "err", err)
 			reply(http.StatusServiceUnavailable, "store-failed", "could not store the delivery; GitHub may redeliver it")
@@ -181,6 +206,9 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusAccepted, "ignored", "event "+event+" is not scanned")
 	}
 }
+
+// formType is GitHub's default webhook content type.
+const formType = "application/x-www-form-urlencoded"
 
 // validSignature checks GitHub's X-Hub-Signature-256 header, "sha256=" and
 // the hex HMAC-SHA256 of the body, in constant time. SHA-1 signatures

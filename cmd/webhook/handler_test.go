@@ -11,13 +11,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/store"
-	"github.com/keyburn/keyburn/internal/worker"
 )
 
 const testSecret = "It's a Secret to Everybody"
@@ -112,6 +114,15 @@ func TestWebhook(t *testing.T) {
 	ts := newTestServer(t)
 	push := payload(t, "push.json")
 	good := sign([]byte(testSecret), push)
+	// GitHub's default content type: payload=<JSON>, signed over the form
+	// body. (Another push than the others: a new after.)
+	other := bytes.ReplaceAll(payload(t, "push-new-branch.json"), []byte("6113728f27ae82c7b1a177c8d03f9e96e0adf246"), []byte("7113728f27ae82c7b1a177c8d03f9e96e0adf246"))
+	form := []byte("payload=" + url.QueryEscape(string(other)))
+	escaping := bytes.Replace(push, []byte(`"full_name": "Codertocat/Hello-World"`), []byte(`"full_name": "../escaped"`), 1)
+	if bytes.Equal(escaping, push) {
+		t.Fatal("the fixture's full_name was not found")
+	}
+	twoPayloads := []byte("payload=" + url.QueryEscape(string(other)) + "&payload=" + url.QueryEscape(string(push)))
 	tests := []struct {
 		name, event, delivery, ctype string
 		body                         []byte
@@ -122,17 +133,23 @@ func TestWebhook(t *testing.T) {
 		{"push queued", "push", "d-1", "application/json", push, good, 202, "queued"},
 		{"redelivery", "push", "d-1", "application/json", push, good, 202, "duplicate"},
 		{"push new branch", "push", "d-2", "application/json", payload(t, "push-new-branch.json"), sign([]byte(testSecret), payload(t, "push-new-branch.json")), 202, "queued"},
-		{"tag deleted", "push", "d-3", "application/json", payload(t, "push-tag-deleted.json"), sign([]byte(testSecret), payload(t, "push-tag-deleted.json")), 202, "queued"},
+		// push.json and push-tag-deleted.json are the same push: a replay.
+		{"tag deleted", "push", "d-3", "application/json", payload(t, "push-tag-deleted.json"), sign([]byte(testSecret), payload(t, "push-tag-deleted.json")), 202, "duplicate"},
 		{"ping", "ping", "d-4", "application/json", payload(t, "ping.json"), sign([]byte(testSecret), payload(t, "ping.json")), 200, "pong"},
 		{"other event", "issues", "d-5", "application/json", []byte(`{}`), sign([]byte(testSecret), []byte(`{}`)), 202, "ignored"},
-		{"charset in content type", "push", "d-6", "application/json; charset=utf-8", push, good, 202, "queued"},
+		{"replayed under a new delivery ID", "push", "d-6", "application/json; charset=utf-8", push, good, 202, "duplicate"},
+		{"form-encoded, as GitHub sends by default", "push", "d-14", "application/x-www-form-urlencoded", form, sign([]byte(testSecret), form), 202, "queued"},
+		{"form-encoded, signed over the JSON only", "push", "d-15", "application/x-www-form-urlencoded", form, sign([]byte(testSecret), other), 401, "bad-signature"},
+		{"form-encoded, two payloads", "push", "d-16", "application/x-www-form-urlencoded", twoPayloads, sign([]byte(testSecret), twoPayloads), 400, "exactly one payload"},
+		{"escaping repository name", "push", "d-17", "application/json", escaping, sign([]byte(testSecret), escaping), 400, "not a GitHub owner name"},
 		{"no signature", "push", "d-7", "application/json", push, "", 401, "bad-signature"},
 		{"wrong signature", "push", "d-8", "application/json", push, sign([]byte("other"), push), 401, "bad-signature"},
 		{"sha1 only", "push", "d-9", "application/json", push, "sha1=" + strings.Repeat("0", 40), 401, "bad-signature"},
 		{"tampered body", "push", "d-10", "application/json", append(push[:len(push):len(push)], ' '), good, 401, "bad-signature"},
-		{"form content type", "push", "d-11", "application/x-www-form-urlencoded", push, good, 400, "content type"},
+		{"form content type, JSON body", "push", "d-11", "application/x-www-form-urlencoded", push, good, 400, "payload field"},
+		{"other content type", "push", "d-11b", "text/plain", push, good, 415, "content type"},
 		{"malformed JSON", "push", "d-12", "application/json", []byte(`{"ref":`), sign([]byte(testSecret), []byte(`{"ref":`)), 400, "malformed JSON"},
-		{"not a push shape", "push", "d-13", "application/json", []byte(`{"a":1}`), sign([]byte(testSecret), []byte(`{"a":1}`)), 400, "needs ref"},
+		{"not a push shape", "push", "d-13", "application/json", []byte(`{"a":1}`), sign([]byte(testSecret), []byte(`{"a":1}`)), 400, "not a usable push"},
 		{"no delivery ID", "push", "", "application/json", push, good, 400, "X-GitHub-Delivery"},
 	}
 	for _, tt := range tests {
@@ -145,15 +162,16 @@ func TestWebhook(t *testing.T) {
 	}
 	// Stored once each, as sent.
 	d, err := ts.store.GetDelivery(context.Background(), "d-1")
-	var stored, sent worker.Push
+	var stored, sent ghpush.Push
 	json.Unmarshal(d.Payload, &stored)
 	json.Unmarshal(push, &sent)
-	if err != nil || stored != sent || stored.After == "" || d.Status != store.Queued || len(d.Payload) >= len(push) {
+	sent.Check()
+	if err != nil || !reflect.DeepEqual(stored, sent) || stored.After == "" || d.Status != store.Queued || len(d.Payload) >= len(push) {
 		t.Errorf("stored delivery: %v, status %q, %+v", err, d.Status, stored)
 	}
 	depth, _ := ts.store.QueueDepth(context.Background())
-	if depth[store.Queued] != 4 {
-		t.Errorf("queued deliveries = %d, want 4", depth[store.Queued])
+	if depth[store.Queued] != 3 {
+		t.Errorf("queued deliveries = %d, want 3", depth[store.Queued])
 	}
 	// The logs never hold a MAC.
 	if strings.Contains(ts.logs.String(), good[7:]) || strings.Contains(ts.logs.String(), "sha256=") {

@@ -16,7 +16,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,11 +27,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-github/v62/github"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/sourcegraph/conc"
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/ghapp"
+	"github.com/keyburn/keyburn/internal/ghrepo"
+	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/sqsqueue"
 	"github.com/keyburn/keyburn/internal/store"
@@ -52,6 +56,9 @@ Endpoints: POST /webhook, GET /healthz, GET /readyz, GET /metrics.
 `
 
 func main() {
+	// Everything the receiver writes (state, mirrors of private code and
+	// leaked secrets) is its owner's alone.
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
@@ -78,13 +85,25 @@ type config struct {
 	queueDLQ    string
 	appID       int64
 	appKey      string
+	githubURL   string
+	owners      ownerFlags
+	grace       time.Duration
+	deadline    time.Duration
 }
 
-type rewriteFlags []worker.Rewrite
+type ownerFlags []string
+
+func (o *ownerFlags) String() string { return strings.Join(*o, ",") }
+func (o *ownerFlags) Set(s string) error {
+	*o = append(*o, s)
+	return nil
+}
+
+type rewriteFlags []mirror.Rewrite
 
 func (r *rewriteFlags) String() string { return fmt.Sprint(*r) }
 func (r *rewriteFlags) Set(s string) error {
-	rw, err := worker.ParseRewrite(s)
+	rw, err := mirror.ParseRewrite(s)
 	if err == nil {
 		*r = append(*r, rw)
 	}
@@ -112,6 +131,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&c.appID, "github-app-id", 0, "authenticate as this GitHub App `ID` (with --github-app-key)")
 	fs.StringVar(&c.appKey, "github-app-key", "", "the GitHub App's private key `file` (PEM)")
 	fs.StringVar(&c.queueDLQ, "queue-dlq", "", "with --queue: the SQS `URL` where deliveries that keep failing are parked")
+	fs.StringVar(&c.githubURL, "github-url", "", "clone repositories from this GitHub `URL` (default https://github.com, or --github-api's host); the token goes only there")
+	fs.Var(&c.owners, "owner", "act only for this GitHub `owner` (organisation or user); repeatable, joined with [github] owners (default: every owner)")
+	fs.DurationVar(&c.grace, "grace", 30*time.Second, "at shutdown, how long deliveries in progress may take to finish before they are given back")
+	fs.DurationVar(&c.deadline, "deadline", 15*time.Minute, "the longest one delivery may take")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -144,7 +167,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	wopts.Wake = wake
 	mets := newMetrics()
 	wopts.Observe = mets.observe
-	h := &handler{secret: secret, store: st, log: log, metrics: mets, wake: wake}
+	h := &handler{secret: secret, store: st, log: log, metrics: mets, wake: wake, owners: wopts.Owners,
+		workers: max(0, c.workers)}
 	if c.queueURL != "" {
 		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
 		if err != nil {
@@ -159,15 +183,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		h.queue, wopts.Queue = q, q
 	}
 	srv := newServer(c.listen, h)
-	// Workers stop taking deliveries at shutdown; one in progress finishes
-	// or, if cut short, is claimed again after its lease.
+	// At shutdown workers stop claiming (stop), finish what they hold
+	// within the grace period, then give back what is left (work).
+	stopCtx, stopClaiming := context.WithCancel(context.Background())
 	workCtx, stopWork := context.WithCancel(context.Background())
-	var wg conc.WaitGroup
-	for range max(0, c.workers) {
-		wg.Go(func() { worker.New(wopts).Run(workCtx) })
+	defer stopClaiming()
+	defer stopWork()
+	var wg sync.WaitGroup
+	for i := range max(0, c.workers) {
+		wg.Go(func() { runWorker(stopCtx, workCtx, i, worker.New(wopts), &h.alive, log) })
 	}
 	if wopts.Responder != nil && c.workers > 0 {
-		wg.Go(func() { deleteDue(workCtx, wopts.Responder, c.dueEvery, log) })
+		wg.Go(func() { deleteDue(stopCtx, wopts.Responder, c.dueEvery, log) })
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
@@ -178,10 +205,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	log.Info("shutting down: draining requests and work in flight")
+	log.Info("shutting down: draining requests and work in flight", "grace_seconds", c.grace.Seconds())
 	serr := srv.Shutdown(shutdown)
-	stopWork()
-	wg.Wait()
+	stopClaiming()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(c.grace):
+		log.Warn("grace period over: deliveries still in progress are given back to the queue")
+		stopWork()
+		<-drained
+	}
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -213,7 +248,19 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	if err != nil {
 		return worker.Options{}, fmt.Errorf("AWS configuration: %w", err)
 	}
+	host, err := ghrepo.HostForAPI(c.githubAPI)
+	if c.githubURL != "" {
+		host, err = ghrepo.NewHost(c.githubURL)
+	}
+	if err != nil {
+		return worker.Options{}, fmt.Errorf("--github-url: %w", err)
+	}
+	owners := ghrepo.Owners(append(append([]string{}, c.owners...), set.GitHub.Owners...))
+	if len(owners) == 0 {
+		log.Warn("no owner allowlist: pushes to any GitHub owner are scanned (--owner or [github] owners limits them)")
+	}
 	o := worker.Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
+		Host: host, Owners: owners, Deadline: c.deadline,
 		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log,
 		Verifier: verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, CanaryAccounts: set.AWS.CanaryAccounts,
 			Credentials: cfg.Credentials})}
@@ -262,6 +309,20 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 		o.GitHub = gh
 	}
 	return o, nil
+}
+
+// runWorker runs one worker, counted alive while it runs. A panic outside
+// a delivery (those are the delivery's failure) ends it loudly, and
+// /readyz then fails.
+func runWorker(stop, work context.Context, i int, w *worker.Worker, alive *atomic.Int32, log *slog.Logger) {
+	alive.Add(1)
+	defer alive.Add(-1)
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("WORKER DIED", "worker", i, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	w.Run(stop, work)
 }
 
 // deleteDue carries out the deletions whose soak window has passed, at
@@ -325,6 +386,10 @@ func newServer(addr string, h *handler) *http.Server {
 		}
 		for st, n := range depth {
 			h.metrics.queue.WithLabelValues(st).Set(float64(n))
+		}
+		if n := int(h.alive.Load()); n < h.workers {
+			http.Error(w, fmt.Sprintf("%d of %d workers alive", n, h.workers), http.StatusServiceUnavailable)
+			return
 		}
 		fmt.Fprintln(w, "ready")
 	})

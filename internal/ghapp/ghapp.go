@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,10 +25,20 @@ type App struct {
 	apiURL  string // empty: api.github.com
 	httpCli *http.Client
 
-	mu     sync.Mutex
-	tokens map[int64]token
-	now    func() time.Time
+	mu            sync.Mutex
+	tokens        map[int64]token
+	installations map[string]installation // owner (lower case) → the app's installation there
+	now           func() time.Time
 }
+
+type installation struct {
+	id      int64
+	expires time.Time
+}
+
+// installationTTL is how long an owner's installation is remembered: an
+// app installed anew gets a new ID.
+const installationTTL = 10 * time.Minute
 
 type token struct {
 	value   string
@@ -43,7 +54,7 @@ func New(id int64, privateKeyPEM []byte, apiURL string) (*App, error) {
 		return nil, fmt.Errorf("GitHub App %d: private key: %w", id, err)
 	}
 	return &App{id: id, key: key, apiURL: apiURL, httpCli: &http.Client{Timeout: 30 * time.Second},
-		tokens: map[int64]token{}, now: time.Now}, nil
+		tokens: map[int64]token{}, installations: map[string]installation{}, now: time.Now}, nil
 }
 
 // JWT returns the app's own token, valid for ten minutes (GitHub's limit),
@@ -112,4 +123,31 @@ func (a *App) OrgToken(ctx context.Context, owner string, user bool) (string, er
 		return "", fmt.Errorf("GitHub App %d: installation in %s: %w", a.id, owner, err)
 	}
 	return a.Token(ctx, inst.GetID())
+}
+
+// RepoToken returns an access token for the app's installation that covers
+// owner/repo. The installation is looked up through the API (GET
+// /repos/{owner}/{repo}/installation) and cached per owner: a webhook
+// payload's installation ID is never trusted, since it would let a payload
+// pick any installation's token.
+func (a *App) RepoToken(ctx context.Context, owner, repo string) (string, error) {
+	key := strings.ToLower(owner)
+	a.mu.Lock()
+	inst, ok := a.installations[key]
+	a.mu.Unlock()
+	if !ok || !a.now().Before(inst.expires) {
+		gh, err := a.appClient()
+		if err != nil {
+			return "", err
+		}
+		found, _, err := gh.Apps.FindRepositoryInstallation(ctx, owner, repo)
+		if err != nil {
+			return "", fmt.Errorf("GitHub App %d: installation for %s/%s: %w", a.id, owner, repo, err)
+		}
+		inst = installation{id: found.GetID(), expires: a.now().Add(installationTTL)}
+		a.mu.Lock()
+		a.installations[key] = inst
+		a.mu.Unlock()
+	}
+	return a.Token(ctx, inst.id)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/source"
 	"github.com/keyburn/keyburn/internal/store"
@@ -40,7 +41,11 @@ type Options struct {
 	// repositories, so that n machines split an organisation.
 	Shard, Shards int
 
-	Mirrors  string
+	Mirrors string
+	// Host is where repositories are cloned from (zero: github.com): a
+	// clone URL is built from the repository's name, never taken from the
+	// API's answer. Rewrites, the operator's, may send it elsewhere.
+	Host     ghrepo.Host
 	Rewrites []mirror.Rewrite
 	Token    string
 	Engine   engine.Options
@@ -244,8 +249,16 @@ func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
 		out.Skipped = true
 		return out
 	}
-	dir := mirror.Path(o.Mirrors, name)
-	if err := mirror.Fetch(ctx, dir, mirror.Apply(o.Rewrites, r.GetCloneURL()), o.Token); err != nil {
+	valid, err := ghrepo.Parse(name)
+	if err != nil {
+		return fail(err)
+	}
+	host := o.Host
+	if host.Git == nil {
+		host, _ = ghrepo.NewHost("") // github.com: cannot fail
+	}
+	dir := mirror.Path(o.Mirrors, valid.String())
+	if _, err := mirror.Fetch(ctx, dir, mirror.Source{URL: mirror.Apply(o.Rewrites, host.CloneURL(valid)), Token: o.Token}, nil); err != nil {
 		return fail(err)
 	}
 	rep := o.Reporter

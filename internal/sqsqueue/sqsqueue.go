@@ -11,7 +11,10 @@ package sqsqueue
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/keyburn/keyburn/internal/store"
 )
@@ -70,7 +74,15 @@ func (q *Queue) Enqueue(ctx context.Context, d store.Delivery) error {
 	}
 	in := &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(string(body))}
 	if q.fifo {
-		in.MessageDeduplicationId = aws.String(d.ID)
+		// SQS drops a second message with the same deduplication ID sent
+		// within 5 minutes: the delivery ID, or the push itself (a replay
+		// under a new ID), hashed to fit SQS's 128 characters.
+		dedupe := d.ID
+		if d.DedupeKey != "" {
+			sum := sha256.Sum256([]byte(d.DedupeKey))
+			dedupe = hex.EncodeToString(sum[:])
+		}
+		in.MessageDeduplicationId = aws.String(dedupe)
 		in.MessageGroupId = aws.String(d.ID)
 	}
 	if _, err := q.api.SendMessage(ctx, in); err != nil {
@@ -79,8 +91,9 @@ func (q *Queue) Enqueue(ctx context.Context, d store.Delivery) error {
 	return nil
 }
 
-// Claim receives one delivery, invisible to others for lease.
-func (q *Queue) Claim(ctx context.Context, lease time.Duration) (store.Delivery, bool, error) {
+// Claim receives one delivery, invisible to others for lease. A message
+// received more than maxAttempts times (its workers died on it) is parked.
+func (q *Queue) Claim(ctx context.Context, lease time.Duration, maxAttempts int) (store.Delivery, bool, error) {
 	out, err := q.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl: aws.String(q.url), MaxNumberOfMessages: 1,
 		VisibilityTimeout: int32(max(1, lease/time.Second)), WaitTimeSeconds: int32(q.Wait / time.Second),
@@ -100,8 +113,41 @@ func (q *Queue) Claim(ctx context.Context, lease time.Duration) (store.Delivery,
 		return store.Delivery{}, false, fmt.Errorf("SQS message %s is not a keyburn delivery: %w", aws.ToString(m.MessageId), err)
 	}
 	attempts, _ := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
-	return store.Delivery{ID: msg.ID, Event: msg.Event, Payload: msg.Payload, Status: store.Running,
-		Attempts: max(1, attempts), Handle: aws.ToString(m.ReceiptHandle)}, true, nil
+	d := store.Delivery{ID: msg.ID, Event: msg.Event, Payload: msg.Payload, Status: store.Running,
+		Attempts: max(1, attempts), Handle: aws.ToString(m.ReceiptHandle)}
+	if d.Attempts > maxAttempts {
+		reason := fmt.Sprintf("received %d times: its workers stopped (crashed or were killed) on it", d.Attempts)
+		if err := q.Fail(ctx, d, reason, 0, maxAttempts); err != nil {
+			return store.Delivery{}, false, err
+		}
+		return store.Delivery{}, false, fmt.Errorf("delivery %s parked: %s", d.ID, reason)
+	}
+	return d, true, nil
+}
+
+// Renew keeps a delivery invisible for another lease while it is worked on.
+func (q *Queue) Renew(ctx context.Context, d store.Delivery, lease time.Duration) error {
+	return q.visible(ctx, d, "renew", lease)
+}
+
+// Release makes a delivery visible again at once: its worker is shutting
+// down. (SQS counts the receive all the same.)
+func (q *Queue) Release(ctx context.Context, d store.Delivery) error {
+	return q.visible(ctx, d, "release", 0)
+}
+
+func (q *Queue) visible(ctx context.Context, d store.Delivery, what string, after time.Duration) error {
+	_, err := q.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q.url),
+		ReceiptHandle: aws.String(d.Handle), VisibilityTimeout: int32(min(after/time.Second, 12*3600))})
+	var ae smithy.APIError
+	if errors.As(err, &ae) && (ae.ErrorCode() == "ReceiptHandleIsInvalid" || ae.ErrorCode() == "MessageNotInflight" ||
+		ae.ErrorCode() == "AWS.SimpleQueueService.MessageNotInflight") {
+		return fmt.Errorf("%s delivery %s: %w (%s)", what, d.ID, store.ErrLeaseLost, ae.ErrorCode())
+	}
+	if err != nil {
+		return fmt.Errorf("%s delivery %s: %w", what, d.ID, err)
+	}
+	return nil
 }
 
 // Finish deletes a processed delivery.
@@ -115,12 +161,7 @@ func (q *Queue) Finish(ctx context.Context, d store.Delivery) error {
 // Fail makes a delivery visible again after backoff, or parks it.
 func (q *Queue) Fail(ctx context.Context, d store.Delivery, reason string, backoff time.Duration, maxAttempts int) error {
 	if d.Attempts < maxAttempts {
-		_, err := q.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q.url),
-			ReceiptHandle: aws.String(d.Handle), VisibilityTimeout: int32(min(backoff/time.Second, 12*3600))})
-		if err != nil {
-			return fmt.Errorf("retry delivery %s: %w", d.ID, err)
-		}
-		return nil
+		return q.visible(ctx, d, "retry", backoff)
 	}
 	if q.dlq != "" {
 		body, _ := json.Marshal(message{ID: d.ID, Event: d.Event, Payload: d.Payload, Reason: reason})

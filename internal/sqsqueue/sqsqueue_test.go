@@ -3,6 +3,7 @@ package sqsqueue
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,21 +41,21 @@ func TestQueueMoto(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, ok, err := q.Claim(ctx, time.Minute)
+	got, ok, err := q.Claim(ctx, time.Minute, 5)
 	if err != nil || !ok || got.ID != "d1" || string(got.Payload) != string(d.Payload) || got.Attempts != 1 {
 		t.Fatalf("Claim = %+v, %v, %v", got, ok, err)
 	}
 	if err := q.Fail(ctx, got, "fetch failed", 0, 2); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err = q.Claim(ctx, time.Minute)
+	got, ok, err = q.Claim(ctx, time.Minute, 5)
 	if err != nil || !ok || got.Attempts != 2 {
 		t.Fatalf("retry: %+v, %v, %v", got, ok, err)
 	}
 	if err := q.Fail(ctx, got, "fetch failed again", 0, 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := q.Claim(ctx, time.Minute); ok {
+	if _, ok, _ := q.Claim(ctx, time.Minute, 5); ok {
 		t.Errorf("a parked delivery is still queued (or the redelivery was kept)")
 	}
 	out, err := api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.dlq)})
@@ -70,16 +71,48 @@ func TestQueueMoto(t *testing.T) {
 	if err := q.Enqueue(ctx, store.Delivery{ID: "d2", Event: "push", Payload: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, _ = q.Claim(ctx, time.Minute)
+	got, ok, _ = q.Claim(ctx, time.Minute, 5)
 	if !ok || got.ID != "d2" {
 		t.Fatalf("Claim d2 = %+v, %v", got, ok)
 	}
 	if err := q.Finish(ctx, got); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := q.Claim(ctx, time.Minute); ok {
+	if _, ok, _ := q.Claim(ctx, time.Minute, 5); ok {
 		t.Errorf("a finished delivery came back")
 	}
+	// A delivery whose workers die on it (here: give it back at once) is
+	// parked once received more than maxAttempts times.
+	if err := q.Enqueue(ctx, store.Delivery{ID: "killer", Event: "push", Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		got, ok, err := q.Claim(ctx, time.Minute, 2)
+		if err != nil || !ok || got.ID != "killer" {
+			t.Fatalf("claim %d of the killer: %+v, %v, %v", i+1, got, ok, err)
+		}
+		if err := q.Release(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, ok, err := q.Claim(ctx, time.Minute, 2); ok || err == nil || !strings.Contains(err.Error(), "parked") {
+		t.Errorf("third claim of the killer: %+v, %v, %v; want it parked", got, ok, err)
+	}
+	// A push replayed under a new delivery ID: the FIFO queue keeps one.
+	for _, id := range []string{"r1", "r2"} {
+		if err := q.Enqueue(ctx, store.Delivery{ID: id, Event: "push", Payload: []byte(`{}`), DedupeKey: "acme/x refs/heads/main a b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, ok, _ := q.Claim(ctx, time.Minute, 5); !ok || got.ID != "r1" {
+		t.Fatalf("Claim r1 = %+v, %v", got, ok)
+	} else {
+		q.Finish(ctx, got)
+	}
+	if got, ok, _ := q.Claim(ctx, time.Minute, 5); ok {
+		t.Errorf("the replayed push was queued: %+v", got)
+	}
+
 	big := store.Delivery{ID: "big", Event: "push", Payload: make([]byte, maxMessage)}
 	if err := q.Enqueue(ctx, big); err == nil {
 		t.Errorf("an oversize delivery was sent")

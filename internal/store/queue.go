@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -10,8 +12,10 @@ import (
 
 // The delivery queue: webhook deliveries stored before they are answered, so
 // that a crash between accept and done loses nothing. A worker claims a
-// delivery with a lease; one whose lease runs out (its worker died) is
-// claimed again. Deliveries that keep failing are parked with the reason.
+// delivery under a lease, renews it while it works, and finishes or fails it
+// only while it still holds that lease. One whose lease runs out (its worker
+// died) is claimed again, and counts as an attempt: a delivery that keeps
+// killing its worker is parked like one that keeps failing.
 
 // Delivery statuses.
 const (
@@ -29,18 +33,28 @@ type Delivery struct {
 	Status    string
 	Attempts  int
 	LastError string
-	Handle    string // a queue's own receipt for a claimed delivery (SQS); unused here
+	// DedupeKey, when set, drops a second delivery with the same key
+	// under another ID: a replayed push (repository, ref, before, after).
+	DedupeKey string
+	// Handle is the lease the delivery is claimed under: a token of this
+	// store's, or the queue's own receipt (SQS).
+	Handle string
 }
 
-// ErrDuplicate is returned by Enqueue for a delivery ID already stored.
+// ErrDuplicate is returned by Enqueue for a delivery ID, or dedupe key,
+// already stored.
 var ErrDuplicate = errors.New("delivery already stored")
 
-// Enqueue stores a delivery durably. A redelivery of the same ID is
-// ErrDuplicate and changes nothing.
+// ErrLeaseLost is returned when a delivery is finished, failed or renewed
+// by a worker that no longer holds its lease: another worker has it.
+var ErrLeaseLost = errors.New("the delivery's lease was lost to another worker")
+
+// Enqueue stores a delivery durably. A redelivery of the same ID, or of the
+// same dedupe key, is ErrDuplicate and changes nothing.
 func (s *Store) Enqueue(ctx context.Context, d Delivery) error {
 	now := time.Now().UnixMilli()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO deliveries (id, event, payload, status, next_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, d.ID, d.Event, d.Payload, Queued, now, now)
+	res, err := s.db.ExecContext(ctx, `INSERT INTO deliveries (id, event, payload, status, next_at, created_at, dedupe_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, d.ID, d.Event, d.Payload, Queued, now, now, d.DedupeKey)
 	if err != nil {
 		return fmt.Errorf("store delivery %s: %w", d.ID, err)
 	}
@@ -51,38 +65,65 @@ func (s *Store) Enqueue(ctx context.Context, d Delivery) error {
 }
 
 // Claim takes the next ready delivery (queued and due, or running with an
-// expired lease) and leases it for lease. It returns false when none is ready.
-func (s *Store) Claim(ctx context.Context, lease time.Duration) (Delivery, bool, error) {
+// expired lease) and leases it for lease. A delivery whose lease expired
+// after maxAttempts claims is parked instead: its worker died on it each
+// time. It returns false when none is ready.
+func (s *Store) Claim(ctx context.Context, lease time.Duration, maxAttempts int) (Delivery, bool, error) {
 	now := time.Now().UnixMilli()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Delivery{}, false, err
+	if _, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, lease = '', lease_until = 0,
+		last_error = 'its worker stopped (crashed or was killed) on each of its ' || attempts || ' attempts' || CASE WHEN last_error != '' THEN '; before that: ' || last_error ELSE '' END
+		WHERE status = ? AND lease_until <= ? AND attempts >= ?`, Parked, Running, now, maxAttempts); err != nil {
+		return Delivery{}, false, fmt.Errorf("park deliveries that kill their worker: %w", err)
 	}
-	defer tx.Rollback()
+	token := newLease()
+	// One statement: the pick and the lease are atomic, with no read
+	// transaction to upgrade (which SQLite answers with SQLITE_BUSY under
+	// load).
 	var d Delivery
-	err = tx.QueryRowContext(ctx, `SELECT id, event, payload, status, attempts, last_error FROM deliveries
-		WHERE (status = ? AND next_at <= ?) OR (status = ? AND lease_until <= ?)
-		ORDER BY next_at LIMIT 1`, Queued, now, Running, now).
-		Scan(&d.ID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.LastError)
+	err := s.db.QueryRowContext(ctx, `UPDATE deliveries SET status = ?, attempts = attempts + 1, lease_until = ?, lease = ?
+		WHERE id = (SELECT id FROM deliveries WHERE (status = ? AND next_at <= ?) OR (status = ? AND lease_until <= ?)
+			ORDER BY next_at LIMIT 1)
+		RETURNING id, event, payload, status, attempts, last_error, dedupe_key`,
+		Running, now+lease.Milliseconds(), token, Queued, now, Running, now).
+		Scan(&d.ID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.LastError, &d.DedupeKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, false, nil
 	}
 	if err != nil {
 		return Delivery{}, false, fmt.Errorf("claim a delivery: %w", err)
 	}
-	d.Attempts++
-	d.Status = Running
-	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, lease_until = ? WHERE id = ?`,
-		Running, d.Attempts, now+lease.Milliseconds(), d.ID); err != nil {
-		return Delivery{}, false, fmt.Errorf("claim delivery %s: %w", d.ID, err)
+	d.Handle = token
+	return d, true, nil
+}
+
+func newLease() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// leased runs an update of a delivery under its lease: ErrLeaseLost when
+// the caller no longer holds it.
+func (s *Store) leased(ctx context.Context, d Delivery, what, set string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET `+set+` WHERE id = ? AND lease = ? AND status = ?`,
+		append(args, d.ID, d.Handle, Running)...)
+	if err != nil {
+		return fmt.Errorf("%s delivery %s: %w", what, d.ID, err)
 	}
-	return d, true, tx.Commit()
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s delivery %s: %w", what, d.ID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Renew extends the lease of a delivery being worked on.
+func (s *Store) Renew(ctx context.Context, d Delivery, lease time.Duration) error {
+	return s.leased(ctx, d, "renew", `lease_until = ?`, time.Now().Add(lease).UnixMilli())
 }
 
 // Finish marks a delivery done.
 func (s *Store) Finish(ctx context.Context, d Delivery) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, last_error = '' WHERE id = ?`, Done, d.ID)
-	return err
+	return s.leased(ctx, d, "finish", `status = ?, last_error = '', lease = '', lease_until = 0`, Done)
 }
 
 // Fail records a failed attempt: the delivery is retried after backoff, or
@@ -92,16 +133,21 @@ func (s *Store) Fail(ctx context.Context, d Delivery, reason string, backoff tim
 	if d.Attempts >= maxAttempts {
 		status = Parked
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, next_at = ?, lease_until = 0, last_error = ? WHERE id = ?`,
-		status, next, reason, d.ID)
-	return err
+	return s.leased(ctx, d, "fail", `status = ?, next_at = ?, lease = '', lease_until = 0, last_error = ?`, status, next, reason)
+}
+
+// Release gives a delivery back unprocessed, at once and without counting
+// the attempt: its worker is shutting down.
+func (s *Store) Release(ctx context.Context, d Delivery) error {
+	return s.leased(ctx, d, "release", `status = ?, next_at = ?, lease = '', lease_until = 0, attempts = MAX(attempts - 1, 0)`,
+		Queued, time.Now().UnixMilli())
 }
 
 // QueueDepth counts deliveries by status.
 func (s *Store) QueueDepth(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries GROUP BY status`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("count deliveries: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -109,7 +155,7 @@ func (s *Store) QueueDepth(ctx context.Context) (map[string]int, error) {
 		var st string
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("count deliveries: %w", err)
 		}
 		out[st] = n
 	}
@@ -119,10 +165,35 @@ func (s *Store) QueueDepth(ctx context.Context) (map[string]int, error) {
 // GetDelivery reads one delivery.
 func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 	var d Delivery
-	err := s.db.QueryRowContext(ctx, `SELECT id, event, payload, status, attempts, last_error FROM deliveries WHERE id = ?`, id).
-		Scan(&d.ID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.LastError)
+	err := s.db.QueryRowContext(ctx, `SELECT id, event, payload, status, attempts, last_error, dedupe_key FROM deliveries WHERE id = ?`, id).
+		Scan(&d.ID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.LastError, &d.DedupeKey)
 	if err != nil {
 		return d, fmt.Errorf("read delivery %s: %w", id, err)
 	}
 	return d, nil
+}
+
+// IssueFor returns the number of the issue opened for keyID in repo (0:
+// none yet).
+func (s *Store) IssueFor(ctx context.Context, repo, keyID string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT number FROM issues WHERE repo = ? AND key_id = ?`, repo, keyID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the issue for %s in %s: %w", keyID, repo, err)
+	}
+	return n, nil
+}
+
+// SetIssue remembers the issue opened for keyID in repo.
+func (s *Store) SetIssue(ctx context.Context, repo, keyID string, number int) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO issues (repo, key_id, number, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (repo, key_id) DO UPDATE SET number = excluded.number, updated_at = excluded.updated_at`,
+		repo, keyID, number, time.Now().Unix())
+	if err != nil {
+		return fmt.Errorf("remember the issue for %s in %s: %w", keyID, repo, err)
+	}
+	return nil
 }

@@ -91,6 +91,19 @@ var migrations = []string{
 		revoked_at INTEGER NOT NULL,
 		expires_at INTEGER NOT NULL
 	);`,
+	// 5: the lease a claimed delivery is held under (Finish and Fail check
+	// it), a key that drops a replayed push delivered under a new ID, and
+	// the issue opened for each key in each repository.
+	`ALTER TABLE deliveries ADD COLUMN lease TEXT NOT NULL DEFAULT '';
+	ALTER TABLE deliveries ADD COLUMN dedupe_key TEXT NOT NULL DEFAULT '';
+	CREATE UNIQUE INDEX deliveries_dedupe ON deliveries (dedupe_key) WHERE dedupe_key != '';
+	CREATE TABLE issues (
+		repo       TEXT NOT NULL,
+		key_id     TEXT NOT NULL,
+		number     INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (repo, key_id)
+	);`,
 }
 
 // DefaultPath is where the state lives when no path is given, for the CLI

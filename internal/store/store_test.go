@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,11 +175,11 @@ func TestQueue(t *testing.T) {
 	if err := s.Enqueue(ctx, Delivery{ID: "d1", Event: "push", Payload: []byte(`{}`)}); err != ErrDuplicate {
 		t.Errorf("second Enqueue = %v, want ErrDuplicate", err)
 	}
-	d, ok, err := s.Claim(ctx, time.Hour)
-	if err != nil || !ok || d.ID != "d1" || d.Attempts != 1 {
+	d, ok, err := s.Claim(ctx, time.Hour, 3)
+	if err != nil || !ok || d.ID != "d1" || d.Attempts != 1 || d.Handle == "" {
 		t.Fatalf("Claim = %+v, %v, %v", d, ok, err)
 	}
-	if _, ok, _ := s.Claim(ctx, time.Hour); ok {
+	if _, ok, _ := s.Claim(ctx, time.Hour, 3); ok {
 		t.Errorf("a leased delivery was claimed twice")
 	}
 	// A worker that dies leaves its lease to run out: the delivery comes back.
@@ -191,19 +192,29 @@ func TestQueue(t *testing.T) {
 	if _, err := s2.DB().Exec(`UPDATE deliveries SET lease_until = 0`); err != nil {
 		t.Fatal(err)
 	}
-	d, ok, _ = s2.Claim(ctx, time.Hour)
+	stale := d
+	d, ok, _ = s2.Claim(ctx, time.Hour, 3)
 	if !ok || d.Attempts != 2 {
 		t.Fatalf("after a lost lease: %+v, %v", d, ok)
+	}
+	// The first worker, back from the dead, no longer holds the lease.
+	for name, err := range map[string]error{"Finish": s2.Finish(ctx, stale), "Fail": s2.Fail(ctx, stale, "x", 0, 3), "Renew": s2.Renew(ctx, stale, time.Hour)} {
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("%s with a lost lease = %v, want ErrLeaseLost", name, err)
+		}
+	}
+	if err := s2.Renew(ctx, d, time.Hour); err != nil {
+		t.Errorf("Renew by the holder: %v", err)
 	}
 	if err := s2.Fail(ctx, d, "clone failed: boom", -time.Second, 3); err != nil {
 		t.Fatal(err)
 	}
-	d, ok, _ = s2.Claim(ctx, time.Hour)
+	d, ok, _ = s2.Claim(ctx, time.Hour, 3)
 	if !ok || d.Attempts != 3 || d.LastError != "clone failed: boom" {
 		t.Fatalf("retry: %+v, %v", d, ok)
 	}
 	s2.Fail(ctx, d, "clone failed again", -time.Second, 3)
-	if _, ok, _ := s2.Claim(ctx, time.Hour); ok {
+	if _, ok, _ := s2.Claim(ctx, time.Hour, 3); ok {
 		t.Errorf("a parked delivery was claimed")
 	}
 	got, _ := s2.GetDelivery(ctx, "d1")
@@ -211,4 +222,64 @@ func TestQueue(t *testing.T) {
 	if got.Status != Parked || got.LastError != "clone failed again" || depth[Parked] != 1 {
 		t.Errorf("parked: %+v, depth %v", got, depth)
 	}
+}
+
+// TestClaimParksAWorkerKiller: a delivery whose worker dies on it (its lease
+// expires) on every attempt is parked by Claim, with the reason, instead of
+// being retried forever.
+func TestClaimParksAWorkerKiller(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	s.Enqueue(ctx, Delivery{ID: "boom", Event: "push", Payload: []byte(`{}`)})
+	for i := range 3 {
+		d, ok, err := s.Claim(ctx, -time.Second, 3) // the lease expires at once: the worker "died"
+		if err != nil || !ok || d.Attempts != i+1 {
+			t.Fatalf("claim %d: %+v, %v, %v", i+1, d, ok, err)
+		}
+	}
+	if d, ok, _ := s.Claim(ctx, time.Hour, 3); ok {
+		t.Fatalf("claimed a fourth time: %+v", d)
+	}
+	got, _ := s.GetDelivery(ctx, "boom")
+	if got.Status != Parked || !strings.Contains(got.LastError, "worker stopped") {
+		t.Errorf("after 3 dead workers: %+v, want parked with the reason", got)
+	}
+}
+
+// TestReleaseAndReplay: a delivery released at shutdown comes back at once
+// without an attempt counted; a push replayed under a new delivery ID is a
+// duplicate.
+func TestReleaseAndReplay(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	key := "acme/hello refs/heads/main 1111 2222"
+	if err := s.Enqueue(ctx, Delivery{ID: "a", Event: "push", Payload: []byte(`{}`), DedupeKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, Delivery{ID: "b", Event: "push", Payload: []byte(`{}`), DedupeKey: key}); err != ErrDuplicate {
+		t.Errorf("a replayed push under a new ID: %v, want ErrDuplicate", err)
+	}
+	if err := s.Enqueue(ctx, Delivery{ID: "c", Event: "ping", Payload: []byte(`{}`)}); err != nil {
+		t.Errorf("deliveries without a dedupe key: %v", err)
+	}
+	if err := s.Enqueue(ctx, Delivery{ID: "d", Event: "ping", Payload: []byte(`{}`)}); err != nil {
+		t.Errorf("a second delivery without a dedupe key: %v", err)
+	}
+	d, _, _ := s.Claim(ctx, time.Hour, 3)
+	if err := s.Release(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // a, c and d are queued: a comes back among them
+		again, ok, _ := s.Claim(ctx, time.Hour, 3)
+		if !ok {
+			t.Fatalf("after Release: %s never came back", d.ID)
+		}
+		if again.ID == d.ID {
+			if again.Attempts != 1 {
+				t.Errorf("after Release: attempt %d, want 1 (a release is not an attempt)", again.Attempts)
+			}
+			return
+		}
+	}
+	t.Errorf("after Release: %s never came back", d.ID)
 }

@@ -3,9 +3,19 @@
 // mirror, scans only what the push adds, verifies and responds, and reports
 // back to GitHub with a commit status and, for a live key, an issue.
 //
-// A delivery that fails is retried with backoff and parked, with the reason,
-// once it has failed too often; one whose worker died is claimed again when
-// its lease runs out. Nothing is lost.
+// Every field of a delivery is hostile: the repository's name is validated
+// (ghrepo) before it becomes a path or an API path, the clone URL is built
+// from it and the configured host (the payload's is never fetched), the
+// token goes only to that host, and a GitHub App's installation is looked up
+// for the repository, never taken from the payload.
+//
+// Nothing is lost: a delivery is held under a lease renewed while it is
+// worked on, and finished or failed only by its holder; a failed delivery
+// is retried with backoff and parked, with the reason, once it has failed
+// too often; a panic fails the delivery instead of the worker; a delivery
+// cut short by shutdown is given back at once. A pushed commit that no ref
+// holds any more (force-pushed away) is fetched by its SHA, and one that
+// cannot be fetched at all is raised loudly.
 package worker
 
 import (
@@ -14,7 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,45 +37,56 @@ import (
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghapp"
+	"github.com/keyburn/keyburn/internal/ghpush"
+	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
 
-// Rewrite replaces a URL prefix (see mirror.Rewrite).
-type Rewrite = mirror.Rewrite
-
-// ParseRewrite parses FROM=TO.
-func ParseRewrite(s string) (Rewrite, error) { return mirror.ParseRewrite(s) }
-
 // Queue is where deliveries wait: the SQLite store (store.Store, one
 // machine) or Amazon SQS (sqsqueue.Queue, a fleet of receivers and workers).
 type Queue interface {
-	Claim(ctx context.Context, lease time.Duration) (store.Delivery, bool, error)
+	// Claim leases the next ready delivery; one whose workers died on it
+	// maxAttempts times is parked instead.
+	Claim(ctx context.Context, lease time.Duration, maxAttempts int) (store.Delivery, bool, error)
+	// Renew, Finish, Fail and Release act only under the caller's lease
+	// (store.ErrLeaseLost otherwise).
+	Renew(ctx context.Context, d store.Delivery, lease time.Duration) error
 	Finish(ctx context.Context, d store.Delivery) error
 	Fail(ctx context.Context, d store.Delivery, reason string, backoff time.Duration, maxAttempts int) error
+	Release(ctx context.Context, d store.Delivery) error
 }
 
 // Options configures a Worker.
 type Options struct {
 	Queue Queue
 	// State remembers where each repository's last scan ended, for
-	// repository-scan jobs (nil: such jobs scan whole histories).
+	// repository-scan jobs, and the issue opened for each key (nil: whole
+	// histories, and an issue per finding).
 	State     *store.Store
 	Engine    engine.Options
 	Verifier  *verify.Verifier   // nil: no verification
 	Responder *respond.Responder // nil: no response
 	GitHub    *github.Client     // nil: no report back
 	Mirrors   string             // directory of the mirror cache
-	Rewrites  []Rewrite
-	Token     string // for fetching private repositories
-	// App, when set, authenticates as a GitHub App: each push's installation
-	// token fetches and reports in place of Token and GitHub's own auth.
+	// Host is the GitHub repositories are cloned from (default github.com);
+	// Rewrites, the operator's, may send clone URLs elsewhere.
+	Host     ghrepo.Host
+	Rewrites []mirror.Rewrite
+	// Owners limits the owners acted for (empty: all); deliveries for
+	// others are acknowledged and ignored.
+	Owners ghrepo.Owners
+	Token  string // for fetching private repositories
+	// App, when set, authenticates as a GitHub App: the installation that
+	// covers each repository (looked up, never taken from the payload)
+	// fetches and reports in place of Token and GitHub's own auth.
 	App *ghapp.App
 	Log *slog.Logger
 
-	Lease       time.Duration // how long a claimed delivery is held (default 10 min)
+	Lease       time.Duration // how long a claim holds; renewed every third of it (default 2 min)
+	Deadline    time.Duration // the longest one delivery may take (default 15 min)
 	MaxAttempts int           // before a delivery is parked (default 5)
 	Backoff     time.Duration // first retry wait (default 10 s, doubling)
 	Idle        time.Duration // wait when the queue is empty (default 200 ms)
@@ -74,6 +96,8 @@ type Options struct {
 	// Observe, when set, is told of every processed delivery (for metrics).
 	// It may be called concurrently.
 	Observe func(res Result, took time.Duration, err error)
+
+	testOnlyProcess func(store.Delivery) // called first thing in Process
 }
 
 // Worker processes deliveries. Run several for concurrency: each claims its
@@ -83,7 +107,10 @@ type Worker struct{ o Options }
 // New returns a Worker.
 func New(o Options) *Worker {
 	if o.Lease <= 0 {
-		o.Lease = 10 * time.Minute
+		o.Lease = 2 * time.Minute
+	}
+	if o.Deadline <= 0 {
+		o.Deadline = 15 * time.Minute
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
@@ -97,20 +124,24 @@ func New(o Options) *Worker {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Host.Git == nil {
+		o.Host, _ = ghrepo.NewHost("") // github.com: cannot fail
+	}
 	return &Worker{o: o}
 }
 
-// Run processes deliveries until ctx ends. A delivery in progress when ctx
-// ends is finished first when it can be (its own steps honour ctx).
-func (w *Worker) Run(ctx context.Context) {
-	for ctx.Err() == nil {
-		n, err := w.Once(ctx)
+// Run processes deliveries until stop ends. A delivery in progress then is
+// finished while work allows; if work ends first, it is given back to the
+// queue (not counted as an attempt) for another worker.
+func (w *Worker) Run(stop, work context.Context) {
+	for stop.Err() == nil {
+		n, err := w.once(stop, work)
 		if err != nil {
 			w.o.Log.Error("queue", "err", err)
 		}
-		if n == 0 {
+		if n == 0 || err != nil {
 			select {
-			case <-ctx.Done():
+			case <-stop.Done():
 			case <-time.After(w.o.Idle):
 			case <-w.o.Wake:
 			}
@@ -120,51 +151,85 @@ func (w *Worker) Run(ctx context.Context) {
 
 // Once claims and processes at most one delivery; it returns how many it
 // processed.
-func (w *Worker) Once(ctx context.Context) (int, error) {
-	d, ok, err := w.o.Queue.Claim(ctx, w.o.Lease)
+func (w *Worker) Once(ctx context.Context) (int, error) { return w.once(ctx, ctx) }
+
+// settleTimeout bounds recording a delivery's outcome, which runs on a
+// fresh context so that a shutdown cannot leave it unrecorded.
+const settleTimeout = 10 * time.Second
+
+func (w *Worker) once(stop, work context.Context) (int, error) {
+	d, ok, err := w.o.Queue.Claim(stop, w.o.Lease, w.o.MaxAttempts)
 	if err != nil || !ok {
 		return 0, err
 	}
 	log := w.o.Log.With("delivery", d.ID, "event", d.Event, "attempt", d.Attempts)
-	start := time.Now()
-	res, perr := w.Process(ctx, d)
-	if w.o.Observe != nil {
-		w.o.Observe(res, time.Since(start), perr)
-	}
-	if perr != nil {
-		backoff := w.o.Backoff << min(d.Attempts-1, 10)
-		log.Warn("delivery failed", "err", perr, "retry_in", backoff)
-		if err := w.o.Queue.Fail(ctx, d, perr.Error(), backoff, w.o.MaxAttempts); err != nil {
-			return 1, err
+	ctx, cancel := context.WithTimeout(work, w.o.Deadline)
+	defer cancel()
+	lost := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() { // keep the lease while working
+		defer close(renewed)
+		t := time.NewTicker(w.o.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := w.o.Queue.Renew(ctx, d, w.o.Lease); errors.Is(err, store.ErrLeaseLost) {
+					log.Error("lease lost: another worker has this delivery; stopping", "err", err)
+					close(lost)
+					cancel()
+					return
+				} else if err != nil && ctx.Err() == nil {
+					log.Warn("renew lease", "err", err)
+				}
+			}
 		}
-		return 1, nil
+	}()
+	start := time.Now()
+	res, perr := w.safeProcess(ctx, d)
+	took := time.Since(start)
+	cancel()
+	<-renewed
+	if w.o.Observe != nil {
+		w.o.Observe(res, took, perr)
 	}
-	log.Info("delivery done", "repo", res.Repo, "range", res.Range, "findings", len(res.Findings), "took", time.Since(start))
-	return 1, w.o.Queue.Finish(ctx, d)
+	settle, done := context.WithTimeout(context.WithoutCancel(work), settleTimeout)
+	defer done()
+	select {
+	case <-lost:
+		return 1, nil // the holder records the outcome
+	default:
+	}
+	switch {
+	case perr != nil && work.Err() != nil:
+		log.Warn("shutting down: delivery given back", "err", perr, "took", took.Round(time.Millisecond).String())
+		return 1, w.o.Queue.Release(settle, d)
+	case perr != nil:
+		attempts := d.Attempts
+		if errors.Is(perr, ghpush.ErrNotPush) || errors.Is(perr, errMalformedJob) {
+			attempts = w.o.MaxAttempts // it will never work: park it now
+		}
+		backoff := w.o.Backoff << min(d.Attempts-1, 10)
+		log.Warn("delivery failed", "err", perr, "retry_in", backoff.String(), "parked", attempts >= w.o.MaxAttempts)
+		d.Attempts = attempts
+		return 1, w.o.Queue.Fail(settle, d, perr.Error(), backoff, w.o.MaxAttempts)
+	}
+	log.Info("delivery done", "repo", res.Repo, "range", res.Range, "findings", len(res.Findings), "seconds", took.Seconds())
+	return 1, w.o.Queue.Finish(settle, d)
 }
 
-// Push is the part of a push payload the worker reads. before and after are
-// the truth; commits[] is neither complete (it stops at 20) nor needed.
-type Push struct {
-	Ref        string `json:"ref"`
-	Before     string `json:"before"`
-	After      string `json:"after"`
-	Created    bool   `json:"created"`
-	Deleted    bool   `json:"deleted"`
-	Forced     bool   `json:"forced"`
-	Repository struct {
-		FullName      string `json:"full_name"`
-		CloneURL      string `json:"clone_url"`
-		DefaultBranch string `json:"default_branch"`
-		Owner         struct {
-			Login string `json:"login"`
-			Name  string `json:"name"`
-		} `json:"owner"`
-		Name string `json:"name"`
-	} `json:"repository"`
-	Installation struct {
-		ID int64 `json:"id"`
-	} `json:"installation"`
+// safeProcess is Process with a panic turned into the delivery's failure:
+// the worker lives on.
+func (w *Worker) safeProcess(ctx context.Context, d store.Delivery) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic while processing: %v", r)
+			w.o.Log.Error("PANIC processing a delivery", "delivery", d.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	return w.Process(ctx, d)
 }
 
 // Result is what processing a delivery found.
@@ -172,77 +237,114 @@ type Result struct {
 	Repo     string
 	Range    string
 	Findings []*finding.Finding
+	// Ignored says why a delivery was acknowledged and not acted on.
+	Ignored string
+	// Unfetchable are pushed commits the mirror could not get: they may
+	// hold a key nobody scanned.
+	Unfetchable []string
 }
 
-const zeroSHA = "0000000000000000000000000000000000000000"
-
-var (
-	shaRE  = regexp.MustCompile(`^[0-9a-f]{40}$`)
-	repoRE = regexp.MustCompile(`^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$`)
-)
+// errMalformedJob marks a repository-scan job that can never be processed.
+var errMalformedJob = errors.New("malformed repository-scan job")
 
 // Process handles one delivery.
 func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) {
+	if w.o.testOnlyProcess != nil {
+		w.o.testOnlyProcess(d)
+	}
 	switch d.Event {
 	case "push":
+		return w.processPush(ctx, d)
 	case repoScanEvent:
 		return w.processRepoScan(ctx, d)
-	default:
-		return Result{}, nil
 	}
-	var p Push
-	if err := json.Unmarshal(d.Payload, &p); err != nil {
-		return Result{}, fmt.Errorf("push payload: %w", err)
+	return Result{Ignored: "event " + d.Event}, nil
+}
+
+func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, error) {
+	p, name, err := ghpush.Parse(d.Payload)
+	if err != nil {
+		return Result{}, err
 	}
-	res := Result{Repo: p.Repository.FullName}
-	if !repoRE.MatchString(p.Repository.FullName) || !shaRE.MatchString(p.After) || !shaRE.MatchString(p.Before) {
-		return res, fmt.Errorf("push payload: bad repository name or commit hashes")
+	res := Result{Repo: name.String()}
+	if !w.o.Owners.Allows(name.Owner) {
+		res.Ignored = "owner " + name.Owner + " is not in the owner allowlist"
+		w.o.Log.Warn("delivery ignored", "repo", name.String(), "reason", res.Ignored)
+		return res, nil
 	}
-	if p.Deleted || p.After == zeroSHA {
+	if p.Deleted || p.After == ghpush.Zero {
 		return res, nil // a deleted branch or tag adds nothing
 	}
-	token, gh := w.o.Token, w.o.GitHub
-	if w.o.App != nil && p.Installation.ID != 0 {
-		t, err := w.o.App.Token(ctx, p.Installation.ID)
-		if err != nil {
-			return res, err
-		}
-		token = t
-		if gh != nil {
-			gh = gh.WithAuthToken(t)
-		}
-	}
-	mirror, err := w.fetch(ctx, p, token)
+	token, gh, err := w.credentials(ctx, name)
 	if err != nil {
 		return res, err
 	}
-	res.Range = w.rangeOf(mirror, p)
-	r, err := engine.ScanRange(ctx, w.o.Engine, mirror, res.Range, engine.GitOptions{}, reporter{w.o.Log})
+	dir := mirror.Path(w.o.Mirrors, name.String())
+	missing, err := mirror.Fetch(ctx, dir, mirror.Source{URL: w.cloneURL(name), Token: token}, p.Wants())
 	if err != nil {
-		return res, fmt.Errorf("scan %s %s: %w", p.Repository.FullName, res.Range, err)
+		return res, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	if len(missing) > 0 {
+		res.Unfetchable = missing
+		w.o.Log.Error("PUSHED COMMITS CANNOT BE FETCHED: they may hold a key nobody scanned", "repo", name.String(),
+			"ref", p.Ref, "commits", strings.Join(missing, ","), "attempt", d.Attempts)
+		if d.Attempts >= w.o.MaxAttempts && gh != nil {
+			w.raiseUnfetchable(ctx, gh, name, p, missing)
+		}
+		if slices.Contains(missing, p.After) {
+			return res, fmt.Errorf("fetch %s: the pushed commit %s is not on the server, even by its SHA", name, p.After)
+		}
+	}
+	res.Range = rangeOf(dir, p)
+	r, err := engine.ScanRange(ctx, w.o.Engine, dir, res.Range, engine.GitOptions{}, reporter{w.o.Log})
+	if err != nil {
+		return res, fmt.Errorf("scan %s %s: %w", name, res.Range, err)
 	}
 	res.Findings = r.Findings
 	if w.o.Verifier != nil {
 		if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
-			w.o.Log.Error("state", "repo", p.Repository.FullName, "err", err)
+			w.o.Log.Error("state", "repo", name.String(), "err", err)
 		}
 	}
 	if gh != nil {
-		if err := w.report(ctx, gh, p, res.Findings); err != nil {
+		if err := w.report(ctx, gh, name, p, res.Findings); err != nil {
 			// The scan and the response are done: a failed report is
 			// logged, not retried (retrying would act again).
-			w.o.Log.Error("report to GitHub", "repo", p.Repository.FullName, "err", err)
+			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
 		}
 	}
 	return res, nil
+}
+
+// cloneURL is the repository's clone URL: built from its validated name and
+// the configured host, then the operator's rewrites.
+func (w *Worker) cloneURL(name ghrepo.Name) string {
+	return mirror.Apply(w.o.Rewrites, w.o.Host.CloneURL(name))
+}
+
+// credentials are the token for fetching and the client for reporting: an
+// App's installation token for the repository, or the configured ones.
+func (w *Worker) credentials(ctx context.Context, name ghrepo.Name) (string, *github.Client, error) {
+	if w.o.App == nil {
+		return w.o.Token, w.o.GitHub, nil
+	}
+	t, err := w.o.App.RepoToken(ctx, name.Owner, name.Repo)
+	if err != nil {
+		return "", nil, err
+	}
+	gh := w.o.GitHub
+	if gh != nil {
+		gh = gh.WithAuthToken(t)
+	}
+	return t, gh, nil
 }
 
 // rangeOf picks what the push adds: before..after for an update (a force
 // push included: the range is what after has that before has not); for a new
 // branch, what it has over the default branch; for a new default branch, its
 // whole history.
-func (w *Worker) rangeOf(mirror string, p Push) string {
-	if p.Before != zeroSHA && hasCommit(mirror, p.Before) {
+func rangeOf(mirror string, p ghpush.Push) string {
+	if p.Before != ghpush.Zero && hasCommit(mirror, p.Before) {
 		return p.Before + ".." + p.After
 	}
 	def := "refs/heads/" + p.Repository.DefaultBranch
@@ -270,63 +372,128 @@ func hasRef(mirror, ref string) bool {
 	return err == nil
 }
 
-// fetch brings the pushed commits into the repository's mirror, cloning it
-// the first time.
-func (w *Worker) fetch(ctx context.Context, p Push, token string) (string, error) {
-	u := mirror.Apply(w.o.Rewrites, p.Repository.CloneURL)
-	if u == "" {
-		return "", errors.New("push payload: no clone URL")
-	}
-	dir := mirror.Path(w.o.Mirrors, p.Repository.FullName)
-	if err := mirror.Fetch(ctx, dir, u, token); err != nil {
-		return "", fmt.Errorf("fetch %s: %w", p.Repository.FullName, err)
-	}
-	if !hasCommit(dir, p.After) {
-		return "", fmt.Errorf("fetch %s: the pushed commit %s is not on the server (yet)", p.Repository.FullName, p.After)
-	}
-	return dir, nil
-}
-
-// report posts a commit status on the pushed commit and, for each live key,
-// an issue naming file, line, key ID, verdict and action (never the secret).
-func (w *Worker) report(ctx context.Context, gh *github.Client, p Push, fs []*finding.Finding) error {
-	owner, name, _ := strings.Cut(p.Repository.FullName, "/")
+// report posts a commit status on the pushed commit and an issue for each
+// live key.
+func (w *Worker) report(ctx context.Context, gh *github.Client, name ghrepo.Name, p ghpush.Push, fs []*finding.Finding) error {
 	state, desc := "success", "no AWS keys added"
 	if len(fs) > 0 {
 		state, desc = "failure", fmt.Sprintf("%d AWS key(s) added", len(fs))
 	}
-	if _, _, err := gh.Repositories.CreateStatus(ctx, owner, name, p.After, &github.RepoStatus{
+	if _, _, err := gh.Repositories.CreateStatus(ctx, name.Owner, name.Repo, p.After, &github.RepoStatus{
 		State: github.String(state), Description: github.String(desc), Context: github.String("keyburn"),
 	}); err != nil {
 		return fmt.Errorf("commit status: %w", err)
 	}
-	return w.issues(ctx, gh, owner, name, p, fs)
+	return w.issues(ctx, gh, name, "a push to "+p.Ref, fs)
 }
 
-// issues opens an issue for each live key.
-func (w *Worker) issues(ctx context.Context, gh *github.Client, owner, name string, p Push, fs []*finding.Finding) error {
+// raiseUnfetchable opens an issue for pushed commits that could not be
+// fetched: nobody has scanned them.
+func (w *Worker) raiseUnfetchable(ctx context.Context, gh *github.Client, name ghrepo.Name, p ghpush.Push, missing []string) {
+	body := fmt.Sprintf("keyburn could not fetch %d commit(s) of a push to %s, even by SHA, so it could not scan them "+
+		"for AWS keys:\n\n%s\n\nIf they were force-pushed away, they may still be visible to others. Scan them by hand "+
+		"(`keyburn scan git --range`) and rotate any key they hold.", len(missing), codeSpan(p.Ref), codeSpan(strings.Join(missing, " ")))
+	if _, _, err := gh.Issues.Create(ctx, name.Owner, name.Repo, &github.IssueRequest{
+		Title: github.String("keyburn could not scan pushed commits"), Body: github.String(body),
+	}); err != nil {
+		w.o.Log.Error("report unfetchable commits", "repo", name.String(), "err", err)
+	}
+}
+
+// issues opens, or updates, one issue per live key. It names the key (ID,
+// fingerprint, owner, verdict, action) and what to do; where the key is
+// only in a private repository (the API says which: the payload is not
+// trusted for it), since in a public one the issue would tell everyone.
+func (w *Worker) issues(ctx context.Context, gh *github.Client, name ghrepo.Name, what string, fs []*finding.Finding) error {
+	private := false
 	for _, f := range fs {
 		if f.Verification == nil || f.Verification.Status != string(verify.Live) {
 			continue
 		}
-		l := f.Locations[0]
-		action := "none"
-		if f.Response != nil {
-			action = f.Response.Action
+		if !private {
+			if r, _, err := gh.Repositories.Get(ctx, name.Owner, name.Repo); err == nil && r.GetPrivate() {
+				private = true
+			}
 		}
-		body := fmt.Sprintf("keyburn found a **live** AWS access key in a push to `%s`.\n\n"+
-			"| | |\n|---|---|\n| key ID | `%s` |\n| account | `%s` |\n| owner | `%s` |\n| file | `%s` line %d |\n| commit | %s |\n| verdict | %s |\n| action | %s |\n\n"+
-			"The secret is not shown. Even a deleted key must be taken out of the code: "+
-			"create a new key kept in a secret store, and remove this one from the file and from the history.",
-			p.Ref, f.KeyID, f.AccountID, f.Verification.ARN, l.File, l.Line, l.Commit, f.Verification.Status, action)
-		if _, _, err := gh.Issues.Create(ctx, owner, name, &github.IssueRequest{
-			Title: github.String(fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)),
-			Body:  github.String(body),
-		}); err != nil {
-			return fmt.Errorf("issue for %s: %w", f.KeyID, err)
+		if err := w.issue(ctx, gh, name, what, f, private); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name, what string, f *finding.Finding, private bool) error {
+	action := "none"
+	if f.Response != nil {
+		action = f.Response.Action
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "keyburn found a **live** AWS access key in %s.\n\n| | |\n|---|---|\n", codeSpan(what))
+	fmt.Fprintf(&b, "| key ID | %s |\n| fingerprint | %s |\n| account | %s |\n| owner | %s |\n| verdict | %s |\n| action | %s |\n",
+		codeSpan(f.KeyID), codeSpan(f.Fingerprint()), codeSpan(f.AccountID), codeSpan(f.Verification.ARN), codeSpan(f.Verification.Status), codeSpan(action))
+	if private && len(f.Locations) > 0 {
+		l := f.Locations[0]
+		fmt.Fprintf(&b, "| file | %s line %d |\n| commit | %s |\n", codeSpan(l.File), l.Line, codeSpan(l.Commit))
+	}
+	b.WriteString("\nThe secret is not shown")
+	if !private {
+		b.WriteString(", nor where the key is: this repository is public")
+	}
+	b.WriteString(". What to do: make sure the key is deactivated and deleted in IAM (keyburn's action is above), " +
+		"create a new key kept in a secret store, and remove this one from the code and from the history. " +
+		"`keyburn scan git` on a clone names the file and commit.")
+	title := fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)
+	var num int
+	if w.o.State != nil {
+		var err error
+		if num, err = w.o.State.IssueFor(ctx, name.String(), f.KeyID); err != nil {
+			return err
+		}
+	}
+	if num > 0 {
+		if _, _, err := gh.Issues.Edit(ctx, name.Owner, name.Repo, num, &github.IssueRequest{Title: github.String(title), Body: github.String(b.String())}); err == nil {
+			return nil
+		}
+		// Gone (deleted, or transferred): open a new one.
+	}
+	iss, _, err := gh.Issues.Create(ctx, name.Owner, name.Repo, &github.IssueRequest{Title: github.String(title), Body: github.String(b.String())})
+	if err != nil {
+		return fmt.Errorf("issue for %s: %w", f.KeyID, err)
+	}
+	if w.o.State != nil {
+		return w.o.State.SetIssue(ctx, name.String(), f.KeyID, iss.GetNumber())
+	}
+	return nil
+}
+
+// codeSpan renders s as a Markdown code span whatever it holds: fenced by
+// more backticks than it contains in a row, with line breaks and control
+// characters shown, not obeyed, and its length capped.
+func codeSpan(s string) string {
+	const maxLen = 200
+	if len([]rune(s)) > maxLen {
+		s = string([]rune(s)[:maxLen]) + "…"
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+	run, longest := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if s == "" {
+		return "(none)"
+	}
+	return fence + " " + s + " " + fence
 }
 
 type reporter struct{ log *slog.Logger }
@@ -338,10 +505,10 @@ func (r reporter) Failed(err error)            { r.log.Warn("scan", "err", err) 
 // `scan github --queue` for a fleet of workers.
 const repoScanEvent = "repo-scan"
 
-// repoJob is org.Job.
+// repoJob is the part of org.Job the worker reads: the name only. Its
+// clone URL is never used.
 type repoJob struct {
 	FullName string `json:"full_name"`
-	CloneURL string `json:"clone_url"`
 }
 
 // processRepoScan scans what a repository's refs add since its last scan
@@ -349,43 +516,51 @@ type repoJob struct {
 // issue for each live key.
 func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result, error) {
 	var j repoJob
-	if err := json.Unmarshal(d.Payload, &j); err != nil || !repoRE.MatchString(j.FullName) {
-		return Result{}, fmt.Errorf("repository-scan job: malformed: %v", err)
+	if err := json.Unmarshal(d.Payload, &j); err != nil {
+		return Result{}, fmt.Errorf("%w: %v", errMalformedJob, err)
 	}
-	res := Result{Repo: j.FullName, Range: "since the last scan"}
-	dir := mirror.Path(w.o.Mirrors, j.FullName)
-	if err := mirror.Fetch(ctx, dir, mirror.Apply(w.o.Rewrites, j.CloneURL), w.o.Token); err != nil {
-		return res, fmt.Errorf("fetch %s: %w", j.FullName, err)
+	name, err := ghrepo.Parse(j.FullName)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", errMalformedJob, err)
+	}
+	res := Result{Repo: name.String(), Range: "since the last scan"}
+	if !w.o.Owners.Allows(name.Owner) {
+		res.Ignored = "owner " + name.Owner + " is not in the owner allowlist"
+		w.o.Log.Warn("job ignored", "repo", name.String(), "reason", res.Ignored)
+		return res, nil
+	}
+	token, gh, err := w.credentials(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	dir := mirror.Path(w.o.Mirrors, name.String())
+	if _, err := mirror.Fetch(ctx, dir, mirror.Source{URL: w.cloneURL(name), Token: token}, nil); err != nil {
+		return res, fmt.Errorf("fetch %s: %w", name, err)
 	}
 	var seen []string
 	if w.o.State != nil {
-		var err error
-		if seen, _, err = w.o.State.RepoTips(ctx, j.FullName); err != nil {
+		if seen, _, err = w.o.State.RepoTips(ctx, name.String()); err != nil {
 			return res, err
 		}
 	}
 	r, tips, err := engine.ScanSince(ctx, w.o.Engine, dir, seen, engine.GitOptions{}, reporter{w.o.Log})
 	if err != nil {
-		return res, fmt.Errorf("scan %s: %w", j.FullName, err)
+		return res, fmt.Errorf("scan %s: %w", name, err)
 	}
 	res.Findings = r.Findings
 	if w.o.Verifier != nil {
 		if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
-			w.o.Log.Error("state", "repo", j.FullName, "err", err)
+			w.o.Log.Error("state", "repo", name.String(), "err", err)
 		}
 	}
 	if w.o.State != nil {
-		if err := w.o.State.SetRepoTips(ctx, j.FullName, tips); err != nil {
+		if err := w.o.State.SetRepoTips(ctx, name.String(), tips); err != nil {
 			return res, err
 		}
 	}
-	if w.o.GitHub != nil {
-		owner, name, _ := strings.Cut(j.FullName, "/")
-		var p Push
-		p.Ref = "(repository scan)"
-		p.Repository.FullName = j.FullName
-		if err := w.issues(ctx, w.o.GitHub, owner, name, p, res.Findings); err != nil {
-			w.o.Log.Error("report to GitHub", "repo", j.FullName, "err", err)
+	if gh != nil {
+		if err := w.issues(ctx, gh, name, "a repository scan", res.Findings); err != nil {
+			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
 		}
 	}
 	return res, nil

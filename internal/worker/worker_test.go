@@ -25,7 +25,9 @@ import (
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/ghapp"
+	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/gittest"
+	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
@@ -57,8 +59,10 @@ func gitHandler(t *testing.T, root string) http.Handler {
 // fakeGitHub records the REST calls the worker makes.
 type fakeGitHub struct {
 	mu       sync.Mutex
+	private  bool // what GET /repos/{owner}/{repo} says
 	statuses []map[string]any
-	issues   []map[string]any
+	issues   []map[string]any // created
+	edits    []map[string]any // updated
 }
 
 func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +80,12 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/issues"):
 		f.issues = append(f.issues, m)
 		w.WriteHeader(201)
+		fmt.Fprintf(w, `{"number":%d}`, len(f.issues))
+	case r.Method == "PATCH" && strings.Contains(r.URL.Path, "/issues/"):
+		f.edits = append(f.edits, m)
 		fmt.Fprint(w, `{"number":1}`)
+	case r.Method == "GET" && strings.Count(r.URL.Path, "/") == 3 && strings.HasPrefix(r.URL.Path, "/repos/"):
+		fmt.Fprintf(w, `{"full_name":%q,"private":%v}`, strings.TrimPrefix(r.URL.Path, "/repos/"), f.private)
 	default:
 		http.NotFound(w, r)
 	}
@@ -129,8 +138,8 @@ func TestPushEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Verifier: verify.New(verify.Options{Endpoint: m.URL}),
-		Responder: r, GitHub: client, Mirrors: t.TempDir(), Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
+	w := New(Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Verifier: verify.New(verify.Options{Endpoint: m.URL}),
+		Responder: r, GitHub: client, Mirrors: t.TempDir(), Rewrites: []mirror.Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
 
 	if err := st.Enqueue(ctx, store.Delivery{ID: "d1", Event: "push", Payload: pushPayload("refs/heads/main", base, after, false)}); err != nil {
 		t.Fatal(err)
@@ -148,8 +157,10 @@ func TestPushEndToEnd(t *testing.T) {
 	if len(gh.statuses) != 1 || gh.statuses[0]["state"] != "failure" || !strings.HasSuffix(gh.statuses[0]["path"].(string), after) {
 		t.Errorf("statuses = %v", gh.statuses)
 	}
-	if len(gh.issues) != 1 || !strings.Contains(gh.issues[0]["body"].(string), keyID) || !strings.Contains(gh.issues[0]["body"].(string), "deploy.env") {
-		t.Fatalf("issues = %v", gh.issues)
+	// A public repository: the issue names the key, not where it is.
+	if len(gh.issues) != 1 || !strings.Contains(gh.issues[0]["body"].(string), keyID) || strings.Contains(gh.issues[0]["body"].(string), "deploy.env") ||
+		!strings.Contains(gh.issues[0]["body"].(string), "fingerprint") {
+		t.Fatalf("issues = %v; want the key ID and fingerprint, and no path", gh.issues)
 	}
 	if strings.Contains(fmt.Sprint(gh.issues), sec) {
 		t.Errorf("the issue holds the secret")
@@ -163,8 +174,8 @@ func TestPushEndToEnd(t *testing.T) {
 	runGit(t, work, "commit", "-q", "-m", "feature")
 	feat := runGit(t, work, "rev-parse", "HEAD")
 	runGit(t, work, "push", "-q", filepath.Join(root, "acme/hello.git"), "feature")
-	st.Enqueue(ctx, store.Delivery{ID: "d2", Event: "push", Payload: pushPayload("refs/heads/feature", zeroSHA, feat, false)})
-	st.Enqueue(ctx, store.Delivery{ID: "d3", Event: "push", Payload: pushPayload("refs/heads/old", feat, zeroSHA, true)})
+	st.Enqueue(ctx, store.Delivery{ID: "d2", Event: "push", Payload: pushPayload("refs/heads/feature", ghpush.Zero, feat, false)})
+	st.Enqueue(ctx, store.Delivery{ID: "d3", Event: "push", Payload: pushPayload("refs/heads/old", feat, ghpush.Zero, true)})
 	for range 2 {
 		if n, err := w.Once(ctx); n != 1 || err != nil {
 			t.Fatalf("Once = %d, %v", n, err)
@@ -187,7 +198,7 @@ func TestFailingFetchIsRetriedThenParked(t *testing.T) {
 	st := openStore(t)
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
-		Rewrites: []Rewrite{{From: "https://github.com/", To: "http://127.0.0.1:1/"}}, MaxAttempts: 2, Backoff: 1})
+		Rewrites: []mirror.Rewrite{{From: "https://github.com/", To: "http://127.0.0.1:1/"}}, MaxAttempts: 2, Backoff: 1})
 	st.Enqueue(ctx, store.Delivery{ID: "x", Event: "push", Payload: pushPayload("refs/heads/main",
 		"1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222", false)})
 	for range 2 {
@@ -226,7 +237,7 @@ func TestPushShapes(t *testing.T) {
 	st := openStore(t)
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(),
-		Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
+		Rewrites: []mirror.Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
 	process := func(ref, before, after string) (string, []string) {
 		t.Helper()
 		res, err := w.Process(ctx, store.Delivery{ID: "x", Event: "push", Payload: pushPayload(ref, before, after, false)})
@@ -240,7 +251,7 @@ func TestPushShapes(t *testing.T) {
 		return res.Range, ids
 	}
 	// A first push of the default branch: its whole history.
-	if rng, ids := process("refs/heads/main", zeroSHA, first); rng != ".."+first || strings.Join(ids, ",") != "AKIAROSDW5AABZW3VLYZ" {
+	if rng, ids := process("refs/heads/main", ghpush.Zero, first); rng != ".."+first || strings.Join(ids, ",") != "AKIAROSDW5AABZW3VLYZ" {
 		t.Errorf("first push: range %s, found %v", rng, ids)
 	}
 	// A force push that rewrites main: only the rewritten commits, which
@@ -258,7 +269,7 @@ func TestPushShapes(t *testing.T) {
 	tagged := commit("c.env", key("AKIABOVNVX6HFEPNJALU", "+jWGg/9XDwmrm7wC0KCwKrnsBqnEQR5Dr8Z+VC4A"))
 	runGit(t, work, "tag", "v1")
 	runGit(t, work, "push", "-q", bare, "v1")
-	if rng, ids := process("refs/tags/v1", zeroSHA, tagged); rng != "refs/heads/main.."+tagged || strings.Join(ids, ",") != "AKIABOVNVX6HFEPNJALU" {
+	if rng, ids := process("refs/tags/v1", ghpush.Zero, tagged); rng != "refs/heads/main.."+tagged || strings.Join(ids, ",") != "AKIABOVNVX6HFEPNJALU" {
 		t.Errorf("tag push: range %s, found %v", rng, ids)
 	}
 }
@@ -286,6 +297,8 @@ func TestGitHubAppInstallationToken(t *testing.T) {
 	var statusAuth string
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.HasSuffix(r.URL.Path, "/repos/acme/hello/installation"):
+			fmt.Fprint(w, `{"id":42}`)
 		case strings.HasSuffix(r.URL.Path, "/app/installations/42/access_tokens"):
 			if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ey") {
 				http.Error(w, "no app JWT", 401)
@@ -313,10 +326,10 @@ func TestGitHubAppInstallationToken(t *testing.T) {
 	st := openStore(t)
 	set, _ := rules.Default()
 	w := New(Options{Queue: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(), App: app, GitHub: client,
-		Rewrites: []Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
+		Rewrites: []mirror.Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
 	var p map[string]any
-	json.Unmarshal(pushPayload("refs/heads/main", zeroSHA, head, false), &p)
-	p["installation"] = map[string]any{"id": 42}
+	json.Unmarshal(pushPayload("refs/heads/main", ghpush.Zero, head, false), &p)
+	p["installation"] = map[string]any{"id": 666} // a payload's word is not taken: the API names 42
 	body, _ := json.Marshal(p)
 	if _, err := w.Process(ctx, store.Delivery{ID: "app", Event: "push", Payload: body}); err != nil {
 		t.Fatalf("Process with an installation token: %v", err)
