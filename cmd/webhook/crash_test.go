@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,5 +157,61 @@ func postDeletion(t *testing.T, addr, delivery string) {
 	resp.Body.Close()
 	if resp.StatusCode != 202 {
 		t.Fatalf("POST %s = %d, want 202", delivery, resp.StatusCode)
+	}
+}
+
+// TestSIGTERMWithADeliveryInFlight: a receiver told to stop while a worker
+// is fetching a push (from a git server that never answers) stops claiming,
+// waits out its grace period, gives the delivery back to the queue (no
+// attempt counted, no lease held) and exits.
+func TestSIGTERMWithADeliveryInFlight(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer hang.Close()
+	state := filepath.Join(t.TempDir(), "state.db")
+	cmd, addr := startReceiver(t, state, 1, "--grace", "300ms", "--git-url-rewrite", "https://github.com/="+hang.URL+"/")
+	body := []byte(`{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000000",` +
+		`"after":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","repository":{"full_name":"acme/hello","default_branch":"main"}}`)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "inflight")
+	req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("POST: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	st, err := store.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	running := false
+	for range 100 { // up to 10 s
+		if d, err := st.GetDelivery(context.Background(), "inflight"); err == nil && d.Status == store.Running {
+			running = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !running {
+		t.Fatal("the delivery was never taken")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the receiver did not exit after SIGTERM")
+	}
+	d, err := st.GetDelivery(context.Background(), "inflight")
+	if err != nil || d.Status != store.Queued || d.Attempts != 0 {
+		t.Errorf("after SIGTERM the delivery is %s (attempt %d, %v), want queued again with no attempt counted", d.Status, d.Attempts, err)
 	}
 }

@@ -63,6 +63,7 @@ type testServer struct {
 	srv   *httptest.Server
 	store *store.Store
 	logs  *bytes.Buffer
+	h     *handler
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -76,7 +77,7 @@ func newTestServer(t *testing.T) *testServer {
 	h := &handler{secret: []byte(testSecret), store: st, log: slog.New(slog.NewJSONHandler(logs, nil)), metrics: newMetrics()}
 	srv := httptest.NewServer(newServer("", h).Handler)
 	t.Cleanup(srv.Close)
-	return &testServer{srv: srv, store: st, logs: logs}
+	return &testServer{srv: srv, store: st, logs: logs, h: h}
 }
 
 func payload(t *testing.T, name string) []byte {
@@ -221,5 +222,26 @@ func TestRefusesToStartWithoutSecret(t *testing.T) {
 	err = run(context.Background(), []string{"--listen", "127.0.0.1:0", "--secret-file", empty}, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "no webhook secret") {
 		t.Errorf("run with an empty secret file = %v, want a refusal", err)
+	}
+}
+
+// TestReadyzCountsWorkers: /readyz fails while fewer workers are alive than
+// configured.
+func TestReadyzCountsWorkers(t *testing.T) {
+	ts := newTestServer(t)
+	ts.h.workers = 2
+	ts.h.alive.Store(1)
+	resp, err := http.Get(ts.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "1 of 2 workers alive") {
+		t.Errorf("/readyz with a dead worker: %d %s", resp.StatusCode, b)
+	}
+	ts.h.alive.Store(2)
+	if resp, err := http.Get(ts.srv.URL + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/readyz with every worker alive: %v %v", resp, err)
 	}
 }
