@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -302,12 +303,12 @@ func (a *attributor) pairAcross(m *finding.Match, intro *source.Introduction, se
 		if h == self {
 			continue
 		}
-		data, err := a.repo.Blob(h)
-		if err != nil {
-			a.rep.Failed(err)
+		data, err := a.repo.Blob(h, a.maxSize)
+		if errors.As(err, new(*source.BlobTooLargeError)) {
 			continue
 		}
-		if int64(len(data)) > a.maxSize {
+		if err != nil {
+			a.rep.Failed(err)
 			continue
 		}
 		text, ok := source.Text(data)

@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -146,13 +147,14 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 				continue
 			}
 			seen[h] = true
-			data, err := repo.Blob(h)
-			if err != nil {
-				rep.Failed(err)
+			data, err := repo.Blob(h, maxSize)
+			var tooBig *source.BlobTooLargeError
+			if errors.As(err, &tooBig) {
+				rep.Skipped(paths[j].Path, tooBig.Error())
 				continue
 			}
-			if int64(len(data)) > maxSize {
-				rep.Skipped(paths[j].Path, tooLargeBlob(len(data), maxSize))
+			if err != nil {
+				rep.Failed(err)
 				continue
 			}
 			text, ok := source.Text(data)
@@ -174,10 +176,6 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 	}
 	res.Findings = coll.Findings()
 	return res, nil
-}
-
-func tooLargeBlob(n int, limit int64) string {
-	return fmt.Sprintf("blob of %d bytes, over the %d-byte limit (--max-file-size)", n, limit)
 }
 
 // resolve turns a revision (a hash, a branch, a tag, HEAD, HEAD~2 …) into a
@@ -315,13 +313,14 @@ func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, r
 		if err := ctx.Err(); err != nil {
 			break
 		}
-		data, err := repo.Blob(f.Blob)
-		if err != nil {
-			rep.Failed(fmt.Errorf("staged %s: %w", f.Path, err))
+		data, err := repo.Blob(f.Blob, maxSize)
+		var tooBig *source.BlobTooLargeError
+		if errors.As(err, &tooBig) {
+			rep.Skipped(f.Path, tooBig.Error())
 			continue
 		}
-		if int64(len(data)) > maxSize {
-			rep.Skipped(f.Path, tooLargeBlob(len(data), maxSize))
+		if err != nil {
+			rep.Failed(fmt.Errorf("staged %s: %w", f.Path, err))
 			continue
 		}
 		text, ok := source.Text(data)

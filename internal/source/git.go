@@ -336,11 +336,28 @@ func readObject(o plumbing.EncodedObject) ([]byte, error) {
 	}
 }
 
-// Blob reads one blob.
-func (r *Repo) Blob(h plumbing.Hash) ([]byte, error) {
+// BlobTooLargeError is Blob's error for a blob over the size limit: its
+// size is known from the object's header, before any of it is read.
+type BlobTooLargeError struct {
+	Size, Limit int64
+}
+
+func (e *BlobTooLargeError) Error() string {
+	return fmt.Sprintf("blob of %d bytes, over the %d-byte limit (--max-file-size)", e.Size, e.Limit)
+}
+
+// maxModulesSize bounds a .gitmodules file read: a real one is a few KiB.
+const maxModulesSize = 1 << 20 // 1 MiB
+
+// Blob reads one blob of at most maxSize bytes (0: no limit); a larger one
+// is a *BlobTooLargeError, and is not read.
+func (r *Repo) Blob(h plumbing.Hash, maxSize int64) ([]byte, error) {
 	o, err := r.R.Storer.EncodedObject(plumbing.BlobObject, h)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	if maxSize > 0 && o.Size() > maxSize {
+		return nil, &BlobTooLargeError{Size: o.Size(), Limit: maxSize}
 	}
 	data, err := readObject(o)
 	if err != nil {
@@ -543,7 +560,7 @@ func (r *Repo) Submodules() []string {
 	if err != nil {
 		return nil
 	}
-	data, err := r.Blob(e.Hash)
+	data, err := r.Blob(e.Hash, maxModulesSize)
 	if err != nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,4 +252,32 @@ func TestStagedAgree(t *testing.T) {
 	git("rm", "-q", "a.txt")
 	git("add", "-A")
 	check("d/b.txt", "d/e/c.txt")
+}
+
+// TestBlobSizeCheckedFirst: a blob over the limit is refused from its
+// header, with its size, and not read.
+func TestBlobSizeCheckedFirst(t *testing.T) {
+	if !HasGit() {
+		t.Skip("git is not installed")
+	}
+	dir := t.TempDir()
+	gittest.Run(t, dir, "init", "-q")
+	if err := os.WriteFile(filepath.Join(dir, "big.txt"), bytes.Repeat([]byte("x"), 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Run(t, dir, "add", "-A")
+	h := plumbing.NewHash(gittest.Run(t, dir, "rev-parse", ":big.txt"))
+	r, err := OpenRepo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.Blob(h, 1024)
+	var tooBig *BlobTooLargeError
+	if !errors.As(err, &tooBig) || tooBig.Size != 4096 || tooBig.Limit != 1024 {
+		t.Errorf("Blob over the limit: %v, want a BlobTooLargeError of 4096 bytes", err)
+	}
+	if data, err := r.Blob(h, 4096); err != nil || len(data) != 4096 {
+		t.Errorf("Blob at the limit: %d bytes, %v", len(data), err)
+	}
 }
