@@ -18,7 +18,9 @@ import (
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghpush"
+	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/rules"
@@ -268,4 +270,61 @@ func TestOwnerAllowlist(t *testing.T) {
 	if err != nil || !strings.Contains(res.Ignored, "allowlist") || evil.hits.Load() != 0 {
 		t.Errorf("a push to acme: %+v, %v, %d requests; want ignored", res, err, evil.hits.Load())
 	}
+}
+
+// TestIssuesOnePerKey: a live key gets one issue, updated when it is seen
+// again; the issue names the key and its fingerprint, and where it is only
+// in a private repository (as the API says), with a hostile path shown as
+// code, not obeyed.
+func TestIssuesOnePerKey(t *testing.T) {
+	ctx := context.Background()
+	gh := &fakeGitHub{}
+	api := httptest.NewServer(gh)
+	defer api.Close()
+	client := github.NewClient(nil)
+	client.BaseURL.Scheme, client.BaseURL.Host = "http", strings.TrimPrefix(api.URL, "http://")
+	st := openStore(t)
+	w := New(Options{Queue: st, State: st})
+	name := ghrepoName(t, "acme/hello")
+	hostile := "x` <img src=x onerror=alert(1)>\n# @everyone ``[link](http://evil) | extra cell"
+	f := &finding.Finding{Rule: "aws-access-key", KeyID: "AKIAROSDW5AABZW3VLYZ", AccountID: "100000000000",
+		Locations:    []finding.Location{{File: hostile, Line: 3, Commit: strings.Repeat("a", 40)}},
+		Verification: &finding.Verification{Status: "live", ARN: "arn:aws:iam::100000000000:user/ci"}}
+	for range 2 {
+		if err := w.issues(ctx, client, name, "a push to refs/heads/main", []*finding.Finding{f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(gh.issues) != 1 || len(gh.edits) != 1 {
+		t.Fatalf("%d issues created, %d updated; want 1 and 1", len(gh.issues), len(gh.edits))
+	}
+	public := gh.issues[0]["body"].(string)
+	if !strings.Contains(public, f.KeyID) || !strings.Contains(public, f.Fingerprint()) || strings.Contains(public, "onerror") {
+		t.Errorf("a public repository's issue:\n%s\nwant the key ID and fingerprint, not the path", public)
+	}
+
+	gh.private = true
+	st2 := openStore(t)
+	w2 := New(Options{Queue: st2, State: st2})
+	if err := w2.issues(ctx, client, name, "a push", []*finding.Finding{f}); err != nil {
+		t.Fatal(err)
+	}
+	private := gh.issues[1]["body"].(string)
+	if !strings.Contains(private, "line 3") || !strings.Contains(private, "``` x` <img") || !strings.Contains(private, `\| extra cell`) {
+		t.Errorf("a private repository's issue:\n%s\nwant the path, as a code span longer than its backtick runs", private)
+	}
+	for _, line := range strings.Split(private, "\n") {
+		if strings.HasPrefix(line, "# @everyone") {
+			t.Errorf("the path's line break reached the Markdown: %q", line)
+		}
+	}
+}
+
+func ghrepoName(t *testing.T, s string) ghrepo.Name {
+	t.Helper()
+	n, err := ghrepo.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -430,10 +430,10 @@ func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name,
 	var b strings.Builder
 	fmt.Fprintf(&b, "keyburn found a **live** AWS access key in %s.\n\n| | |\n|---|---|\n", codeSpan(what))
 	fmt.Fprintf(&b, "| key ID | %s |\n| fingerprint | %s |\n| account | %s |\n| owner | %s |\n| verdict | %s |\n| action | %s |\n",
-		codeSpan(f.KeyID), codeSpan(f.Fingerprint()), codeSpan(f.AccountID), codeSpan(f.Verification.ARN), codeSpan(f.Verification.Status), codeSpan(action))
+		cell(f.KeyID), cell(f.Fingerprint()), cell(f.AccountID), cell(f.Verification.ARN), cell(f.Verification.Status), cell(action))
 	if private && len(f.Locations) > 0 {
 		l := f.Locations[0]
-		fmt.Fprintf(&b, "| file | %s line %d |\n| commit | %s |\n", codeSpan(l.File), l.Line, codeSpan(l.Commit))
+		fmt.Fprintf(&b, "| file | %s line %d |\n| commit | %s |\n", cell(l.File), l.Line, cell(l.Commit))
 	}
 	b.WriteString("\nThe secret is not shown")
 	if !private {
@@ -495,6 +495,10 @@ func codeSpan(s string) string {
 	}
 	return fence + " " + s + " " + fence
 }
+
+// cell is a code span for a table cell: a '|' in it would end the cell,
+// so it is escaped as GitHub's tables require.
+func cell(s string) string { return strings.ReplaceAll(codeSpan(s), "|", `\|`) }
 
 type reporter struct{ log *slog.Logger }
 

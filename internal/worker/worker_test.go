@@ -69,6 +69,9 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	var m map[string]any
 	json.Unmarshal(body, &m)
+	if m == nil {
+		m = map[string]any{}
+	}
 	m["path"] = r.URL.Path
 	f.mu.Lock()
 	defer f.mu.Unlock()
