@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/keyburn/keyburn/internal/ghpush"
+	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/store"
 )
 
@@ -243,5 +244,20 @@ func TestReadyzCountsWorkers(t *testing.T) {
 	ts.h.alive.Store(2)
 	if resp, err := http.Get(ts.srv.URL + "/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/readyz with every worker alive: %v %v", resp, err)
+	}
+}
+
+// TestOwnerAllowlistAtTheDoor: a push to an owner the receiver does not
+// act for is acknowledged and not stored.
+func TestOwnerAllowlistAtTheDoor(t *testing.T) {
+	ts := newTestServer(t)
+	ts.h.owners = ghrepo.Owners{"acme"}
+	push := payload(t, "push.json") // Codertocat/Hello-World
+	code, body := ts.post(t, "push", "o-1", "application/json", push, sign([]byte(testSecret), push))
+	if code != 202 || !strings.Contains(body, "ignored") {
+		t.Errorf("a push to another owner: %d %s, want 202 ignored", code, body)
+	}
+	if depth, _ := ts.store.QueueDepth(context.Background()); depth[store.Queued] != 0 {
+		t.Errorf("it was queued: %v", depth)
 	}
 }
