@@ -121,7 +121,6 @@ func ackLatency(bin, dir string, rate, seconds int) {
 	cmd, addr := start(bin, nil, "--workers", "0", "--respond", "off", "--state", filepath.Join(dir, "ack.db"))
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
-	body := payload("refs/heads/main", strings.Repeat("1", 40), strings.Repeat("2", 40), "https://github.com/acme/hello.git")
 	n := rate * seconds
 	lat := make([]time.Duration, n)
 	codes := make([]int, n)
@@ -130,6 +129,9 @@ func ackLatency(bin, dir string, rate, seconds int) {
 	begin := time.Now()
 	for i := range n {
 		<-tick.C
+		// A distinct push each: the receiver drops a push it already
+		// holds (a replay), which would measure less than storing one.
+		body := payload("refs/heads/main", strings.Repeat("1", 40), fmt.Sprintf("%040x", i+1), "https://github.com/acme/hello.git")
 		wg.Go(func() {
 			code, d, err := post(client, addr, fmt.Sprintf("load-%d", i), body)
 			if err != nil {
