@@ -12,12 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/go-github/v62/github"
@@ -65,9 +63,11 @@ func main() {
 		repos = append(repos, map[string]any{"name": name, "full_name": "acme/" + name, "clone_url": "https://github.com/acme/" + name + ".git",
 			"pushed_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)})
 	}
-	execPath, _ := gittest.Command(dir, "--exec-path").Output()
-	gitSrv := httptest.NewServer(&cgi.Handler{Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}})
+	backend, err := gittest.HTTPBackend(root)
+	if err != nil {
+		fail(err)
+	}
+	gitSrv := httptest.NewServer(backend)
 	defer gitSrv.Close()
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -173,9 +172,11 @@ func pushToDeleted(bin, dir string, pushes int) {
 	defer stop()
 	root := filepath.Join(dir, "git")
 	git(dir, "init", "-q", "--bare", "-b", "main", filepath.Join(root, "acme/hello.git"))
-	execPath := git(dir, "--exec-path")
-	srv := httptest.NewServer(&cgi.Handler{Path: filepath.Join(execPath, "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}})
+	backend, err := gittest.HTTPBackend(root)
+	if err != nil {
+		fail(err)
+	}
+	srv := httptest.NewServer(backend)
 	defer srv.Close()
 	work := filepath.Join(dir, "work")
 	os.MkdirAll(work, 0o755)

@@ -4,8 +4,12 @@
 package gittest
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/cgi"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,4 +36,17 @@ func Run(t testing.TB, dir string, args ...string) string {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// HTTPBackend is git http-backend serving the bare repositories under root
+// (smart HTTP, every repository exported), to be served on loopback.
+func HTTPBackend(root string) (http.Handler, error) {
+	execPath, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		return nil, fmt.Errorf("git --exec-path: %w", err)
+	}
+	return &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	}, nil
 }

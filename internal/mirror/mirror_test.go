@@ -3,10 +3,8 @@ package mirror
 import (
 	"context"
 	"io/fs"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,10 +20,6 @@ import (
 // http-backend on loopback, and returns its URL and the commit.
 func server(t *testing.T) (string, string) {
 	t.Helper()
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Skip("git is not installed")
-	}
 	root := t.TempDir()
 	gittest.Run(t, root, "init", "-q", "--bare", "-b", "main", "acme/hello.git")
 	work := t.TempDir()
@@ -35,8 +29,11 @@ func server(t *testing.T) (string, string) {
 	gittest.Run(t, work, "commit", "-q", "-m", "one")
 	head := gittest.Run(t, work, "rev-parse", "HEAD")
 	gittest.Run(t, work, "push", "-q", filepath.Join(root, "acme/hello.git"), "main")
-	srv := httptest.NewServer(&cgi.Handler{Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}})
+	backend, err := gittest.HTTPBackend(root)
+	if err != nil {
+		t.Skip("git is not installed")
+	}
+	srv := httptest.NewServer(backend)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/acme/hello.git", head
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -100,9 +99,11 @@ func setup(t *testing.T, specs []repoSpec) (Options, *fakeAPI) {
 		}
 		gittest.Run(t, work, "push", "-q", filepath.Join(root, "acme", s.name+".git"), "main")
 	}
-	execPath := gittest.Run(t, root, "--exec-path")
-	gitSrv := httptest.NewServer(&cgi.Handler{Path: filepath.Join(execPath, "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}})
+	backend, err := gittest.HTTPBackend(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gitSrv := httptest.NewServer(backend)
 	t.Cleanup(gitSrv.Close)
 	api := &fakeAPI{calls: map[string]int{}, gitRoot: root}
 	for _, s := range specs {

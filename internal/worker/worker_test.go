@@ -10,10 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,14 +44,11 @@ func gitServer(t *testing.T, root string) *httptest.Server {
 // gitHandler is git http-backend serving root.
 func gitHandler(t *testing.T, root string) http.Handler {
 	t.Helper()
-	backend, err := exec.Command("git", "--exec-path").Output()
+	h, err := gittest.HTTPBackend(root)
 	if err != nil {
 		t.Skip("git is not installed")
 	}
-	return &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-	}
+	return h
 }
 
 // fakeGitHub records the REST calls the worker makes.
