@@ -136,10 +136,7 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 func (c *common) loadRules(u *ui, dirHint string) (*rules.Set, error) {
 	path := c.config
 	if path == "" {
-		p := filepath.Join(dirHint, configFileName)
-		if _, err := os.Stat(p); err == nil {
-			path = p
-		}
+		path = findConfig(dirHint)
 	}
 	var user *rules.UserFile
 	if path != "" {
@@ -151,6 +148,32 @@ func (c *common) loadRules(u *ui, dirHint string) (*rules.Set, error) {
 		u.debugf("rules: defaults and %s", path)
 	}
 	return rules.Load(rules.DefaultFS(), user)
+}
+
+// findConfig looks for .keyburn.toml from start up to the root of the
+// repository that holds it (or only in start, outside a repository), so
+// that a scan from a subdirectory or by an absolute path uses the same
+// rules as one from the root. It returns "" when there is none.
+func findConfig(start string) string {
+	dir, err := filepath.Abs(start)
+	if err != nil {
+		return ""
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	top, inRepo := engine.RepoRoot(dir)
+	for {
+		p := filepath.Join(dir, configFileName)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if !inRepo || dir == top || parent == dir {
+			return ""
+		}
+		dir = parent
+	}
 }
 
 // writeResults writes findings to --output or stdout.

@@ -35,9 +35,9 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 		fs.Usage()
 		return exitError, errNoPaths
 	}
-	hint := "."
-	if fi, err := os.Stat(paths[0]); err == nil && fi.IsDir() {
-		hint = paths[0]
+	hint := paths[0] // the config is looked for from here up to its repository's root
+	if hint == "-" {
+		hint = "."
 	}
 	s, err := c.resolve(u, hint)
 	if err != nil {

@@ -66,9 +66,16 @@ func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Rep
 		}
 	})
 
+	// Allowlisted paths are matched relative to the repository that holds
+	// each root (or the root itself), whatever way the root was typed, and
+	// left out before they are read.
+	bases := map[string]string{}
+	for _, r := range roots {
+		bases[r] = matchBase(r)
+	}
 	p := pool.New().WithMaxGoroutines(opts.workers())
 	walkErr := source.Walk(ctx, roots, func(f source.File) {
-		if opts.Matcher.PathAllowed(f.Path) {
+		if opts.Matcher.PathAllowed(relPath(bases[f.Root], f.Path)) {
 			allowed.Add(1)
 			return
 		}

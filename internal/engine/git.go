@@ -86,7 +86,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		rep.Skipped(path, fmt.Sprintf("shallow clone: history before %d commit(s) is not in the repository", len(graph.Shallow)))
 	}
 
-	coll := finding.NewCollector()
+	coll := newCollector(opts)
 	// Commit and tag messages.
 	for _, c := range graph.Commits {
 		unreachable := !graph.Reachable[c.Hash]
@@ -109,7 +109,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		res.Findings = coll.Findings()
+		coll.finish(res)
 		return res, err
 	}
 
@@ -148,7 +148,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 			coll.Add(m)
 		}
 	}
-	res.Findings = coll.Findings()
+	coll.finish(res)
 	res.Commits = int64(len(graph.Commits))
 	return res, nil
 }
@@ -228,15 +228,22 @@ type attributor struct {
 // locate picks the earliest introduction from a reachable commit, else the
 // earliest from an unreachable one, else names the blob alone.
 func (a *attributor) locate(h plumbing.Hash, intros []source.Introduction) (finding.Location, *source.Introduction, bool) {
+	// The earliest introduction, preferring one a reference leads to, and
+	// one at a path the allowlist does not name (the same blob at two
+	// paths is a finding wherever one of them is not allowlisted).
 	var best *source.Introduction
+	bestRank := 4
 	for i := range intros {
-		if a.graph.Reachable[intros[i].Commit.Hash] {
-			best = &intros[i]
-			break
+		rank := 0
+		if !a.graph.Reachable[intros[i].Commit.Hash] {
+			rank++
 		}
-	}
-	if best == nil && len(intros) > 0 {
-		best = &intros[0]
+		if a.m.PathAllowed(intros[i].Path) {
+			rank += 2
+		}
+		if rank < bestRank {
+			best, bestRank = &intros[i], rank
+		}
 	}
 	if best == nil {
 		return finding.Location{File: danglingBlob, Blob: h.String(), Unreachable: true}, nil, true

@@ -107,7 +107,7 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 		maxSize = source.DefaultMaxFileSize
 	}
 	res := &Result{Commits: int64(len(commits))}
-	coll := finding.NewCollector()
+	coll := newCollector(opts)
 	graph := &source.Graph{Commits: map[plumbing.Hash]*source.Commit{}, Reachable: map[plumbing.Hash]bool{}}
 	for _, c := range commits {
 		graph.Commits[c.Hash] = c
@@ -120,7 +120,7 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 	// range that added it.
 	for i := len(commits) - 1; i >= 0; i-- {
 		if err := ctx.Err(); err != nil {
-			res.Findings = coll.Findings()
+			coll.finish(res)
 			return res, err
 		}
 		c := commits[i]
@@ -174,7 +174,7 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 			}
 		}
 	}
-	res.Findings = coll.Findings()
+	coll.finish(res)
 	return res, nil
 }
 
@@ -306,7 +306,7 @@ func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, r
 		maxSize = source.DefaultMaxFileSize
 	}
 	res := &Result{}
-	coll := finding.NewCollector()
+	coll := newCollector(opts)
 	texts := make([][]byte, len(files))
 	var lone []finding.Match
 	for i, f := range files {
@@ -354,6 +354,6 @@ func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, r
 		}
 		coll.Add(m)
 	}
-	res.Findings = coll.Findings()
+	coll.finish(res)
 	return res, ctx.Err()
 }

@@ -1,5 +1,5 @@
 // Package report writes findings: text for people, JSON and JSON Lines with
-// the fields of ARCHITECTURE.md's finding format, and SARIF 2.1.0 for GitHub
+// the fields of the finding format (docs/architecture.md), and SARIF 2.1.0 for GitHub
 // code scanning. A secret is written redacted unless Options.ShowSecret.
 package report
 

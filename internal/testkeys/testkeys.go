@@ -12,7 +12,7 @@ import (
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // KeyID returns a 20-character key ID with the given prefix (AKIA, ASIA …)
-// whose characters 4..20 encode account (ARCHITECTURE.md's recipe, inverted),
+// whose characters 4..20 encode account (detect.AccountID's recipe, inverted),
 // the rest drawn from rng.
 func KeyID(rng *rand.Rand, prefix string, account uint64) string {
 	var buf [10]byte

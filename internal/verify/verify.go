@@ -36,7 +36,7 @@ import (
 // Status is the outcome of a verification.
 type Status string
 
-// The statuses (ARCHITECTURE.md, Verification).
+// The statuses (docs/architecture.md, Verification).
 const (
 	Live        Status = "live"         // the pair signs requests: the key works
 	Invalid     Status = "invalid"      // no such key ID (InvalidClientTokenId)

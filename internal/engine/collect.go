@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/keyburn/keyburn/internal/detect"
+	"github.com/keyburn/keyburn/internal/finding"
+)
+
+// collector is where every scan of the engine gathers its matches, and so
+// where the rules on a match's path hold for every source at once: a match
+// in a path the allowlist names is left out, and counted. Paths are those
+// of the findings: relative to the repository root for git sources; for
+// files, ScanPaths matches the path relative to the repository (or scanned)
+// root before reading the file at all.
+type collector struct {
+	*finding.Collector
+	m       *detect.Matcher
+	allowed map[string]bool // paths left out
+}
+
+func newCollector(opts Options) *collector {
+	return &collector{Collector: finding.NewCollector(), m: opts.Matcher, allowed: map[string]bool{}}
+}
+
+// Add adds a match unless its path is allowlisted.
+func (c *collector) Add(m finding.Match) {
+	if c.m.PathAllowed(m.Location.File) {
+		c.allowed[m.Location.File] = true
+		return
+	}
+	c.Collector.Add(m)
+}
+
+// finish puts the findings and the count of allowlisted paths in res.
+func (c *collector) finish(res *Result) {
+	res.Findings = c.Findings()
+	res.AllowedPaths += int64(len(c.allowed))
+}
+
+// RepoRoot returns the root of the git work tree (or bare repository) that
+// holds path, walking up from it; ok is false when there is none.
+func RepoRoot(path string) (string, bool) {
+	dir, err := filepath.Abs(path)
+	if err != nil {
+		return "", false
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+// matchBase is what a scanned root's paths are matched relative to: the
+// repository that holds it, or else the root itself (its directory, for a
+// file).
+func matchBase(root string) string {
+	if base, ok := RepoRoot(root); ok {
+		return base
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return root
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return filepath.Dir(abs)
+	}
+	return abs
+}
+
+// relPath is path relative to base, slash-separated, for allowlists.
+func relPath(base, path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.ToSlash(path)
+	}
+	rel, err := filepath.Rel(base, abs)
+	if err != nil {
+		return filepath.ToSlash(path)
+	}
+	return filepath.ToSlash(rel)
+}
