@@ -49,9 +49,10 @@ func ScanRange(ctx context.Context, opts Options, path, spec string, gopts GitOp
 }
 
 // ScanSince scans what a repository's references add over the commits seen
-// before (the tips a previous scan returned; nil: the whole history), and
-// returns the tips to remember for the next time. Unknown seen commits (gone
-// after a force push) are ignored.
+// before (the tips a previous scan returned), and returns the tips to
+// remember for the next time. Unknown seen commits (gone after a force push)
+// are ignored. With none seen, it is ScanHistory: the whole history, every
+// object once, by the fast reader.
 func ScanSince(ctx context.Context, opts Options, path string, seen []string, gopts GitOptions, rep source.Reporter) (*Result, []string, error) {
 	repo, err := source.OpenRepo(path)
 	if err != nil {
@@ -90,6 +91,10 @@ func ScanSince(ctx context.Context, opts Options, path string, seen []string, go
 	}
 	if len(tos) == 0 {
 		return &Result{}, tips, nil // an empty repository
+	}
+	if len(froms) == 0 {
+		res, err := ScanHistory(ctx, opts, path, gopts, rep)
+		return res, tips, err
 	}
 	commits, err := rangeCommits(repo, froms, tos)
 	if err != nil {

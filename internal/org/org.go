@@ -24,6 +24,7 @@ import (
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/reposcan"
 	"github.com/keyburn/keyburn/internal/source"
 	"github.com/keyburn/keyburn/internal/store"
 )
@@ -257,15 +258,8 @@ func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
 	if host.Git == nil {
 		host, _ = ghrepo.NewHost("") // github.com: cannot fail
 	}
-	dir := mirror.Path(o.Mirrors, valid.String())
-	if _, err := mirror.Fetch(ctx, dir, mirror.Source{URL: mirror.Apply(o.Rewrites, host.CloneURL(valid)), Token: o.Token}, nil); err != nil {
-		return fail(err)
-	}
-	rep := o.Reporter
-	if rep == nil {
-		rep = nopReporter{}
-	}
-	res, tips, err := engine.ScanSince(ctx, o.Engine, dir, seen, engine.GitOptions{}, rep)
+	res, err := reposcan.Scan(ctx, reposcan.Repo{Name: valid, Mirrors: o.Mirrors, Store: o.Store, Engine: o.Engine, Reporter: o.Reporter,
+		Source: mirror.Source{URL: mirror.Apply(o.Rewrites, host.CloneURL(valid)), Token: o.Token}})
 	if err != nil {
 		return fail(err)
 	}
@@ -278,11 +272,6 @@ func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
 		}
 	}
 	out.found, out.Findings, out.Bytes = res.Findings, len(res.Findings), res.Bytes
-	if o.Store != nil && ctx.Err() == nil {
-		if err := o.Store.SetRepoTips(ctx, name, tips); err != nil {
-			return fail(err)
-		}
-	}
 	return out
 }
 
@@ -304,10 +293,6 @@ func merge(fs []*finding.Finding) []*finding.Finding {
 	return out
 }
 
-type nopReporter struct{}
-
-func (nopReporter) Skipped(string, string) {}
-func (nopReporter) Failed(error)           {}
 
 // Job is a repository to scan, as put on a queue for the webhook's workers
 // (event "repo-scan").

@@ -40,6 +40,7 @@ import (
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/reposcan"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
@@ -537,29 +538,15 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 	if err != nil {
 		return res, err
 	}
-	dir := mirror.Path(w.o.Mirrors, name.String())
-	if _, err := mirror.Fetch(ctx, dir, mirror.Source{URL: w.cloneURL(name), Token: token}, nil); err != nil {
-		return res, fmt.Errorf("fetch %s: %w", name, err)
-	}
-	var seen []string
-	if w.o.State != nil {
-		if seen, _, err = w.o.State.RepoTips(ctx, name.String()); err != nil {
-			return res, err
-		}
-	}
-	r, tips, err := engine.ScanSince(ctx, w.o.Engine, dir, seen, engine.GitOptions{}, reporter{w.o.Log})
+	r, err := reposcan.Scan(ctx, reposcan.Repo{Name: name, Mirrors: w.o.Mirrors, Store: w.o.State, Engine: w.o.Engine,
+		Reporter: reporter{w.o.Log}, Source: mirror.Source{URL: w.cloneURL(name), Token: token}})
 	if err != nil {
-		return res, fmt.Errorf("scan %s: %w", name, err)
+		return res, fmt.Errorf("repository %s: %w", name, err)
 	}
 	res.Findings = r.Findings
 	if w.o.Verifier != nil {
 		if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
 			w.o.Log.Error("state", "repo", name.String(), "err", err)
-		}
-	}
-	if w.o.State != nil {
-		if err := w.o.State.SetRepoTips(ctx, name.String(), tips); err != nil {
-			return res, err
 		}
 	}
 	if gh != nil {
