@@ -293,7 +293,6 @@ func merge(fs []*finding.Finding) []*finding.Finding {
 	return out
 }
 
-
 // Job is a repository to scan, as put on a queue for the webhook's workers
 // (event "repo-scan").
 type Job struct {
