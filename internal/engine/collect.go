@@ -3,6 +3,7 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -76,6 +77,43 @@ func matchBase(root string) string {
 		return filepath.Dir(abs)
 	}
 	return abs
+}
+
+// rootBase turns the paths Walk reaches under one root into paths relative
+// to the root's match base, by their text alone: no system call per file
+// (a stat per file cost 15% of a scan).
+type rootBase struct {
+	clean  string // the root as Walk's paths begin
+	prefix string // the root relative to its base ("." for the base itself)
+}
+
+func newRootBase(root string) rootBase {
+	return rootBase{clean: filepath.Clean(root), prefix: relPath(matchBase(root), root)}
+}
+
+// rel is path (reached from the root) relative to the base, slash-separated.
+func (b rootBase) rel(path string) string {
+	var below string // the part under the root, with a leading slash
+	switch {
+	case path == b.clean:
+	case b.clean == ".":
+		below = "/" + path // Walk joined "." away
+	default:
+		dir := b.clean
+		if !strings.HasSuffix(dir, string(filepath.Separator)) {
+			dir += string(filepath.Separator)
+		}
+		rest, ok := strings.CutPrefix(path, dir)
+		if !ok {
+			return filepath.ToSlash(path)
+		}
+		below = "/" + rest
+	}
+	below = filepath.ToSlash(below)
+	if b.prefix == "." {
+		return strings.TrimPrefix(below, "/")
+	}
+	return b.prefix + below
 }
 
 // relPath is path relative to base, slash-separated, for allowlists.

@@ -69,13 +69,13 @@ func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Rep
 	// Allowlisted paths are matched relative to the repository that holds
 	// each root (or the root itself), whatever way the root was typed, and
 	// left out before they are read.
-	bases := map[string]string{}
+	bases := map[string]rootBase{}
 	for _, r := range roots {
-		bases[r] = matchBase(r)
+		bases[r] = newRootBase(r)
 	}
 	p := pool.New().WithMaxGoroutines(opts.workers())
 	walkErr := source.Walk(ctx, roots, func(f source.File) {
-		if opts.Matcher.PathAllowed(relPath(bases[f.Root], f.Path)) {
+		if opts.Matcher.PathAllowed(bases[f.Root].rel(f.Path)) {
 			allowed.Add(1)
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -121,5 +122,46 @@ func TestManyFiles(t *testing.T) {
 	}
 	if len(rec.failed) != 1 {
 		t.Errorf("failures %v, want the broken link only", rec.failed)
+	}
+}
+
+// TestPathAllowlistRelativeToRoot: an allowlisted path is left out however
+// the scanned root is typed: from the repository root, from a subdirectory,
+// by an absolute path, with a trailing slash, a file by itself.
+func TestPathAllowlistRelativeToRoot(t *testing.T) {
+	repo := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(repo, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key := "aws_access_key_id = AKIAROSDW5AABZW3VLYZ\naws_secret_access_key = 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\n"
+	for _, f := range []string{"README.md", "docs/README.md", "src/app.env"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(repo, f)), 0o755)
+		os.WriteFile(filepath.Join(repo, f), []byte(key), 0o644)
+	}
+	m := matcher(t, "[allowlist]\npaths = ['^README\\.md$']\n")
+	t.Chdir(filepath.Join(repo, "docs"))
+	all := []string{"docs/README.md", "src/app.env"} // README.md at the root is allowlisted
+	tests := map[string][]string{
+		repo: all, repo + "/": all, "..": all, "../": all, "../.": all,
+		".": {"docs/README.md"}, "./README.md": {"docs/README.md"}, "../src": {"src/app.env"},
+		filepath.Join(repo, "README.md"): nil, "../README.md": nil,
+	}
+	for root, want := range tests {
+		res, err := ScanPaths(context.Background(), Options{Matcher: m}, []string{root}, &recorder{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range res.Findings {
+			for _, l := range f.Locations {
+				abs, _ := filepath.Abs(l.File)
+				rel, _ := filepath.Rel(repo, abs)
+				got = append(got, filepath.ToSlash(rel))
+			}
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("scan of %q found %v, want %v", root, got, want)
+		}
 	}
 }
