@@ -18,15 +18,21 @@ import (
 // commits reachable from B but not from A add, and their messages. Its cost
 // grows with the range, not with the history.
 func ScanRange(ctx context.Context, opts Options, path, spec string, gopts GitOptions, rep source.Reporter) (*Result, error) {
+	from, to, ok := strings.Cut(spec, "..")
+	if !ok || to == "" {
+		return nil, fmt.Errorf("range %q: want A..B", spec)
+	}
 	repo, err := source.OpenRepo(path)
 	if err != nil {
 		return nil, err
 	}
 	defer repo.Close()
-	from, to, ok := strings.Cut(spec, "..")
-	if !ok || to == "" {
-		return nil, fmt.Errorf("range %q: want A..B", spec)
-	}
+	return ScanRevs(ctx, opts, repo, from, to, gopts, rep)
+}
+
+// ScanRevs is ScanRange on an open repository, with the range's two ends
+// apart: what to adds over from ("" from: to's whole history).
+func ScanRevs(ctx context.Context, opts Options, repo *source.Repo, from, to string, gopts GitOptions, rep source.Reporter) (*Result, error) {
 	toHash, err := resolve(repo, to)
 	if err != nil {
 		return nil, err

@@ -336,6 +336,19 @@ func readObject(o plumbing.EncodedObject) ([]byte, error) {
 	}
 }
 
+// HasCommit reports whether the repository holds the commit sha (a hex
+// SHA-1, checked by the caller).
+func (r *Repo) HasCommit(sha string) bool {
+	_, err := r.R.CommitObject(plumbing.NewHash(sha))
+	return err == nil
+}
+
+// HasRef reports whether the repository has the reference (refs/heads/…).
+func (r *Repo) HasRef(name string) bool {
+	_, err := r.R.Reference(plumbing.ReferenceName(name), true)
+	return err == nil
+}
+
 // BlobTooLargeError is Blob's error for a blob over the size limit: its
 // size is known from the object's header, before any of it is read.
 type BlobTooLargeError struct {

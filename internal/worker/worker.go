@@ -29,8 +29,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/go-github/v62/github"
 
 	"github.com/keyburn/keyburn/internal/check"
@@ -42,6 +40,7 @@ import (
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/reposcan"
 	"github.com/keyburn/keyburn/internal/respond"
+	"github.com/keyburn/keyburn/internal/source"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
@@ -296,8 +295,14 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 			return res, fmt.Errorf("fetch %s: the pushed commit %s is not on the server, even by its SHA", name, p.After)
 		}
 	}
-	res.Range = rangeOf(dir, p)
-	r, err := engine.ScanRange(ctx, w.o.Engine, dir, res.Range, engine.GitOptions{}, reporter{w.o.Log})
+	repo, err := source.OpenRepo(dir)
+	if err != nil {
+		return res, fmt.Errorf("open the mirror of %s: %w", name, err)
+	}
+	defer repo.Close()
+	from := rangeFrom(repo, p)
+	res.Range = from + ".." + p.After
+	r, err := engine.ScanRevs(ctx, w.o.Engine, repo, from, p.After, engine.GitOptions{}, reporter{w.o.Log})
 	if err != nil {
 		return res, fmt.Errorf("scan %s %s: %w", name, res.Range, err)
 	}
@@ -340,37 +345,19 @@ func (w *Worker) credentials(ctx context.Context, name ghrepo.Name) (string, *gi
 	return t, gh, nil
 }
 
-// rangeOf picks what the push adds: before..after for an update (a force
-// push included: the range is what after has that before has not); for a new
-// branch, what it has over the default branch; for a new default branch, its
-// whole history.
-func rangeOf(mirror string, p ghpush.Push) string {
-	if p.Before != ghpush.Zero && hasCommit(mirror, p.Before) {
-		return p.Before + ".." + p.After
+// rangeFrom picks where what the push adds starts: before, for an update
+// (a force push included: the range is what after has that before has
+// not); for a new branch, the default branch; for a new default branch,
+// nothing ("": its whole history).
+func rangeFrom(repo *source.Repo, p ghpush.Push) string {
+	if p.Before != ghpush.Zero && repo.HasCommit(p.Before) {
+		return p.Before
 	}
 	def := "refs/heads/" + p.Repository.DefaultBranch
-	if p.Repository.DefaultBranch != "" && p.Ref != def && hasRef(mirror, def) {
-		return def + ".." + p.After
+	if p.Repository.DefaultBranch != "" && p.Ref != def && repo.HasRef(def) {
+		return def
 	}
-	return ".." + p.After
-}
-
-func hasCommit(mirror, sha string) bool {
-	r, err := git.PlainOpen(mirror)
-	if err != nil {
-		return false
-	}
-	_, err = r.CommitObject(plumbing.NewHash(sha))
-	return err == nil
-}
-
-func hasRef(mirror, ref string) bool {
-	r, err := git.PlainOpen(mirror)
-	if err != nil {
-		return false
-	}
-	_, err = r.Reference(plumbing.ReferenceName(ref), true)
-	return err == nil
+	return ""
 }
 
 // report posts a commit status on the pushed commit and an issue for each
