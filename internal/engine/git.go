@@ -301,36 +301,27 @@ func (a *attributor) changesOf(c *source.Commit) commitChanges {
 
 // pairAcross looks for m's secret in the other files its commit added.
 func (a *attributor) pairAcross(m *finding.Match, intro *source.Introduction, self plumbing.Hash) {
-	r := a.m.Rule(m.Rule)
-	if r == nil || r.Secret == nil {
-		return
-	}
 	ch := a.changesOf(intro.Commit)
+	set := make([]added, len(ch.blobs))
 	for i, h := range ch.blobs {
-		if h == self {
-			continue
-		}
-		data, err := a.repo.Blob(h, a.maxSize)
+		set[i] = added{path: ch.paths[i].Path, blob: h}
+	}
+	m.Location.Blob = self.String()
+	pairFrom(a.m, m, set, func(i int) []byte {
+		data, err := a.repo.Blob(set[i].blob, a.maxSize)
 		if errors.As(err, new(*source.BlobTooLargeError)) {
-			continue
+			return nil
 		}
 		if err != nil {
 			a.rep.Failed(err)
-			continue
+			return nil
 		}
 		text, ok := source.Text(data)
 		if !ok {
-			continue
+			return nil
 		}
-		if secs := a.m.Secrets(r, text); len(secs) > 0 {
-			m.Secret = secs[0].Secret
-			for _, s := range secs[1:min(len(secs), r.MaxPairs)] {
-				m.Alternates = append(m.Alternates, s.Secret)
-			}
-			m.Location.SecretFile = ch.paths[i].Path
-			return
-		}
-	}
+		return text
+	})
 }
 
 // nativeProcs is how many git cat-file processes read blobs at once: one per

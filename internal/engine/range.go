@@ -3,7 +3,6 @@ package engine
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -113,20 +112,9 @@ func ScanSince(ctx context.Context, opts Options, path string, seen []string, go
 // scanCommits scans the blobs the commits add (oldest commit first, each
 // blob once) and the commits' messages.
 func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits []*source.Commit, gopts GitOptions, rep source.Reporter) (*Result, error) {
-	maxSize := gopts.MaxBlobSize
-	if maxSize <= 0 {
-		maxSize = source.DefaultMaxFileSize
-	}
 	res := &Result{Commits: int64(len(commits))}
 	coll := newCollector(opts)
-	graph := &source.Graph{Commits: map[plumbing.Hash]*source.Commit{}, Reachable: map[plumbing.Hash]bool{}}
-	for _, c := range commits {
-		graph.Commits[c.Hash] = c
-		graph.Reachable[c.Hash] = true
-	}
-	a := attributor{repo: repo, graph: graph, m: opts.Matcher, rep: rep, maxSize: maxSize,
-		refs: map[plumbing.Hash][]string{}, changes: map[plumbing.Hash]commitChanges{}}
-	seen := map[plumbing.Hash]bool{}
+	cs := newChangeScanner(opts, repo, gopts.MaxBlobSize, rep, res, coll)
 	// Oldest first, so that a blob is attributed to the first commit of the
 	// range that added it.
 	for i := len(commits) - 1; i >= 0; i-- {
@@ -135,8 +123,11 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 			return res, err
 		}
 		c := commits[i]
-		for _, m := range Matches(opts.Matcher, source.Whole([]byte(c.Message), source.Provenance{Path: commitMessage})) {
+		stamp := func(m *finding.Match) {
 			m.Location.Commit, m.Location.Author, m.Location.Date = c.Hash.String(), c.Author, date(c.When)
+		}
+		for _, m := range Matches(opts.Matcher, source.Whole([]byte(c.Message), source.Provenance{Path: commitMessage})) {
+			stamp(&m)
 			coll.Add(m)
 		}
 		var parentTree plumbing.Hash
@@ -152,38 +143,11 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 			rep.Failed(err)
 			continue
 		}
-		a.changes[c.Hash] = commitChanges{paths, blobs}
+		set := make([]added, len(blobs))
 		for j, h := range blobs {
-			if seen[h] {
-				continue
-			}
-			seen[h] = true
-			data, err := repo.Blob(h, maxSize)
-			var tooBig *source.BlobTooLargeError
-			if errors.As(err, &tooBig) {
-				rep.Skipped(paths[j].Path, tooBig.Error())
-				continue
-			}
-			if err != nil {
-				rep.Failed(err)
-				continue
-			}
-			text, ok := source.Text(data)
-			if !ok {
-				res.BinaryBlobs++
-				continue
-			}
-			res.Blobs++
-			res.Bytes += int64(len(text))
-			for _, m := range Matches(opts.Matcher, source.Whole(text, source.Provenance{Path: paths[j].Path})) {
-				m.Location.Commit, m.Location.Author, m.Location.Date = c.Hash.String(), c.Author, date(c.When)
-				m.Location.Blob = h.String()
-				if m.Secret.IsZero() {
-					a.pairAcross(&m, &paths[j], h)
-				}
-				coll.Add(m)
-			}
+			set[j] = added{path: paths[j].Path, blob: h}
 		}
+		cs.scan(set, stamp)
 	}
 	coll.finish(res)
 	return res, nil
@@ -318,52 +282,14 @@ func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, r
 	}
 	res := &Result{}
 	coll := newCollector(opts)
-	texts := make([][]byte, len(files))
-	var lone []finding.Match
+	cs := newChangeScanner(opts, repo, maxSize, rep, res, coll)
+	cs.asFiles = true
+	set := make([]added, len(files))
 	for i, f := range files {
-		if err := ctx.Err(); err != nil {
-			break
-		}
-		data, err := repo.Blob(f.Blob, maxSize)
-		var tooBig *source.BlobTooLargeError
-		if errors.As(err, &tooBig) {
-			rep.Skipped(f.Path, tooBig.Error())
-			continue
-		}
-		if err != nil {
-			rep.Failed(fmt.Errorf("staged %s: %w", f.Path, err))
-			continue
-		}
-		text, ok := source.Text(data)
-		if !ok {
-			rep.Skipped(f.Path, "binary")
-			continue
-		}
-		texts[i] = text
-		res.Files++
-		res.Bytes += int64(len(text))
-		for _, m := range Matches(opts.Matcher, source.Whole(text, source.Provenance{Path: f.Path})) {
-			if m.Secret.IsZero() {
-				lone = append(lone, m)
-				continue
-			}
-			coll.Add(m)
-		}
+		set[i] = added{path: f.Path, blob: f.Blob}
 	}
-	for _, m := range lone {
-		if r := opts.Matcher.Rule(m.Rule); r != nil && r.Secret != nil {
-			for i, text := range texts {
-				if text == nil || files[i].Path == m.Location.File {
-					continue
-				}
-				if secs := opts.Matcher.Secrets(r, text); len(secs) > 0 {
-					m.Secret = secs[0].Secret
-					m.Location.SecretFile = files[i].Path
-					break
-				}
-			}
-		}
-		coll.Add(m)
+	if ctx.Err() == nil {
+		cs.scan(set, func(*finding.Match) {})
 	}
 	coll.finish(res)
 	return res, ctx.Err()
