@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/dustin/go-humanize"
 
 	"github.com/keyburn/keyburn/internal/check"
+	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -23,7 +23,6 @@ import (
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/source"
 	"github.com/keyburn/keyburn/internal/store"
-	"github.com/keyburn/keyburn/internal/verify"
 	"github.com/keyburn/keyburn/rules"
 )
 
@@ -304,24 +303,18 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	// keyburn's own credentials, if any: they name the account of an
 	// old-format key ID (sts:GetAccessKeyInfo), so that a canary is not
 	// called, and they are the responder's. Resolved only when used.
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
+	cfg, err := clients.AWS(ctx)
 	if err != nil {
-		return fmt.Errorf("AWS configuration: %w", err)
+		return err
 	}
-	v := verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, UserAgent: "keyburn/" + version,
-		CanaryAccounts: s.aws.CanaryAccounts, Credentials: cfg.Credentials})
-	var r *respond.Responder
-	if s.policy != respond.Off {
-		role := c.roleName
-		if role == "" {
-			role = s.aws.RoleName
-		}
-		r, err = respond.New(ctx, respond.Options{Policy: s.policy, DryRun: c.dryRun, Soak: c.soak,
-			Credentials: cfg.Credentials, Endpoint: c.awsEndpoint, RoleName: role, Store: st,
-			AllowAccounts: s.aws.AllowAccounts, DenyAccounts: s.aws.DenyAccounts, CanaryAccounts: s.aws.CanaryAccounts})
-		if err != nil {
-			return err
-		}
+	cc := clients.Check{Endpoint: c.awsEndpoint, UserAgent: "keyburn/" + version, Rules: s.aws, RoleName: c.roleName,
+		Policy: s.policy, DryRun: c.dryRun, Soak: c.soak, Store: st}
+	v := cc.Verifier(cfg)
+	r, err := cc.Responder(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if r != nil {
 		u.debugf("%s", r.Describe())
 		done, err := r.DeleteDue(ctx)
 		if err != nil {

@@ -6,20 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/dustin/go-humanize"
-	"github.com/google/go-github/v62/github"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/engine"
-	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/org"
@@ -103,18 +99,11 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		return exitError, fmt.Errorf("--github-api: %w", err)
 	}
 	o.Token = os.Getenv("GITHUB_TOKEN")
-	if (appID != 0) != (appKey != "") {
-		return exitError, errors.New("--github-app-id and --github-app-key go together")
+	app, err := clients.App(appID, appKey, apiURL)
+	if err != nil {
+		return exitError, err
 	}
-	if appID != 0 {
-		pemKey, err := os.ReadFile(appKey)
-		if err != nil {
-			return exitError, fmt.Errorf("--github-app-key: %w", err)
-		}
-		app, err := ghapp.New(appID, pemKey, apiURL)
-		if err != nil {
-			return exitError, err
-		}
+	if app != nil {
 		owner := o.Org
 		if owner == "" {
 			owner = o.User
@@ -123,25 +112,15 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 			return exitError, err
 		}
 	}
-	o.Client = github.NewClient(&http.Client{Timeout: 60 * time.Second})
-	if o.Token != "" {
-		o.Client = o.Client.WithAuthToken(o.Token)
-	}
-	if apiURL != "" {
-		if o.Client, err = o.Client.WithEnterpriseURLs(apiURL, apiURL); err != nil {
-			return exitError, fmt.Errorf("--github-api: %w", err)
-		}
+	if o.Client, err = clients.GitHub(o.Token, apiURL); err != nil {
+		return exitError, err
 	}
 	if queueURL != "" {
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+		cfg, err := clients.AWS(ctx)
 		if err != nil {
-			return exitError, fmt.Errorf("--queue: AWS credentials: %w", err)
+			return exitError, fmt.Errorf("--queue: %w", err)
 		}
-		api := sqs.NewFromConfig(cfg, func(so *sqs.Options) {
-			if c.awsEndpoint != "" {
-				so.BaseEndpoint = &c.awsEndpoint
-			}
-		})
+		api := clients.SQS(cfg, c.awsEndpoint)
 		n, err := org.Enqueue(ctx, o, sqsqueue.New(api, queueURL, ""))
 		if err != nil {
 			return exitError, err

@@ -23,20 +23,16 @@ import (
 	"syscall"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/google/go-github/v62/github"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
-	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/sqsqueue"
 	"github.com/keyburn/keyburn/internal/store"
-	"github.com/keyburn/keyburn/internal/verify"
 	"github.com/keyburn/keyburn/internal/worker"
 	"github.com/keyburn/keyburn/rules"
 )
@@ -170,16 +166,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	h := &handler{secret: secret, store: st, log: log, metrics: mets, wake: wake, owners: wopts.Owners,
 		workers: max(0, c.workers)}
 	if c.queueURL != "" {
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+		cfg, err := clients.AWS(ctx)
 		if err != nil {
-			return fmt.Errorf("--queue: AWS credentials: %w", err)
+			return fmt.Errorf("--queue: %w", err)
 		}
-		api := sqs.NewFromConfig(cfg, func(o *sqs.Options) {
-			if c.awsEndpoint != "" {
-				o.BaseEndpoint = &c.awsEndpoint
-			}
-		})
-		q := sqsqueue.New(api, c.queueURL, c.queueDLQ)
+		q := sqsqueue.New(clients.SQS(cfg, c.awsEndpoint), c.queueURL, c.queueDLQ)
 		h.queue, wopts.Queue = q, q
 	}
 	srv := newServer(c.listen, h)
@@ -244,9 +235,9 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	// keyburn's own AWS credentials (the SDK's default chain, resolved when
 	// first used): they name the account of old-format key IDs, so that a
 	// canary is never called, and they are the responder's.
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+	cfg, err := clients.AWS(ctx)
 	if err != nil {
-		return worker.Options{}, fmt.Errorf("AWS configuration: %w", err)
+		return worker.Options{}, err
 	}
 	host, err := ghrepo.HostForAPI(c.githubAPI)
 	if c.githubURL != "" {
@@ -261,16 +252,15 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	}
 	o := worker.Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
 		Host: host, Owners: owners, Deadline: c.deadline,
-		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log,
-		Verifier: verify.New(verify.Options{Endpoint: c.awsEndpoint, Cache: st, CanaryAccounts: set.AWS.CanaryAccounts,
-			Credentials: cfg.Credentials})}
+		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log}
+	cc := clients.Check{Endpoint: c.awsEndpoint, UserAgent: "keyburn-webhook", Rules: set.AWS, Policy: policy,
+		DryRun: c.dryRun, Soak: c.soak, Store: st}
+	o.Verifier = cc.Verifier(cfg)
 	switch {
 	case policy == respond.Off:
 		log.Warn("RESPONDER OFF: live keys are verified and reported, never deactivated or deleted (--respond=delete to revoke them)")
 	default:
-		o.Responder, err = respond.New(ctx, respond.Options{Policy: policy, DryRun: c.dryRun, Soak: c.soak, Credentials: cfg.Credentials,
-			Endpoint: c.awsEndpoint, RoleName: set.AWS.RoleName, AllowAccounts: set.AWS.AllowAccounts,
-			DenyAccounts: set.AWS.DenyAccounts, CanaryAccounts: set.AWS.CanaryAccounts, Store: st})
+		o.Responder, err = cc.Responder(ctx, cfg)
 		if err != nil {
 			// Start anyway: keys are still found, verified and reported.
 			// Say loudly that none will be revoked.
@@ -284,29 +274,13 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 		}
 		log.Log(ctx, level, "RESPONDER ON: "+o.Responder.Describe(), "respond", c.respond, "dry_run", c.dryRun, "soak", c.soak.String())
 	}
-	if (c.appID != 0) != (c.appKey != "") {
-		return o, errors.New("--github-app-id and --github-app-key go together")
-	}
-	if c.appID != 0 {
-		pemKey, err := os.ReadFile(c.appKey)
-		if err != nil {
-			return o, fmt.Errorf("--github-app-key: %w", err)
-		}
-		if o.App, err = ghapp.New(c.appID, pemKey, c.githubAPI); err != nil {
-			return o, err
-		}
+	if o.App, err = clients.App(c.appID, c.appKey, c.githubAPI); err != nil {
+		return o, err
 	}
 	if tok := os.Getenv("GITHUB_TOKEN"); tok != "" || c.githubAPI != "" || o.App != nil {
-		gh := github.NewClient(&http.Client{Timeout: 30 * time.Second})
-		if tok != "" {
-			gh = gh.WithAuthToken(tok)
+		if o.GitHub, err = clients.GitHub(tok, c.githubAPI); err != nil {
+			return o, err
 		}
-		if c.githubAPI != "" {
-			if gh, err = gh.WithEnterpriseURLs(c.githubAPI, c.githubAPI); err != nil {
-				return o, fmt.Errorf("--github-api: %w", err)
-			}
-		}
-		o.GitHub = gh
 	}
 	return o, nil
 }

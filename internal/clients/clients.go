@@ -1,0 +1,117 @@
+// Package clients builds, in one place, the clients both binaries need from
+// their flags and configuration: keyburn's own AWS credentials and the
+// verifier and responder built on them, the GitHub REST client, a GitHub
+// App, and the SQS client. It holds no state and makes no call itself
+// (credentials are resolved when first used).
+package clients
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/go-github/v62/github"
+
+	"github.com/keyburn/keyburn/internal/ghapp"
+	"github.com/keyburn/keyburn/internal/respond"
+	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/verify"
+	"github.com/keyburn/keyburn/rules"
+)
+
+// region is where the global STS and IAM endpoints answer.
+const region = "us-east-1"
+
+// AWS loads keyburn's own AWS configuration: the SDK's default chain
+// (environment, shared files, instance role), resolved when first used.
+func AWS(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// Check is what verification and response are built from.
+type Check struct {
+	Endpoint  string // STS and IAM endpoint URL; empty: AWS's
+	UserAgent string
+	Rules     rules.AWSSpec // canary, allow and deny accounts, role_name
+	RoleName  string        // overrides Rules.RoleName when set
+	Policy    respond.Policy
+	DryRun    bool
+	Soak      time.Duration
+	Store     *store.Store // the verdict cache and the audit log
+}
+
+// Verifier builds the verifier; it uses cfg's credentials only to name the
+// account of old-format key IDs.
+func (c Check) Verifier(cfg aws.Config) *verify.Verifier {
+	return verify.New(verify.Options{Endpoint: c.Endpoint, Cache: c.Store, UserAgent: c.UserAgent,
+		CanaryAccounts: c.Rules.CanaryAccounts, Credentials: cfg.Credentials})
+}
+
+// Responder builds the responder (nil with policy off), after it learns who
+// it is with sts:GetCallerIdentity.
+func (c Check) Responder(ctx context.Context, cfg aws.Config) (*respond.Responder, error) {
+	if c.Policy == respond.Off || c.Policy == "" {
+		return nil, nil
+	}
+	role := c.RoleName
+	if role == "" {
+		role = c.Rules.RoleName
+	}
+	return respond.New(ctx, respond.Options{Policy: c.Policy, DryRun: c.DryRun, Soak: c.Soak,
+		Credentials: cfg.Credentials, Endpoint: c.Endpoint, RoleName: role, Store: c.Store,
+		AllowAccounts: c.Rules.AllowAccounts, DenyAccounts: c.Rules.DenyAccounts, CanaryAccounts: c.Rules.CanaryAccounts})
+}
+
+// GitHubTimeout bounds every GitHub API call.
+const GitHubTimeout = 30 * time.Second
+
+// GitHub builds the REST client: token (may be empty) for github.com, or a
+// GitHub Enterprise server's API at apiURL.
+func GitHub(token, apiURL string) (*github.Client, error) {
+	gh := github.NewClient(&http.Client{Timeout: GitHubTimeout})
+	if token != "" {
+		gh = gh.WithAuthToken(token)
+	}
+	if apiURL != "" {
+		var err error
+		if gh, err = gh.WithEnterpriseURLs(apiURL, apiURL); err != nil {
+			return nil, fmt.Errorf("--github-api: %w", err)
+		}
+	}
+	return gh, nil
+}
+
+// App builds the GitHub App of id with the private key in keyFile (nil when
+// neither is given; an error when only one is).
+func App(id int64, keyFile, apiURL string) (*ghapp.App, error) {
+	if (id != 0) != (keyFile != "") {
+		return nil, errors.New("--github-app-id and --github-app-key go together")
+	}
+	if id == 0 {
+		return nil, nil
+	}
+	pemKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--github-app-key: %w", err)
+	}
+	return ghapp.New(id, pemKey, apiURL)
+}
+
+// SQS builds the SQS client, pointed at endpoint when set.
+func SQS(cfg aws.Config, endpoint string) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+}
