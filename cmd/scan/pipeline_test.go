@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/gittest"
 	"github.com/keyburn/keyburn/internal/mirror"
@@ -44,6 +45,16 @@ func cliKeys(t *testing.T, dir string, args ...string) []string {
 	if err := json.Unmarshal(out.Bytes(), &fs); err != nil && out.Len() > 0 {
 		t.Fatalf("keyburn %v: %v\n%s", args, err, out.String())
 	}
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.KeyID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// idsOf is the sorted key IDs of findings.
+func idsOf(fs []*finding.Finding) []string {
 	var ids []string
 	for _, f := range fs {
 		ids = append(ids, f.KeyID)
@@ -131,12 +142,7 @@ func TestEveryPathOneRule(t *testing.T) {
 		if err != nil {
 			t.Fatalf("push %s..%s: %v", before, after, err)
 		}
-		var ids []string
-		for _, f := range res.Findings {
-			ids = append(ids, f.KeyID)
-		}
-		sort.Strings(ids)
-		return ids
+		return idsOf(res.Findings)
 	}
 	jobKeys := func(t *testing.T) []string {
 		t.Helper()
@@ -148,12 +154,7 @@ func TestEveryPathOneRule(t *testing.T) {
 		if err != nil {
 			t.Fatalf("repository-scan job: %v", err)
 		}
-		var ids []string
-		for _, f := range res.Findings {
-			ids = append(ids, f.KeyID)
-		}
-		sort.Strings(ids)
-		return ids
+		return idsOf(res.Findings)
 	}
 	orgKeys := func(t *testing.T) []string {
 		t.Helper()
@@ -171,12 +172,7 @@ func TestEveryPathOneRule(t *testing.T) {
 		if err != nil {
 			t.Fatalf("organisation scan: %v", err)
 		}
-		var ids []string
-		for _, f := range res.Findings {
-			ids = append(ids, f.KeyID)
-		}
-		sort.Strings(ids)
-		return ids
+		return idsOf(res.Findings)
 	}
 
 	tests := []struct {
