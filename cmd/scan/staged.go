@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/storage/filesystem"
-
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/source"
@@ -140,11 +138,12 @@ func hooksDir(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, ok := repo.R.Storer.(*filesystem.Storage)
-	if !ok {
-		return "", errors.New("install hooks: the repository is not on disk")
+	defer repo.Close()
+	gitDir, err := repo.GitDir()
+	if err != nil {
+		return "", fmt.Errorf("install hooks: %w", err)
 	}
-	return filepath.Join(st.Filesystem().Root(), "hooks"), nil
+	return filepath.Join(gitDir, "hooks"), nil
 }
 
 // installHook writes hook name in dir. A hook keyburn wrote is replaced; any

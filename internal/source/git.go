@@ -336,6 +336,16 @@ func readObject(o plumbing.EncodedObject) ([]byte, error) {
 	}
 }
 
+// GitDir returns the repository's git directory (.git, or the bare
+// repository itself).
+func (r *Repo) GitDir() (string, error) {
+	st, ok := r.R.Storer.(*filesystem.Storage)
+	if !ok {
+		return "", errors.New("the repository is not on disk")
+	}
+	return st.Filesystem().Root(), nil
+}
+
 // HasCommit reports whether the repository holds the commit sha (a hex
 // SHA-1, checked by the caller).
 func (r *Repo) HasCommit(sha string) bool {
