@@ -157,3 +157,23 @@ func TestAuditNothingRecorded(t *testing.T) {
 		t.Errorf("audit created the state file")
 	}
 }
+
+// TestVerifyWithABrokenAWSConfig: --verify alone goes on when keyburn's own
+// AWS configuration cannot be read (it signs with each key), saying what it
+// cannot do.
+func TestVerifyWithABrokenAWSConfig(t *testing.T) {
+	m := awstest.Start(t)
+	id, sec := m.UserKey(t, "ivy")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "k.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644)
+	broken := filepath.Join(t.TempDir(), "config")
+	os.WriteFile(broken, []byte("[profile x\nsource_profile = \n"), 0o644)
+	t.Setenv("AWS_CONFIG_FILE", broken)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", broken)
+	t.Setenv("AWS_PROFILE", "nope")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	code, out, stderr := runCLI("dir", "--verify", "--aws-endpoint", m.URL, "--state", filepath.Join(t.TempDir(), "s.db"), dir)
+	if code != exitFindings || !strings.Contains(out, "verdict      live") || !strings.Contains(stderr, "AWS configuration") {
+		t.Errorf("--verify with a broken AWS config: exit %d\n%s\n%s", code, out, stderr)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/dustin/go-humanize"
 
 	"github.com/keyburn/keyburn/internal/check"
@@ -304,8 +305,14 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	// old-format key ID (sts:GetAccessKeyInfo), so that a canary is not
 	// called, and they are the responder's. Resolved only when used.
 	cfg, err := clients.AWS(ctx)
-	if err != nil {
+	if err != nil && s.policy != respond.Off {
 		return err
+	}
+	if err != nil {
+		// Verification signs with each key itself: it goes on without
+		// keyburn's own credentials, which only name old-format accounts.
+		u.errorf("%v: keys whose ID does not encode their account are not verified", err)
+		cfg = aws.Config{}
 	}
 	cc := clients.Check{Endpoint: c.awsEndpoint, UserAgent: "keyburn/" + version, Rules: s.aws, RoleName: c.roleName,
 		Policy: s.policy, DryRun: c.dryRun, Soak: c.soak, Store: st}
