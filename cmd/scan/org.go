@@ -55,53 +55,110 @@ func (r *rewriteList) Set(s string) error {
 	return err
 }
 
+// orgFlags are the flags of scan github besides the common ones.
+type orgFlags struct {
+	c                               common
+	o                               org.Options
+	repos                           listFlag
+	rewrites                        rewriteList
+	shard, apiURL, queueURL, appKey string
+	appID                           int64
+}
+
+func (f *orgFlags) register(fs *flag.FlagSet) {
+	f.c.register(fs)
+	fs.StringVar(&f.o.Org, "org", "", "the `organisation`")
+	fs.StringVar(&f.o.User, "user", "", "the `user`")
+	fs.Var(&f.repos, "repo", "only repositories whose name matches `pattern`")
+	fs.BoolVar(&f.o.Forks, "forks", false, "include forks")
+	fs.BoolVar(&f.o.Archived, "archived", false, "include archived repositories")
+	fs.StringVar(&f.shard, "shard", "", "scan shard `i/n` of the repositories")
+	fs.StringVar(&f.apiURL, "github-api", "", "GitHub REST API base `URL` (GitHub Enterprise)")
+	fs.StringVar(&f.o.Mirrors, "mirrors", "keyburn-mirrors", "`directory` of the mirror cache")
+	fs.Var(&f.rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO…; repeatable")
+	fs.IntVar(&f.o.Parallel, "parallel", 2, "repositories fetched and scanned at once")
+	fs.Int64Var(&f.appID, "github-app-id", 0, "authenticate as this GitHub App `ID` (with --github-app-key), through its installation")
+	fs.StringVar(&f.appKey, "github-app-key", "", "the GitHub App's private key `file` (PEM)")
+	fs.StringVar(&f.queueURL, "queue", "", "put one job per repository on this Amazon SQS queue `URL` for the webhook's workers, instead of scanning here")
+}
+
 func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
-	var c common
-	var o org.Options
-	var repos listFlag
-	var rewrites rewriteList
-	var shard, apiURL, queueURL, appKey string
-	var appID int64
+	var f orgFlags
 	fs := flag.NewFlagSet("github", flag.ContinueOnError)
-	c.register(fs)
-	fs.StringVar(&o.Org, "org", "", "the `organisation`")
-	fs.StringVar(&o.User, "user", "", "the `user`")
-	fs.Var(&repos, "repo", "only repositories whose name matches `pattern`")
-	fs.BoolVar(&o.Forks, "forks", false, "include forks")
-	fs.BoolVar(&o.Archived, "archived", false, "include archived repositories")
-	fs.StringVar(&shard, "shard", "", "scan shard `i/n` of the repositories")
-	fs.StringVar(&apiURL, "github-api", "", "GitHub REST API base `URL` (GitHub Enterprise)")
-	fs.StringVar(&o.Mirrors, "mirrors", "keyburn-mirrors", "`directory` of the mirror cache")
-	fs.Var(&rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO…; repeatable")
-	fs.IntVar(&o.Parallel, "parallel", 2, "repositories fetched and scanned at once")
-	fs.Int64Var(&appID, "github-app-id", 0, "authenticate as this GitHub App `ID` (with --github-app-key), through its installation")
-	fs.StringVar(&appKey, "github-app-key", "", "the GitHub App's private key `file` (PEM)")
-	fs.StringVar(&queueURL, "queue", "", "put one job per repository on this Amazon SQS queue `URL` for the webhook's workers, instead of scanning here")
+	f.register(fs)
 	fs.Usage = func() { fmt.Fprint(u.w, orgUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, u); err != nil {
 		return exitError, err
 	}
-	if (o.Org == "") == (o.User == "") {
+	if (f.o.Org == "") == (f.o.User == "") {
 		fs.Usage()
 		return exitError, errors.New("give one of --org and --user")
 	}
-	if shard != "" {
-		if _, err := fmt.Sscanf(shard, "%d/%d", &o.Shard, &o.Shards); err != nil || o.Shards < 1 || o.Shard < 0 || o.Shard >= o.Shards {
-			return exitError, fmt.Errorf("--shard %q: want i/n with 0 <= i < n", shard)
+	s, err := f.c.resolve(u, ".")
+	if err != nil {
+		return exitError, err
+	}
+	o, err := f.options(ctx, s, u)
+	if err != nil {
+		return exitError, err
+	}
+	if f.queueURL != "" {
+		cfg, err := clients.AWS(ctx)
+		if err != nil {
+			return exitError, fmt.Errorf("--queue: %w", err)
+		}
+		n, err := org.Enqueue(ctx, o, sqsqueue.New(clients.SQS(cfg, f.c.awsEndpoint), f.queueURL, ""))
+		if err != nil {
+			return exitError, err
+		}
+		u.printf("queued %d repository scan(s) on %s", n, f.queueURL)
+		return exitClean, nil
+	}
+	if err := os.MkdirAll(dirOf(f.c.statePath), 0o700); err != nil {
+		return exitError, err
+	}
+	st, err := store.Open(f.c.statePath)
+	if err != nil {
+		return exitError, err
+	}
+	o.Store = st
+	bar := orgProgress(&o, u)
+	start := time.Now()
+	res, scanErr := org.Scan(ctx, o)
+	st.Close()
+	if res == nil {
+		return exitError, scanErr
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	u.printf("%d repositories: %d scanned, %d unchanged since the last scan (skipped), %d failed", res.Repos, res.Scanned, res.Unchanged, res.Failed)
+	for name, n := range res.PerRepo {
+		if n > 0 {
+			u.printf("  %s: %d finding(s)", name, n)
 		}
 	}
-	s, err := c.resolve(u, ".")
-	if err != nil {
-		return exitError, err
+	return f.c.complete(ctx, u, s, stdout, &engine.Result{Findings: res.Findings, Bytes: res.Bytes, Files: int64(res.Scanned)}, start, scanErr, nil)
+}
+
+// options turns the flags into the organisation scan's options, with its
+// GitHub client (a token, or a GitHub App's installation token).
+func (f *orgFlags) options(ctx context.Context, s *setup, u *ui) (org.Options, error) {
+	o := f.o
+	if f.shard != "" {
+		if _, err := fmt.Sscanf(f.shard, "%d/%d", &o.Shard, &o.Shards); err != nil || o.Shards < 1 || o.Shard < 0 || o.Shard >= o.Shards {
+			return o, fmt.Errorf("--shard %q: want i/n with 0 <= i < n", f.shard)
+		}
 	}
-	o.Repos, o.Rewrites, o.Engine, o.Reporter = repos, rewrites, s.opts, u
-	if o.Host, err = ghrepo.HostForAPI(apiURL); err != nil {
-		return exitError, fmt.Errorf("--github-api: %w", err)
+	o.Repos, o.Rewrites, o.Engine, o.Reporter = f.repos, f.rewrites, s.opts, u
+	var err error
+	if o.Host, err = ghrepo.HostForAPI(f.apiURL); err != nil {
+		return o, fmt.Errorf("--github-api: %w", err)
 	}
 	o.Token = os.Getenv("GITHUB_TOKEN")
-	app, err := clients.App(appID, appKey, apiURL)
+	app, err := clients.App(f.appID, f.appKey, f.apiURL)
 	if err != nil {
-		return exitError, err
+		return o, err
 	}
 	if app != nil {
 		owner := o.Org
@@ -109,37 +166,24 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 			owner = o.User
 		}
 		if o.Token, err = app.OrgToken(ctx, owner, o.User != ""); err != nil {
-			return exitError, err
+			return o, err
 		}
 	}
-	if o.Client, err = clients.GitHub(o.Token, apiURL); err != nil {
-		return exitError, err
-	}
-	if queueURL != "" {
-		cfg, err := clients.AWS(ctx)
-		if err != nil {
-			return exitError, fmt.Errorf("--queue: %w", err)
-		}
-		api := clients.SQS(cfg, c.awsEndpoint)
-		n, err := org.Enqueue(ctx, o, sqsqueue.New(api, queueURL, ""))
-		if err != nil {
-			return exitError, err
-		}
-		u.printf("queued %d repository scan(s) on %s", n, queueURL)
-		return exitClean, nil
-	}
-	if err := os.MkdirAll(dirOf(c.statePath), 0o700); err != nil {
-		return exitError, err
-	}
-	st, err := store.Open(c.statePath)
-	if err != nil {
-		return exitError, err
-	}
-	o.Store = st
+	o.Client, err = clients.GitHub(o.Token, f.apiURL)
+	return o, err
+}
+
+// orgProgress reports each repository as it ends: a progress bar on a
+// terminal, a line each otherwise; and rate-limit waits.
+func orgProgress(o *org.Options, u *ui) *progressbar.ProgressBar {
 	o.Wait = func(d time.Duration, why string) {
 		u.printf("GitHub %s: waiting %s", why, d.Round(time.Second))
 	}
 	var bar *progressbar.ProgressBar
+	if isTerminal(os.Stderr) {
+		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
+			progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+	}
 	var found int
 	var mu sync.Mutex // Progress is called from several repositories at once
 	o.Progress = func(p org.Progress) {
@@ -163,26 +207,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 		u.printf("[%d/%d] %s: %s", p.Done, p.Total, p.Repo, state)
 	}
-	if isTerminal(os.Stderr) {
-		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
-			progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-	}
-	start := time.Now()
-	res, scanErr := org.Scan(ctx, o)
-	st.Close()
-	if res == nil {
-		return exitError, scanErr
-	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
-	u.printf("%d repositories: %d scanned, %d unchanged since the last scan (skipped), %d failed", res.Repos, res.Scanned, res.Unchanged, res.Failed)
-	for name, n := range res.PerRepo {
-		if n > 0 {
-			u.printf("  %s: %d finding(s)", name, n)
-		}
-	}
-	return c.complete(ctx, u, s, stdout, &engine.Result{Findings: res.Findings, Bytes: res.Bytes, Files: int64(res.Scanned)}, start, scanErr, nil)
+	return bar
 }
 
 func dirOf(p string) string {
