@@ -156,23 +156,33 @@ func TestEveryPathOneRule(t *testing.T) {
 		}
 		return idsOf(res.Findings)
 	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/orgs/acme/repos") {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode([]map[string]any{{"name": "hello", "full_name": "acme/hello",
+			"clone_url": "file:///not/used", "pushed_at": time.Now().UTC().Format(time.RFC3339)}})
+	}))
+	defer api.Close()
 	orgKeys := func(t *testing.T) []string {
 		t.Helper()
-		api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !strings.HasSuffix(r.URL.Path, "/orgs/acme/repos") {
-				http.NotFound(w, r)
-				return
-			}
-			json.NewEncoder(w).Encode([]map[string]any{{"name": "hello", "full_name": "acme/hello",
-				"clone_url": "file:///not/used", "pushed_at": time.Now().UTC().Format(time.RFC3339)}})
-		}))
-		defer api.Close()
 		client, _ := github.NewClient(nil).WithEnterpriseURLs(api.URL+"/", api.URL+"/")
 		res, err := org.Scan(ctx, org.Options{Client: client, Org: "acme", Mirrors: t.TempDir(), Rewrites: rewrites, Engine: eng})
 		if err != nil {
 			t.Fatalf("organisation scan: %v", err)
 		}
 		return idsOf(res.Findings)
+	}
+	// The CLI against a GitHub Enterprise-shaped API: clone URLs are built
+	// on that server's host, which the rewrite sends to the git server.
+	cliOrgKeys := func(t *testing.T) []string {
+		t.Helper()
+		t.Setenv("GITHUB_TOKEN", "")
+		cfg := filepath.Join(t.TempDir(), "keyburn.toml")
+		os.WriteFile(cfg, []byte(config), 0o644)
+		return cliKeys(t, elsewhere, "github", "--org", "acme", "--github-api", api.URL+"/api/v3/", "--config", cfg,
+			"--git-url-rewrite", api.URL+"/="+gitSrv.URL+"/", "--mirrors", t.TempDir(), "--state", filepath.Join(t.TempDir(), "s.db"))
 	}
 
 	tests := []struct {
@@ -192,6 +202,7 @@ func TestEveryPathOneRule(t *testing.T) {
 		{"a push of main", func(t *testing.T) []string { return pushKeys(t, ghpush.Zero, mainHead, "refs/heads/main") }, sorted(normal)},
 		{"a push of the side branch", func(t *testing.T) []string { return pushKeys(t, ghpush.Zero, featureHead, "refs/heads/feature") }, sorted(side)},
 		{"an organisation scan", orgKeys, sorted(normal, side)},
+		{"scan github", cliOrgKeys, sorted(normal, side)},
 		{"a worker's repository job", jobKeys, sorted(normal, side)},
 	}
 	for _, tt := range tests {
