@@ -7,14 +7,9 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"runtime"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/sourcegraph/conc"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -48,24 +43,31 @@ type Result struct {
 	Commits      int64 // git: commits in the repository or range
 }
 
+// scan is the engine's one loop, for every source: each chunk the source
+// yields goes through the detector, on the source's own goroutines, and its
+// matches to sink, from one goroutine (sink needs no lock).
+func scan(ctx context.Context, opts Options, src source.Source, rep source.Reporter, sink func([]finding.Match)) error {
+	ch := make(chan []finding.Match, opts.workers())
+	var collector conc.WaitGroup
+	collector.Go(func() {
+		for ms := range ch {
+			sink(ms)
+		}
+	})
+	err := src.Each(ctx, rep, func(c source.Chunk) {
+		if ms := Matches(opts.Matcher, c); len(ms) > 0 {
+			ch <- ms
+		}
+	})
+	close(ch)
+	collector.Wait()
+	return err
+}
+
 // ScanPaths scans the files and directories under roots. Files that cannot be
 // read go to rep and the run goes on. On cancellation it returns what it found
 // so far with ctx's error.
 func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Reporter) (*Result, error) {
-	var files, nbytes, allowed atomic.Int64
-	readers := sync.Pool{New: func() any { return source.NewReader(opts.FS) }}
-	matches := make(chan []finding.Match, opts.workers())
-	coll := finding.NewCollector()
-
-	var collector conc.WaitGroup
-	collector.Go(func() {
-		for ms := range matches {
-			for _, m := range ms {
-				coll.Add(m)
-			}
-		}
-	})
-
 	// Allowlisted paths are matched relative to the repository that holds
 	// each root (or the root itself), whatever way the root was typed, and
 	// left out before they are read.
@@ -73,66 +75,29 @@ func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Rep
 	for _, r := range roots {
 		bases[r] = newRootBase(r)
 	}
-	p := pool.New().WithMaxGoroutines(opts.workers())
-	walkErr := source.Walk(ctx, roots, func(f source.File) {
-		if opts.Matcher.PathAllowed(bases[f.Root].rel(f.Path)) {
-			allowed.Add(1)
-			return
+	var stats source.Stats
+	src := source.Files{Roots: roots, Options: opts.FS, Workers: opts.workers(), Stats: &stats,
+		Skip: func(f source.File) bool { return opts.Matcher.PathAllowed(bases[f.Root].rel(f.Path)) }}
+	coll := finding.NewCollector() // paths were matched before reading
+	err := scan(ctx, opts, src, rep, func(ms []finding.Match) {
+		for _, m := range ms {
+			coll.Add(m)
 		}
-		p.Go(func() {
-			if ctx.Err() != nil {
-				return
-			}
-			r := readers.Get().(*source.Reader)
-			defer readers.Put(r)
-			var found []finding.Match
-			err := r.ReadFile(ctx, f, rep, func(c source.Chunk) error {
-				nbytes.Add(int64(len(c.Data)))
-				found = append(found, Matches(opts.Matcher, c)...)
-				return nil
-			})
-			if err != nil && ctx.Err() == nil {
-				rep.Failed(err)
-				return
-			}
-			files.Add(1)
-			if len(found) > 0 {
-				matches <- found
-			}
-		})
-	}, rep)
-	p.Wait()
-	close(matches)
-	collector.Wait()
-	return &Result{Findings: coll.Findings(), Files: files.Load(), Bytes: nbytes.Load(), AllowedPaths: allowed.Load()}, walkErr
+	})
+	return &Result{Findings: coll.Findings(), Files: stats.Files.Load(), Bytes: stats.Bytes.Load(), AllowedPaths: stats.Allowed.Load()}, err
 }
 
 // ScanReader scans everything r yields, naming it name in findings (standard
 // input is "-").
 func ScanReader(ctx context.Context, opts Options, r io.Reader, name string, rep source.Reporter) (*Result, error) {
-	// A read from a pipe or terminal blocks; on cancellation, a deadline in
-	// the past ends it (regular files ignore this and never block long).
-	if f, ok := r.(*os.File); ok {
-		stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
-		defer stop()
-	}
+	var stats source.Stats
 	coll := finding.NewCollector()
-	var nbytes int64
-	err := source.NewReader(opts.FS).Read(ctx, r, source.Provenance{Path: name}, rep, func(c source.Chunk) error {
-		nbytes += int64(len(c.Data))
-		for _, m := range Matches(opts.Matcher, c) {
+	err := scan(ctx, opts, source.Stream{R: r, Name: name, Options: opts.FS, Stats: &stats}, rep, func(ms []finding.Match) {
+		for _, m := range ms {
 			coll.Add(m)
 		}
-		return nil
 	})
-	res := &Result{Findings: coll.Findings(), Files: 1, Bytes: nbytes}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	if err != nil {
-		rep.Failed(err)
-	}
-	return res, nil
+	return &Result{Findings: coll.Findings(), Files: stats.Files.Load(), Bytes: stats.Bytes.Load()}, err
 }
 
 // Matches runs the detector on one chunk and locates its candidates.

@@ -1,0 +1,111 @@
+package source
+
+import (
+	"context"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sourcegraph/conc/pool"
+)
+
+// Source is every origin keyburn scans: files and directories, standard
+// input, a repository's whole history, the blobs commits or the index add.
+// Each calls yield with every chunk of text to scan and its provenance.
+//
+// A source reads as fast as its origin allows — files with a pool of
+// readers, history with several git processes — so yield is called from as
+// many goroutines at once and must be safe for that; a chunk's data is
+// valid during the call only. The source checks sizes (before reading,
+// where it can), decodes text and leaves binary content out, counting in
+// its Stats; what it skips or cannot read goes to rep and the rest goes on.
+// Each returns ctx's error, or a failure of the source as a whole.
+type Source interface {
+	Each(ctx context.Context, rep Reporter, yield func(Chunk)) error
+}
+
+// Stats counts what a source read. Its fields may be read once Each has
+// returned.
+type Stats struct {
+	Files   atomic.Int64 // files (or staged files) read
+	Blobs   atomic.Int64 // git blobs read
+	Binary  atomic.Int64 // git blobs left out as binary
+	Bytes   atomic.Int64 // bytes of text scanned
+	Allowed atomic.Int64 // files left out before reading (a path allowlist)
+}
+
+// Files is the files under Roots (files or directories), read by Workers
+// readers at once.
+type Files struct {
+	Roots   []string
+	Options FSOptions
+	Workers int
+	// Skip, when set, leaves a file out before it is read; such files are
+	// counted in Stats.Allowed.
+	Skip  func(File) bool
+	Stats *Stats
+}
+
+// Each walks the roots and reads every file.
+func (s Files) Each(ctx context.Context, rep Reporter, yield func(Chunk)) error {
+	readers := sync.Pool{New: func() any { return NewReader(s.Options) }}
+	p := pool.New().WithMaxGoroutines(max(1, s.Workers))
+	walkErr := Walk(ctx, s.Roots, func(f File) {
+		if s.Skip != nil && s.Skip(f) {
+			s.Stats.Allowed.Add(1)
+			return
+		}
+		p.Go(func() {
+			if ctx.Err() != nil {
+				return
+			}
+			r := readers.Get().(*Reader)
+			defer readers.Put(r)
+			err := r.ReadFile(ctx, f, rep, func(c Chunk) error {
+				s.Stats.Bytes.Add(int64(len(c.Data)))
+				yield(c)
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				rep.Failed(err)
+				return
+			}
+			s.Stats.Files.Add(1)
+		})
+	}, rep)
+	p.Wait()
+	return walkErr
+}
+
+// Stream is everything R yields (standard input), named Name in findings.
+type Stream struct {
+	R       io.Reader
+	Name    string
+	Options FSOptions
+	Stats   *Stats
+}
+
+// Each reads the stream to its end. A read error is reported and ends it.
+func (s Stream) Each(ctx context.Context, rep Reporter, yield func(Chunk)) error {
+	// A read from a pipe or terminal blocks; on cancellation, a deadline in
+	// the past ends it (regular files ignore this and never block long).
+	if f, ok := s.R.(*os.File); ok {
+		stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
+		defer stop()
+	}
+	s.Stats.Files.Add(1)
+	err := NewReader(s.Options).Read(ctx, s.R, Provenance{Path: s.Name}, rep, func(c Chunk) error {
+		s.Stats.Bytes.Add(int64(len(c.Data)))
+		yield(c)
+		return nil
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		rep.Failed(err)
+	}
+	return nil
+}
