@@ -116,6 +116,9 @@ func Matches(m *detect.Matcher, c source.Chunk) []finding.Match {
 		line, col := lines.at(cand.KeySpan.Start)
 		loc := finding.Location{File: c.Prov.Path, Line: line, Column: col,
 			Commit: c.Prov.Commit, Author: c.Prov.Author, Date: c.Prov.Date, Ref: c.Prov.Ref}
+		if !c.Prov.Blob.IsZero() {
+			loc.Blob = c.Prov.Blob.String()
+		}
 		if !cand.Secret.IsZero() {
 			loc.SecretLine, _ = lines.at(cand.SecretSpan.Start)
 		}

@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/sourcegraph/conc"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -57,22 +54,14 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		maxSize = source.DefaultMaxFileSize
 	}
 	res := &Result{}
-	var graph *source.Graph
-	var hits blobHits
-	if gopts.native() {
-		hits, err = scanBlobs(ctx, opts, func(fn func(plumbing.Hash, []byte) error) error {
-			var err error
-			graph, err = repo.NativeScan(ctx, nativeProcs(), maxSize, rep, fn)
-			return err
-		}, true, res)
-	} else {
-		if graph, err = repo.LoadGraph(rep); err != nil {
-			return nil, err
-		}
-		hits, err = scanBlobs(ctx, opts, func(fn func(plumbing.Hash, []byte) error) error {
-			return repo.Blobs(maxSize, rep, fn)
-		}, false, res)
-	}
+	var stats source.Stats
+	src := &source.History{Repo: repo, Native: gopts.native(), Procs: nativeProcs(), Workers: opts.workers(), MaxSize: maxSize, Stats: &stats}
+	hits := blobHits{}
+	err = scan(ctx, opts, src, rep, func(ms []finding.Match) {
+		hits[plumbing.NewHash(ms[0].Location.Blob)] = ms
+	})
+	res.Blobs, res.Bytes, res.BinaryBlobs = stats.Blobs.Load(), stats.Bytes.Load(), stats.Binary.Load()
+	graph := src.Graph
 	if err != nil || graph == nil {
 		if err == nil {
 			err = fmt.Errorf("scan %s: the commit graph could not be read", path)
@@ -151,64 +140,6 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 	coll.finish(res)
 	res.Commits = int64(len(graph.Commits))
 	return res, nil
-}
-
-// scanBlobs scans the blobs that each yields. each's callback may be called
-// from several goroutines at once (the native readers, one per git process,
-// scan as they read) or from one that keeps the data (go-git, whose reader
-// goroutine owns the repository and hands blobs to a pool of workers).
-func scanBlobs(ctx context.Context, opts Options, each func(func(plumbing.Hash, []byte) error) error, inline bool, res *Result) (blobHits, error) {
-	type hit struct {
-		h  plumbing.Hash
-		ms []finding.Match
-	}
-	hits := blobHits{}
-	ch := make(chan hit, opts.workers())
-	var collector conc.WaitGroup
-	collector.Go(func() {
-		for x := range ch {
-			hits[x.h] = x.ms
-		}
-	})
-	var nblobs, nbytes, binary atomic.Int64
-	scan := func(h plumbing.Hash, data []byte) {
-		text, ok := source.Text(data)
-		if !ok {
-			binary.Add(1)
-			return
-		}
-		nblobs.Add(1)
-		nbytes.Add(int64(len(text)))
-		if source.IsLFSPointer(text) {
-			return
-		}
-		if ms := Matches(opts.Matcher, source.Whole(text, source.Provenance{})); len(ms) > 0 {
-			ch <- hit{h, ms}
-		}
-	}
-	p := pool.New().WithMaxGoroutines(opts.workers())
-	err := each(func(h plumbing.Hash, data []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if inline {
-			scan(h, data)
-		} else {
-			p.Go(func() { scan(h, data) })
-		}
-		return nil
-	})
-	p.Wait()
-	close(ch)
-	collector.Wait()
-	res.Blobs, res.Bytes, res.BinaryBlobs = nblobs.Load(), nbytes.Load(), binary.Load()
-	if err != nil {
-		if ctx.Err() != nil {
-			return hits, ctx.Err()
-		}
-		return hits, err
-	}
-	return hits, nil
 }
 
 func date(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -4,6 +4,8 @@
 // not read or chose to skip, so that nothing is dropped silently.
 package source
 
+import "github.com/go-git/go-git/v5/plumbing"
+
 // Provenance says where a chunk came from, so that a finding can be located.
 type Provenance struct {
 	Path   string // slash-separated path of the file
@@ -11,6 +13,7 @@ type Provenance struct {
 	Author string
 	Date   string // RFC 3339
 	Ref    string
+	Blob   plumbing.Hash // git: the blob (zero for files)
 }
 
 // Chunk is a piece of an input with its place in it.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/sourcegraph/conc/pool"
 )
 
@@ -108,4 +109,63 @@ func (s Stream) Each(ctx context.Context, rep Reporter, yield func(Chunk)) error
 		rep.Failed(err)
 	}
 	return nil
+}
+
+// History is every blob in a repository's object store, each once,
+// reachable or not: by Procs git cat-file processes in parallel (Native),
+// which scan as they read, or by go-git in one goroutine handing blobs to
+// Workers. Git LFS pointers are left out. The commit graph read on the way
+// is in Graph once Each has returned.
+type History struct {
+	Repo    *Repo
+	Native  bool
+	Procs   int
+	Workers int
+	MaxSize int64
+	Stats   *Stats
+	Graph   *Graph
+}
+
+// Each reads every blob.
+func (s *History) Each(ctx context.Context, rep Reporter, yield func(Chunk)) error {
+	blob := func(h plumbing.Hash, data []byte) {
+		text, ok := Text(data)
+		if !ok {
+			s.Stats.Binary.Add(1)
+			return
+		}
+		s.Stats.Blobs.Add(1)
+		s.Stats.Bytes.Add(int64(len(text)))
+		if IsLFSPointer(text) {
+			return
+		}
+		yield(Whole(text, Provenance{Blob: h}))
+	}
+	var err error
+	if s.Native {
+		s.Graph, err = s.Repo.NativeScan(ctx, s.Procs, s.MaxSize, rep, func(h plumbing.Hash, data []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			blob(h, data)
+			return nil
+		})
+	} else {
+		if s.Graph, err = s.Repo.LoadGraph(rep); err != nil {
+			return err
+		}
+		p := pool.New().WithMaxGoroutines(max(1, s.Workers))
+		err = s.Repo.Blobs(s.MaxSize, rep, func(h plumbing.Hash, data []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p.Go(func() { blob(h, data) })
+			return nil
+		})
+		p.Wait()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
