@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -31,7 +30,7 @@ func (g GitOptions) native() bool { return !g.GoGitOnly && source.HasGit() }
 
 // Labels used as the file of findings in messages rather than files.
 const (
-	commitMessage = "(commit message)"
+	commitMessage = source.CommitMessage
 	tagMessage    = "(tag message)"
 	danglingBlob  = "(unreachable blob)"
 )
@@ -233,26 +232,12 @@ func (a *attributor) changesOf(c *source.Commit) commitChanges {
 // pairAcross looks for m's secret in the other files its commit added.
 func (a *attributor) pairAcross(m *finding.Match, intro *source.Introduction, self plumbing.Hash) {
 	ch := a.changesOf(intro.Commit)
-	set := make([]added, len(ch.blobs))
+	set := make([]source.Change, len(ch.blobs))
 	for i, h := range ch.blobs {
-		set[i] = added{path: ch.paths[i].Path, blob: h}
+		set[i] = source.Change{Path: ch.paths[i].Path, Blob: h}
 	}
 	m.Location.Blob = self.String()
-	pairFrom(a.m, m, set, func(i int) []byte {
-		data, err := a.repo.Blob(set[i].blob, a.maxSize)
-		if errors.As(err, new(*source.BlobTooLargeError)) {
-			return nil
-		}
-		if err != nil {
-			a.rep.Failed(err)
-			return nil
-		}
-		text, ok := source.Text(data)
-		if !ok {
-			return nil
-		}
-		return text
-	})
+	pairFrom(a.m, m, set, blobText(a.repo, a.maxSize, a.rep))
 }
 
 // nativeProcs is how many git cat-file processes read blobs at once: one per

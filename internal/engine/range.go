@@ -7,7 +7,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
-	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/source"
 )
 
@@ -97,22 +96,15 @@ func ScanSince(ctx context.Context, opts Options, path string, seen []string, go
 func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits []*source.Commit, gopts GitOptions, rep source.Reporter) (*Result, error) {
 	res := &Result{Commits: int64(len(commits))}
 	coll := newCollector(opts)
-	cs := newChangeScanner(opts, repo, gopts.MaxBlobSize, rep, res, coll)
 	// Oldest first, so that a blob is attributed to the first commit of the
 	// range that added it.
+	sets := make([]source.ChangeSet, 0, len(commits))
 	for i := len(commits) - 1; i >= 0; i-- {
 		if err := ctx.Err(); err != nil {
 			coll.finish(res)
 			return res, err
 		}
 		c := commits[i]
-		stamp := func(m *finding.Match) {
-			m.Location.Commit, m.Location.Author, m.Location.Date = c.Hash.String(), c.Author, date(c.When)
-		}
-		for _, m := range Matches(opts.Matcher, source.Whole([]byte(c.Message), source.Provenance{Path: commitMessage})) {
-			stamp(&m)
-			coll.Add(m)
-		}
 		var parentTree plumbing.Hash
 		if len(c.Parents) > 0 {
 			var err error
@@ -123,16 +115,16 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 		paths, blobs, err := repo.Changes(c, parentTree)
 		if err != nil {
 			rep.Failed(err)
-			continue
 		}
-		set := make([]added, len(blobs))
+		set := source.ChangeSet{Prov: source.Provenance{Commit: c.Hash.String(), Author: c.Author, Date: date(c.When)}, Message: c.Message}
 		for j, h := range blobs {
-			set[j] = added{path: paths[j].Path, blob: h}
+			set.Changes = append(set.Changes, source.Change{Path: paths[j].Path, Blob: h})
 		}
-		cs.scan(set, stamp)
+		sets = append(sets, set)
 	}
+	err := scanChanges(ctx, opts, source.Changes{Repo: repo, Sets: sets, MaxSize: gopts.MaxBlobSize}, rep, res, coll)
 	coll.finish(res)
-	return res, nil
+	return res, err
 }
 
 // ScanStaged scans what the next commit would add: the staged files that
@@ -158,14 +150,12 @@ func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, r
 	}
 	res := &Result{}
 	coll := newCollector(opts)
-	cs := newChangeScanner(opts, repo, maxSize, rep, res, coll)
-	cs.asFiles = true
-	set := make([]added, len(files))
-	for i, f := range files {
-		set[i] = added{path: f.Path, blob: f.Blob}
+	set := source.ChangeSet{}
+	for _, f := range files {
+		set.Changes = append(set.Changes, source.Change{Path: f.Path, Blob: f.Blob})
 	}
-	if ctx.Err() == nil {
-		cs.scan(set, func(*finding.Match) {})
+	if err := scanChanges(ctx, opts, source.Changes{Repo: repo, Sets: []source.ChangeSet{set}, MaxSize: maxSize, AsFiles: true}, rep, res, coll); err != nil && ctx.Err() == nil {
+		return nil, err
 	}
 	coll.finish(res)
 	return res, ctx.Err()

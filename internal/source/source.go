@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"sync"
@@ -168,4 +169,87 @@ func (s *History) Each(ctx context.Context, rep Reporter, yield func(Chunk)) err
 		return ctx.Err()
 	}
 	return err
+}
+
+// CommitMessage is the path of findings in commit messages.
+const CommitMessage = "(commit message)"
+
+// Change is a blob added at a path.
+type Change struct {
+	Path string
+	Blob plumbing.Hash
+}
+
+// ChangeSet is blobs added together — a commit's changes over its first
+// parent, or the index's over HEAD — with what they share: the commit's
+// provenance and message (none for the index).
+type ChangeSet struct {
+	Prov    Provenance
+	Message string
+	Changes []Change
+}
+
+// Changes is the blobs of change sets, in order, each blob read once (in
+// the first set that adds it), its size checked from its header before it
+// is read; and each set's message. AsFiles counts blobs as files and
+// reports binary ones, as for the index.
+type Changes struct {
+	Repo    *Repo
+	Sets    []ChangeSet
+	MaxSize int64
+	AsFiles bool
+	Stats   *Stats
+}
+
+// Each reads the sets in order, from one goroutine.
+func (s Changes) Each(ctx context.Context, rep Reporter, yield func(Chunk)) error {
+	maxSize := s.MaxSize
+	if maxSize <= 0 {
+		maxSize = DefaultMaxFileSize
+	}
+	seen := map[plumbing.Hash]bool{}
+	for _, set := range s.Sets {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if set.Message != "" {
+			prov := set.Prov
+			prov.Path = CommitMessage
+			yield(Whole([]byte(set.Message), prov))
+		}
+		for _, c := range set.Changes {
+			if seen[c.Blob] {
+				continue
+			}
+			seen[c.Blob] = true
+			data, err := s.Repo.Blob(c.Blob, maxSize)
+			var tooBig *BlobTooLargeError
+			switch {
+			case errors.As(err, &tooBig):
+				rep.Skipped(c.Path, tooBig.Error())
+				continue
+			case err != nil:
+				rep.Failed(err)
+				continue
+			}
+			text, ok := Text(data)
+			switch {
+			case !ok && s.AsFiles:
+				rep.Skipped(c.Path, "binary")
+				continue
+			case !ok:
+				s.Stats.Binary.Add(1)
+				continue
+			case s.AsFiles:
+				s.Stats.Files.Add(1)
+			default:
+				s.Stats.Blobs.Add(1)
+			}
+			s.Stats.Bytes.Add(int64(len(text)))
+			prov := set.Prov
+			prov.Path, prov.Blob = c.Path, c.Blob
+			yield(Whole(text, prov))
+		}
+	}
+	return nil
 }
