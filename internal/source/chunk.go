@@ -1,7 +1,9 @@
-// Package source is where bytes come from: files and directories, standard
-// input, and (in later files) git history. It hands the detector chunks of
-// bytes with their provenance, and tells a Reporter about everything it could
-// not read or chose to skip, so that nothing is dropped silently.
+// Package source is where bytes come from, and the only package that reads
+// git: files and directories, standard input, a repository's whole history
+// (go-git, or parallel git cat-file processes), the blobs commits or the
+// index add. Each origin is a Source that yields chunks of text with their
+// provenance, and tells a Reporter about everything it could not read or
+// chose to skip, so that nothing is dropped silently. It does not detect.
 package source
 
 import "github.com/go-git/go-git/v5/plumbing"
