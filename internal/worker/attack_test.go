@@ -92,7 +92,13 @@ func TestTokenGoesOnlyToTheConfiguredHost(t *testing.T) {
 		})
 	}
 	if n := evil.hits.Load(); n != 0 {
-		t.Errorf("the payload's clone URL was contacted %d times, with credentials %q", n, evil.auth)
+		withAuth := 0
+		for _, a := range evil.auth {
+			if a != "" {
+				withAuth++
+			}
+		}
+		t.Errorf("the payload's clone URL was contacted %d times, %d of them with credentials", n, withAuth)
 	}
 }
 
