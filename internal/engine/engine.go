@@ -108,7 +108,7 @@ func Matches(m *detect.Matcher, c source.Chunk) []finding.Match {
 		return nil
 	}
 	out := make([]finding.Match, 0, len(cands))
-	lines := newLiner(c.Data, c.Line)
+	lines := newLiner(c.Data, c.Line, c.Column)
 	for _, cand := range cands {
 		if !c.Owns(cand.KeySpan.Start) {
 			continue
@@ -134,15 +134,17 @@ func Matches(m *detect.Matcher, c source.Chunk) []finding.Match {
 }
 
 // liner turns offsets into 1-based lines and columns, counting newlines
-// once from the last offset asked for when offsets come in order.
+// once from the last offset asked for when offsets come in order. Columns on
+// the chunk's first line count from the column the chunk starts at.
 type liner struct {
 	data      []byte
 	firstLine int
+	firstCol  int
 	off, line int // line holds data[off]
 }
 
-func newLiner(data []byte, firstLine int) *liner {
-	return &liner{data: data, firstLine: firstLine, line: firstLine}
+func newLiner(data []byte, firstLine, firstCol int) *liner {
+	return &liner{data: data, firstLine: firstLine, firstCol: max(1, firstCol), line: firstLine}
 }
 
 func (l *liner) at(off int) (line, col int) {
@@ -151,6 +153,9 @@ func (l *liner) at(off int) (line, col int) {
 	}
 	l.line += bytes.Count(l.data[l.off:off], []byte("\n"))
 	l.off = off
-	start := bytes.LastIndexByte(l.data[:off], '\n') + 1
-	return l.line, off - start + 1
+	nl := bytes.LastIndexByte(l.data[:off], '\n')
+	if nl < 0 {
+		return l.line, l.firstCol + off
+	}
+	return l.line, off - nl
 }

@@ -23,6 +23,7 @@ type Chunk struct {
 	Data    []byte
 	Offset  int64 // byte offset of Data[0] in the input
 	Line    int   // 1-based line number of Data[0]
+	Column  int   // 1-based column of Data[0] in its line (0 or 1: the line starts there)
 	AtStart bool  // Data begins the input
 	AtEnd   bool  // Data ends the input
 	// Own is the part of Data this chunk answers for: a match that starts
@@ -48,5 +49,5 @@ type Reporter interface {
 
 // Whole returns the chunk for a complete input held in memory.
 func Whole(data []byte, prov Provenance) Chunk {
-	return Chunk{Data: data, Line: 1, AtStart: true, AtEnd: true, OwnEnd: len(data), Prov: prov}
+	return Chunk{Data: data, Line: 1, Column: 1, AtStart: true, AtEnd: true, OwnEnd: len(data), Prov: prov}
 }

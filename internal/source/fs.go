@@ -148,6 +148,12 @@ func (w *walker) dir(path string, fi fs.FileInfo) {
 			w.visit(File{Path: p, Root: w.root, Size: -1})
 		case t&fs.ModeSymlink != 0:
 			info, err := os.Stat(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				// Broken links are common (node_modules, virtualenvs) and
+				// hold nothing to read.
+				w.rep.Skipped(p, "broken symbolic link")
+				continue
+			}
 			if err != nil {
 				w.rep.Failed(fmt.Errorf("follow symbolic link %s: %w", p, err))
 				continue
@@ -289,12 +295,12 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 		return fn(Whole(data, prov))
 	}
 	var offset int64
-	line := 1
+	line, col := 1, 1
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c := Chunk{Data: data, Offset: offset, Line: line, AtStart: offset == 0, AtEnd: atEnd, OwnEnd: len(data), Prov: prov}
+		c := Chunk{Data: data, Offset: offset, Line: line, Column: col, AtStart: offset == 0, AtEnd: atEnd, OwnEnd: len(data), Prov: prov}
 		if !c.AtStart {
 			c.OwnStart = overlap / 2
 		}
@@ -309,7 +315,13 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 		}
 		// Keep the last overlap bytes and fill the rest.
 		keep := data[len(data)-overlap:]
-		line += bytes.Count(data[:len(data)-overlap], []byte("\n"))
+		done := data[:len(data)-overlap]
+		line += bytes.Count(done, []byte("\n"))
+		if nl := bytes.LastIndexByte(done, '\n'); nl >= 0 {
+			col = len(done) - nl // the column of keep[0]
+		} else {
+			col += len(done) // a line longer than a chunk
+		}
 		offset += int64(len(data) - overlap)
 		copy(buf, keep)
 		m, err := io.ReadFull(rd, buf[overlap:])
