@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"math"
+	"strings"
 
 	"github.com/keyburn/keyburn/internal/secret"
 )
@@ -144,7 +145,7 @@ func (m *Matcher) allowSecret(data []byte, t Token) string {
 // 40-character secret lacks both digits and symbols once in 4,000, while a
 // long identifier (ThisIsAVeryLongIdentifierNameForTheTests) has neither.
 func looksSecret(v string, minEntropy float64, keyword bool) bool {
-	var upper, lower, other, nonHex bool
+	var upper, lower, digitOrPlus, nonHex bool
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
@@ -152,14 +153,37 @@ func looksSecret(v string, minEntropy float64, keyword bool) bool {
 			upper = true
 		case c >= 'a' && c <= 'z':
 			lower = true
-		default:
-			other = true
+		case c != '/':
+			digitOrPlus = true
 		}
 		if !isHex(c) {
 			nonHex = true
 		}
 	}
-	return upper && lower && nonHex && (other || keyword) && Entropy(v) >= minEntropy
+	// Letters and slashes alone are words and paths (a slice of a URL:
+	// com/AutoScaling/latest/DeveloperGuide/US), not a random secret,
+	// which has a digit or a '+' in all but about 1 in 2,000 cases; a
+	// keyword naming the secret outweighs that.
+	if !digitOrPlus && !keyword {
+		return false
+	}
+	if hasURLPart(v) {
+		return false
+	}
+	return upper && lower && nonHex && Entropy(v) >= minEntropy
+}
+
+// urlParts are pieces of URLs and paths that a random 40-character secret
+// holds about once in a million times each.
+var urlParts = []string{"com/", "org/", "net/", "http", "www/", "/latest/", "/docs/", "/api/"}
+
+func hasURLPart(v string) bool {
+	for _, p := range urlParts {
+		if strings.Contains(v, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Entropy returns the Shannon entropy of s in bits per byte.
