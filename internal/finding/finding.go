@@ -113,14 +113,17 @@ func Fingerprint(rule, keyID, secretSHA256 string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Collector groups matches into findings. It is not safe for concurrent use:
-// one goroutine owns it.
+// Collector groups matches into findings: one per key ID (and rule), with
+// all its locations. When the places a key is seen pair it with different
+// secrets, the finding's secret is the one paired at the most locations
+// (the earliest on a tie); the others are kept as alternates, tried in turn
+// by verification. It is not safe for concurrent use: one goroutine owns it.
 type Collector struct {
-	byKey map[key]*Finding
+	byKey map[key]*entry
 	seen  map[locKey]bool
 }
 
-type key struct{ rule, keyID, secret string }
+type key struct{ rule, keyID string }
 
 type locKey struct {
 	key
@@ -129,50 +132,134 @@ type locKey struct {
 	commit       string
 }
 
-// NewCollector returns an empty Collector.
-func NewCollector() *Collector {
-	return &Collector{byKey: map[key]*Finding{}, seen: map[locKey]bool{}}
+// entry is a finding being collected, with the secrets it was paired with.
+type entry struct {
+	f        *Finding
+	severity string // of the first match
+	paired   string // of the first match with a secret
+	final    bool   // severity is already lowered (a merged unpaired finding)
+	secrets  []vote // in the order first seen
 }
 
-// Add records a match. A location seen before for the same credential (the
+type vote struct {
+	s     secret.Secret
+	n     int      // locations that paired it
+	first Location // the earliest of them
+}
+
+// maxAlternates bounds the secrets kept besides the chosen one.
+const maxAlternates = 16
+
+// NewCollector returns an empty Collector.
+func NewCollector() *Collector {
+	return &Collector{byKey: map[key]*entry{}, seen: map[locKey]bool{}}
+}
+
+// Add records a match. A location seen before for the same key (the
 // overlap of two chunks) is recorded once.
-func (c *Collector) Add(m Match) {
-	k := key{m.Rule, m.KeyID, m.Secret.SHA256()}
+func (c *Collector) Add(m Match) { c.add(m, false) }
+
+func (c *Collector) add(m Match, final bool) {
+	k := key{m.Rule, m.KeyID}
 	lk := locKey{k, m.Location.File, m.Location.Line, m.Location.Column, m.Location.Commit + m.Location.Blob}
 	if c.seen[lk] {
 		return
 	}
 	c.seen[lk] = true
-	f, ok := c.byKey[k]
+	e, ok := c.byKey[k]
 	if !ok {
-		f = &Finding{Rule: m.Rule, Severity: m.Severity, KeyID: m.KeyID, AccountID: m.AccountID,
-			Temporary: m.Temporary, Secret: m.Secret, SessionToken: m.SessionToken}
-		if f.Secret.IsZero() {
-			f.Severity = lower(f.Severity)
+		e = &entry{f: &Finding{Rule: m.Rule, KeyID: m.KeyID, AccountID: m.AccountID, Temporary: m.Temporary}, severity: m.Severity, final: final}
+		c.byKey[k] = e
+	}
+	if !m.Secret.IsZero() {
+		if e.paired == "" {
+			e.paired = m.Severity
 		}
-		c.byKey[k] = f
+		e.vote(m.Secret, m.Location)
 	}
 	for _, a := range m.Alternates {
-		if !slices.ContainsFunc(f.Alternates, func(b secret.Secret) bool { return b.Reveal() == a.Reveal() }) {
-			f.Alternates = append(f.Alternates, a)
+		e.alternate(a)
+	}
+	if e.f.SessionToken.IsZero() {
+		e.f.SessionToken = m.SessionToken
+	}
+	e.f.Locations = append(e.f.Locations, m.Location)
+}
+
+func (e *entry) vote(s secret.Secret, at Location) {
+	for i := range e.secrets {
+		if e.secrets[i].s.Reveal() == s.Reveal() {
+			e.secrets[i].n++
+			if compareLocations(at, e.secrets[i].first) < 0 {
+				e.secrets[i].first = at
+			}
+			return
 		}
 	}
-	if f.SessionToken.IsZero() {
-		f.SessionToken = m.SessionToken
+	e.secrets = append(e.secrets, vote{s: s, n: 1, first: at})
+}
+
+func (e *entry) alternate(s secret.Secret) {
+	if !slices.ContainsFunc(e.f.Alternates, func(b secret.Secret) bool { return b.Reveal() == s.Reveal() }) {
+		e.f.Alternates = append(e.f.Alternates, s)
 	}
-	f.Locations = append(f.Locations, m.Location)
+}
+
+// finish chooses the secret and orders the alternates.
+func (e *entry) finish() *Finding {
+	f := e.f
+	slices.SortFunc(f.Locations, compareLocations)
+	slices.SortStableFunc(e.secrets, func(a, b vote) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), compareLocations(a.first, b.first))
+	})
+	if len(e.secrets) == 0 {
+		f.Severity = e.severity
+		if !e.final {
+			f.Severity = lower(f.Severity)
+		}
+		return f
+	}
+	f.Severity = e.paired
+	f.Secret = e.secrets[0].s
+	alts := make([]secret.Secret, 0, len(e.secrets)-1+len(f.Alternates))
+	for _, v := range e.secrets[1:] {
+		alts = append(alts, v.s)
+	}
+	for _, a := range f.Alternates {
+		if a.Reveal() != f.Secret.Reveal() && !slices.ContainsFunc(alts, func(b secret.Secret) bool { return b.Reveal() == a.Reveal() }) {
+			alts = append(alts, a)
+		}
+	}
+	f.Alternates = alts[:min(len(alts), maxAlternates)]
+	return f
 }
 
 // Findings returns the findings, each with its locations sorted, ordered by
 // their first location.
 func (c *Collector) Findings() []*Finding {
 	out := make([]*Finding, 0, len(c.byKey))
-	for _, f := range c.byKey {
-		slices.SortFunc(f.Locations, compareLocations)
-		out = append(out, f)
+	for _, e := range c.byKey {
+		out = append(out, e.finish())
 	}
 	Sort(out)
 	return out
+}
+
+// Merge joins findings of the same key from several scans (the
+// repositories of an organisation) into one per key, as a Collector does.
+func Merge(fs []*Finding) []*Finding {
+	c := NewCollector()
+	for _, f := range fs {
+		for i, l := range f.Locations {
+			m := Match{Rule: f.Rule, Severity: f.Severity, KeyID: f.KeyID, AccountID: f.AccountID, Temporary: f.Temporary,
+				Secret: f.Secret, SessionToken: f.SessionToken, Location: l}
+			if i == 0 {
+				m.Alternates = f.Alternates
+			}
+			c.add(m, f.Secret.IsZero())
+		}
+	}
+	return c.Findings()
 }
 
 func pairedRank(f *Finding) int {

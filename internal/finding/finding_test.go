@@ -46,26 +46,57 @@ func TestCollectorGroupsAndFilters(t *testing.T) {
 	m.Location.File = "a"
 	c.Add(m)
 	m.Secret = secret.Secret{}
-	c.Add(m) // unpaired: its own finding, one level lower
+	m.Location.File = "c"
+	c.Add(m) // seen elsewhere without its secret: the same key, one finding
+	lone := Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIABOTYWKPD2H3RV7SD", Location: Location{File: "d", Line: 1, Column: 1}}
+	c.Add(lone)
 	fs := c.Findings()
-	if len(fs) != 2 || len(fs[0].Locations) != 2 || fs[0].Locations[0].File != "a" {
-		t.Fatalf("findings = %+v", fs)
+	if len(fs) != 2 {
+		t.Fatalf("findings = %+v, want 2 (one per key)", fs)
 	}
-	var unpaired *Finding
+	byKey := map[string]*Finding{}
 	for _, f := range fs {
-		if !f.Paired() {
-			unpaired = f
-		}
+		byKey[f.KeyID] = f
 	}
-	if unpaired == nil || unpaired.Severity != "medium" {
-		t.Errorf("unpaired finding = %+v, want severity medium", unpaired)
+	f := byKey[m.KeyID]
+	if len(f.Locations) != 3 || f.Locations[0].File != "a" || f.Secret.Reveal() != s.Reveal() || f.Severity != "high" {
+		t.Errorf("the paired key: %+v", f)
 	}
-	kept, n := Baseline{fs[0].Fingerprint(): true}.Filter(fs)
-	if n != 1 || len(kept) != 1 || kept[0] == fs[0] {
-		t.Errorf("Filter kept %d, accepted %d", len(kept), n)
+	if u := byKey[lone.KeyID]; u == nil || u.Paired() || u.Severity != "medium" {
+		t.Errorf("a key never paired: %+v, want medium", u)
 	}
-	if fs[0].Fingerprint() == unpaired.Fingerprint() {
-		t.Errorf("paired and unpaired findings share a fingerprint")
+}
+
+// TestOneFindingPerKey: a key paired with different secrets in different
+// places is one finding; its secret is the one paired most often, the
+// others are alternates. Merging findings of several repositories keeps that.
+func TestOneFindingPerKey(t *testing.T) {
+	good := secret.New("5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF")
+	other := secret.New("XA9FCuj67f/VxTPchbu1o68EH55iS+Ro0f9edXs+")
+	c := NewCollector()
+	add := func(file string, s secret.Secret) {
+		c.Add(Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIAJHS4T6XPF7XIURNA", Secret: s, Location: Location{File: file, Line: 1, Column: 1}})
+	}
+	add("a", other) // the earliest place pairs a stray token
+	add("b", good)
+	add("c", good)
+	add("d", secret.Secret{})
+	fs := c.Findings()
+	if len(fs) != 1 {
+		t.Fatalf("%d findings, want 1", len(fs))
+	}
+	f := fs[0]
+	if f.Secret.Reveal() != good.Reveal() || len(f.Alternates) != 1 || f.Alternates[0].Reveal() != other.Reveal() || len(f.Locations) != 4 {
+		t.Errorf("secret %s, alternates %v, %d locations; want the secret paired twice, the other as alternate, 4 locations",
+			f.Secret.Redacted(), f.Alternates, len(f.Locations))
+	}
+	unpaired := &Finding{Rule: "aws-access-key", Severity: "medium", KeyID: "AKIAJHS4T6XPF7XIURNA", Locations: []Location{{File: "repo2/x", Line: 1}}}
+	merged := Merge([]*Finding{unpaired, f})
+	if len(merged) != 1 || merged[0].Secret.Reveal() != good.Reveal() || len(merged[0].Locations) != 5 || merged[0].Severity != "high" {
+		t.Errorf("Merge = %+v", merged)
+	}
+	if alone := Merge([]*Finding{unpaired}); alone[0].Severity != "medium" {
+		t.Errorf("merging an unpaired finding lowered it again: %s", alone[0].Severity)
 	}
 }
 

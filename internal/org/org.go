@@ -215,7 +215,7 @@ func Scan(ctx context.Context, o Options) (*Result, error) {
 		})
 	}
 	p.Wait()
-	res.Findings = merge(all)
+	res.Findings = finding.Merge(all) // one finding per key across the organisation
 	res.Incomplete = ctx.Err() != nil
 	return res, ctx.Err()
 }
@@ -272,24 +272,6 @@ func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
 		}
 	}
 	out.found, out.Findings, out.Bytes = res.Findings, len(res.Findings), res.Bytes
-	return out
-}
-
-// merge joins findings of the same key and secret found in several
-// repositories into one, with all their locations.
-func merge(fs []*finding.Finding) []*finding.Finding {
-	by := map[string]*finding.Finding{}
-	var out []*finding.Finding
-	for _, f := range fs {
-		fp := f.Fingerprint()
-		if g, ok := by[fp]; ok {
-			g.Locations = append(g.Locations, f.Locations...)
-			continue
-		}
-		by[fp] = f
-		out = append(out, f)
-	}
-	finding.Sort(out)
 	return out
 }
 
