@@ -32,14 +32,15 @@ const configFileName = ".keyburn.toml"
 
 // common holds the flags every scan command has.
 type common struct {
-	format      string
-	output      string
-	config      string
-	baseline    string
-	showSecret  bool
-	concurrency int
-	maxFileSize string
-	verbose     bool
+	format       string
+	output       string
+	config       string
+	baseline     string
+	showSecret   bool
+	concurrency  int
+	maxFileSize  string
+	archiveDepth int
+	verbose      bool
 
 	verify      bool
 	respond     string
@@ -58,6 +59,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.showSecret, "show-secret", false, "print secrets in full")
 	fs.IntVar(&c.concurrency, "concurrency", 0, "files scanned at once (default 2 × CPUs)")
 	fs.StringVar(&c.maxFileSize, "max-file-size", "256MiB", "skip files larger than `size`")
+	fs.IntVar(&c.archiveDepth, "archive-depth", 0, "open zip, jar, tar and gzip archives to this `depth` (2: a jar in a war); 0, the default: not at all")
 	fs.BoolVar(&c.verbose, "v", false, "say more on standard error")
 	fs.BoolVar(&c.verify, "verify", false, "prove each key pair live or not with sts:GetCallerIdentity")
 	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
@@ -108,7 +110,7 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	s := &setup{
 		aws: set.AWS,
 		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency,
-			FS: source.FSOptions{MaxFileSize: int64(maxSize)}},
+			FS: source.FSOptions{MaxFileSize: int64(maxSize), ArchiveDepth: max(0, c.archiveDepth)}},
 		report: report.Options{ShowSecret: c.showSecret, Version: version},
 	}
 	if s.policy, err = respond.ParsePolicy(c.respond); err != nil {

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/keyburn/keyburn/internal/gittest"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -187,5 +189,57 @@ func TestColumnsOnLongLines(t *testing.T) {
 		if l.Line != w[0] || l.Column != w[1] {
 			t.Errorf("%s: line %d column %d, want line %d column %d", filepath.Base(l.File), l.Line, l.Column, w[0], w[1])
 		}
+	}
+}
+
+// TestArchives: with --archive-depth, a key in a jar is found in a tree,
+// in a repository's whole history and in a range, located inside the
+// archive; by default archives stay closed.
+func TestArchives(t *testing.T) {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, _ := zw.Create("config/app.properties")
+	w.Write([]byte("aws_access_key_id = AKIAROSDW5AABZW3VLYZ\naws_secret_access_key = 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\n"))
+	zw.Close()
+	dir := t.TempDir()
+	gittest.Run(t, dir, "init", "-q", "-b", "main")
+	gittest.Run(t, dir, "commit", "-q", "--allow-empty", "-m", "empty")
+	base := gittest.Run(t, dir, "rev-parse", "HEAD")
+	os.MkdirAll(filepath.Join(dir, "build"), 0o755)
+	os.WriteFile(filepath.Join(dir, "build", "app.jar"), b.Bytes(), 0o644)
+	gittest.Run(t, dir, "add", "-A")
+	gittest.Run(t, dir, "commit", "-q", "-m", "jar")
+	m := matcher(t, "")
+	fs := source.FSOptions{ArchiveDepth: 2}
+	where := func(res *Result, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range res.Findings {
+			for _, l := range f.Locations {
+				out = append(out, filepath.ToSlash(l.File)+":"+fmt.Sprint(l.Line)+" paired="+fmt.Sprint(f.Paired()))
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	tree := where(ScanPaths(context.Background(), Options{Matcher: m, FS: fs}, []string{filepath.Join(dir, "build")}, &recorder{}))
+	if !strings.HasSuffix(tree, "build/app.jar!config/app.properties:1 paired=true") {
+		t.Errorf("tree: %s", tree)
+	}
+	for _, native := range []bool{true, false} {
+		hist := where(ScanHistory(context.Background(), Options{Matcher: m, FS: fs}, dir, GitOptions{GoGitOnly: !native}, &recorder{}))
+		if hist != "build/app.jar!config/app.properties:1 paired=true" {
+			t.Errorf("history (native %v): %s", native, hist)
+		}
+	}
+	rng := where(ScanRange(context.Background(), Options{Matcher: m, FS: fs}, dir, base+"..HEAD", GitOptions{}, &recorder{}))
+	if rng != "build/app.jar!config/app.properties:1 paired=true" {
+		t.Errorf("range: %s", rng)
+	}
+	off := where(ScanPaths(context.Background(), Options{Matcher: m}, []string{dir + "/build"}, &recorder{}))
+	if off != "" {
+		t.Errorf("with archives closed (the default): %s", off)
 	}
 }

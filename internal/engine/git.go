@@ -54,10 +54,12 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 	}
 	res := &Result{}
 	var stats source.Stats
-	src := &source.History{Repo: repo, Native: gopts.native(), Procs: nativeProcs(), Workers: opts.workers(), MaxSize: maxSize, Stats: &stats}
+	src := &source.History{Repo: repo, Native: gopts.native(), Procs: nativeProcs(), Workers: opts.workers(), MaxSize: maxSize,
+		ArchiveDepth: opts.FS.ArchiveDepth, Stats: &stats}
 	hits := blobHits{}
 	err = scan(ctx, opts, src, rep, func(ms []finding.Match) {
-		hits[plumbing.NewHash(ms[0].Location.Blob)] = ms
+		h := plumbing.NewHash(ms[0].Location.Blob)
+		hits[h] = append(hits[h], ms...) // an archive's members come one by one
 	})
 	res.Blobs, res.Bytes, res.BinaryBlobs = stats.Blobs.Load(), stats.Bytes.Load(), stats.Binary.Load()
 	graph := src.Graph
@@ -129,6 +131,9 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		for _, m := range ms {
 			l := loc
 			l.Line, l.Column, l.SecretLine = m.Location.Line, m.Location.Column, m.Location.SecretLine
+			if strings.HasPrefix(m.Location.File, "!") {
+				l.File += m.Location.File // a member of the archive at loc.File
+			}
 			m.Location = l
 			if m.Secret.IsZero() && intro != nil {
 				a.pairAcross(&m, intro, h)

@@ -33,6 +33,9 @@ type FSOptions struct {
 	MaxFileSize  int64
 	ChunkSize    int
 	ChunkOverlap int
+	// ArchiveDepth is how deep archives are opened (2 opens a jar inside a
+	// war); 0, the default, leaves them closed, as binary files.
+	ArchiveDepth int
 }
 
 func (o FSOptions) withDefaults() FSOptions {
@@ -279,6 +282,9 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 		}
 	}
 	data := buf[:n]
+	if r.opts.ArchiveDepth > 0 && archiveKindOf(data) != notArchive {
+		return r.archive(rd, data, atEnd, prov, rep, fn)
+	}
 	kind := sniff(data)
 	switch kind {
 	case kindBinary:
@@ -336,6 +342,37 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 		// half, which the previous chunk left to it.
 		data = buf[:overlap+m]
 	}
+}
+
+// archive reads the rest of an archive whose start is head (within the
+// size limit, checked before) and scans its members.
+func (r *Reader) archive(rd io.Reader, head []byte, atEnd bool, prov Provenance, rep Reporter, fn func(Chunk) error) error {
+	data := head
+	if !atEnd {
+		// Size the buffer from the file once, rather than growing it.
+		total := int64(len(head)) * 2
+		if fr, ok := rd.(fdReader); ok {
+			if n, err := fr.size(); err == nil {
+				total = n
+			}
+		}
+		buf := make([]byte, max(int64(len(head)), min(total, r.opts.MaxFileSize)))
+		copy(buf, head)
+		n, err := io.ReadFull(rd, buf[len(head):])
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return fmt.Errorf("read %s: %w", prov.Path, err)
+		}
+		data = buf[:len(head)+n]
+	}
+	var ferr error
+	ExpandArchive(data, prov.Path, r.opts.ArchiveDepth, rep, func(member string, text []byte) {
+		if ferr == nil {
+			p := prov
+			p.Path = member
+			ferr = fn(Whole(text, p))
+		}
+	})
+	return ferr
 }
 
 // initialBuffer is a Reader's first buffer. It grows, up to a chunk, only

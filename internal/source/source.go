@@ -123,8 +123,10 @@ type History struct {
 	Procs   int
 	Workers int
 	MaxSize int64
-	Stats   *Stats
-	Graph   *Graph
+	// ArchiveDepth is how deep archives are opened (FSOptions.ArchiveDepth).
+	ArchiveDepth int
+	Stats        *Stats
+	Graph        *Graph
 }
 
 // Each reads every blob.
@@ -132,7 +134,14 @@ func (s *History) Each(ctx context.Context, rep Reporter, yield func(Chunk)) err
 	blob := func(h plumbing.Hash, data []byte) {
 		text, ok := Text(data)
 		if !ok {
-			s.Stats.Binary.Add(1)
+			// An archive's members are named "!MEMBER": the engine puts
+			// the blob's path in front once it knows it.
+			if !ExpandArchive(data, "", s.ArchiveDepth, rep, func(member string, text []byte) {
+				s.Stats.Bytes.Add(int64(len(text)))
+				yield(Whole(text, Provenance{Blob: h, Path: member}))
+			}) {
+				s.Stats.Binary.Add(1)
+			}
 			return
 		}
 		s.Stats.Blobs.Add(1)
@@ -194,11 +203,12 @@ type ChangeSet struct {
 // is read; and each set's message. AsFiles counts blobs as files and
 // reports binary ones, as for the index.
 type Changes struct {
-	Repo    *Repo
-	Sets    []ChangeSet
-	MaxSize int64
-	AsFiles bool
-	Stats   *Stats
+	Repo         *Repo
+	Sets         []ChangeSet
+	MaxSize      int64
+	AsFiles      bool
+	ArchiveDepth int // as FSOptions.ArchiveDepth
+	Stats        *Stats
 }
 
 // Each reads the sets in order, from one goroutine.
@@ -233,6 +243,14 @@ func (s Changes) Each(ctx context.Context, rep Reporter, yield func(Chunk)) erro
 				continue
 			}
 			text, ok := Text(data)
+			if !ok && ExpandArchive(data, c.Path, s.ArchiveDepth, rep, func(member string, text []byte) {
+				s.Stats.Bytes.Add(int64(len(text)))
+				prov := set.Prov
+				prov.Path, prov.Blob = member, c.Blob
+				yield(Whole(text, prov))
+			}) {
+				continue
+			}
 			switch {
 			case !ok && s.AsFiles:
 				rep.Skipped(c.Path, "binary")
