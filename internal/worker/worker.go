@@ -169,7 +169,7 @@ func (w *Worker) once(stop, work context.Context) (int, error) {
 	renewed := make(chan struct{})
 	go func() { // keep the lease while working
 		defer close(renewed)
-		t := time.NewTicker(w.o.Lease / 3)
+		t := time.NewTicker(max(w.o.Lease/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
