@@ -126,7 +126,7 @@ type Verifier struct {
 	keyMu   map[string]*sync.Mutex
 	limits  map[string]*rate.Limiter
 	memo    map[string]memoEntry
-	owners  map[string]string // key ID → account, from sts:GetAccessKeyInfo
+	owners  map[string]owner // key ID → its account, from sts:GetAccessKeyInfo, or why not
 	calls   atomic.Int64
 	httpCli *http.Client
 }
@@ -155,7 +155,7 @@ func New(opts Options) *Verifier {
 		opts.PartitionRegions = []string{"cn-north-1", "us-gov-west-1"}
 	}
 	v := &Verifier{opts: opts, canary: map[string]bool{}, keyMu: map[string]*sync.Mutex{},
-		limits: map[string]*rate.Limiter{}, memo: map[string]memoEntry{}, owners: map[string]string{}}
+		limits: map[string]*rate.Limiter{}, memo: map[string]memoEntry{}, owners: map[string]owner{}}
 	for _, a := range publicCanaryAccounts {
 		v.canary[a] = true
 	}
@@ -179,39 +179,49 @@ func (v *Verifier) IsCanary(account string) bool { return v.canary[account] }
 // honeytoken accounts.
 func IsPublicCanary(account string) bool { return slices.Contains(publicCanaryAccounts, account) }
 
+// owner is the answer of sts:GetAccessKeyInfo for one key ID, kept for the
+// run: the check stage and Verify both ask, and a failing lookup (no
+// credentials, an instance-metadata probe timing out) must not run twice.
+type owner struct {
+	account string
+	err     error
+}
+
 // AccountOf names the account a key ID belongs to with sts:GetAccessKeyInfo,
 // signed with the verifier's own credentials (never the key's).
 func (v *Verifier) AccountOf(ctx context.Context, keyID string) (string, error) {
 	v.mu.Lock()
-	acct, ok := v.owners[keyID]
+	o, ok := v.owners[keyID]
 	v.mu.Unlock()
 	if ok {
-		return acct, nil
+		return o.account, o.err
 	}
+	o.account, o.err = v.accountOf(ctx, keyID)
+	if ctx.Err() == nil {
+		v.mu.Lock()
+		v.owners[keyID] = o
+		v.mu.Unlock()
+	}
+	return o.account, o.err
+}
+
+func (v *Verifier) accountOf(ctx context.Context, keyID string) (string, error) {
 	switch {
 	case v.opts.testOnlyAccountOf != nil:
-		var err error
-		if acct, err = v.opts.testOnlyAccountOf(keyID); err != nil {
-			return "", err
-		}
+		return v.opts.testOnlyAccountOf(keyID)
 	case v.opts.Credentials == nil:
 		return "", ErrNoCredentials
-	default:
-		o := sts.Options{Region: v.opts.Region, Credentials: v.opts.Credentials, HTTPClient: v.httpCli,
-			APIOptions: []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue(v.opts.UserAgent, "account")}}
-		if v.opts.Endpoint != "" {
-			o.BaseEndpoint = aws.String(v.opts.Endpoint)
-		}
-		out, err := sts.New(o).GetAccessKeyInfo(ctx, &sts.GetAccessKeyInfoInput{AccessKeyId: aws.String(keyID)})
-		if err != nil {
-			return "", fmt.Errorf("sts:GetAccessKeyInfo %s: %w", keyID, err)
-		}
-		acct = aws.ToString(out.Account)
 	}
-	v.mu.Lock()
-	v.owners[keyID] = acct
-	v.mu.Unlock()
-	return acct, nil
+	o := sts.Options{Region: v.opts.Region, Credentials: v.opts.Credentials, HTTPClient: v.httpCli,
+		APIOptions: []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue(v.opts.UserAgent, "account")}}
+	if v.opts.Endpoint != "" {
+		o.BaseEndpoint = aws.String(v.opts.Endpoint)
+	}
+	out, err := sts.New(o).GetAccessKeyInfo(ctx, &sts.GetAccessKeyInfoInput{AccessKeyId: aws.String(keyID)})
+	if err != nil {
+		return "", fmt.Errorf("sts:GetAccessKeyInfo %s: %w", keyID, err)
+	}
+	return aws.ToString(out.Account), nil
 }
 
 // Verify verifies a key ID with its candidate secrets, best first, until one

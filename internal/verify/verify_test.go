@@ -230,3 +230,18 @@ func TestMemoryHonoursTTL(t *testing.T) {
 		t.Errorf("a revoked verdict valid for an hour: %s after %d calls, want revoked with no call", vd.Status, calls.Load())
 	}
 }
+
+// TestAccountOfAsksOnce: the check stage and Verify both name an old-format
+// key's account; a lookup that fails is not made twice.
+func TestAccountOfAsksOnce(t *testing.T) {
+	var infos, calls atomic.Int64
+	v := New(Options{testOnlyClient: fake(&calls), testOnlyAccountOf: func(string) (string, error) {
+		infos.Add(1)
+		return "", fmt.Errorf("no answer")
+	}})
+	v.AccountOf(context.Background(), "AKIAJQABLZS4A3QDU576")
+	vd := v.Verify(context.Background(), "AKIAJQABLZS4A3QDU576", "", secrets("live1"), secret.Secret{})
+	if infos.Load() != 1 || vd.Status != Skipped || calls.Load() != 0 {
+		t.Errorf("GetAccessKeyInfo asked %d times, verdict %s after %d STS calls; want once, skipped, none", infos.Load(), vd.Status, calls.Load())
+	}
+}
