@@ -334,3 +334,29 @@ func ghrepoName(t *testing.T, s string) ghrepo.Name {
 	}
 	return n
 }
+
+// TestRepoJobURLIgnored: a repository-scan job (from SQS) is hostile input
+// too: its clone_url is never fetched, and a bad name is parked at once.
+func TestRepoJobURLIgnored(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	newRepo(t, root)
+	gitSrv := gitServer(t, root)
+	evil := newTrap(t)
+	set, _ := rules.Default()
+	st := openStore(t)
+	w := New(Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: t.TempDir(), Token: "ghs_job_token",
+		Rewrites: []mirror.Rewrite{{From: "https://github.com/", To: gitSrv.URL + "/"}}})
+	job := []byte(`{"full_name":"acme/hello","clone_url":"` + evil.srv.URL + `/evil.git"}`)
+	if _, err := w.Process(ctx, store.Delivery{ID: "j", Event: repoScanEvent, Payload: job}); err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	st.Enqueue(ctx, store.Delivery{ID: "bad", Event: repoScanEvent, Payload: []byte(`{"full_name":"../../etc","clone_url":"` + evil.srv.URL + `"}`)})
+	w.Once(ctx)
+	if d, _ := st.GetDelivery(ctx, "bad"); d.Status != store.Parked || !strings.Contains(d.LastError, "malformed repository-scan job") {
+		t.Errorf("a job with a bad name: %s %q, want parked at once", d.Status, d.LastError)
+	}
+	if n := evil.hits.Load(); n != 0 {
+		t.Errorf("a job's clone_url was contacted %d times", n)
+	}
+}
