@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -70,6 +71,7 @@ type RuleSpec struct {
 	Severity          string        `toml:"severity"`
 	KeyID             string        `toml:"key_id"`
 	Keywords          []string      `toml:"keywords"`
+	DecodeKeywords    []string      `toml:"decode_keywords"`
 	TemporaryPrefixes []string      `toml:"temporary_prefixes"`
 	AccountDecode     bool          `toml:"account_decode"`
 	Secret            string        `toml:"secret"`
@@ -98,12 +100,15 @@ type AllowlistSpec struct {
 
 // Rule is a compiled rule. It is immutable once compiled.
 type Rule struct {
-	ID                string
-	Description       string
-	Severity          string
-	KeyID             *regexp.Regexp
-	Keywords          [][]byte
-	MaxKeyIDLen       int
+	ID          string
+	Description string
+	Severity    string
+	KeyID       *regexp.Regexp
+	Keywords    [][]byte
+	MaxKeyIDLen int
+	// DecodeKeywords are the keywords whose base64 and percent-encoded
+	// forms mark encoded text worth decoding (each costs a search pass).
+	DecodeKeywords    [][]byte
 	TemporaryPrefixes []string
 	AccountDecode     bool
 	Secret            *regexp.Regexp // nil: the rule never pairs
@@ -362,6 +367,12 @@ func compileRule(spec *RuleSpec, file string, text []byte, line int) (*Rule, err
 			return nil, fail("keywords", errors.New("keywords: empty keyword"))
 		}
 		r.Keywords = append(r.Keywords, []byte(k))
+	}
+	for _, k := range spec.DecodeKeywords {
+		if !slices.Contains(spec.Keywords, k) {
+			return nil, fail("decode_keywords", fmt.Errorf("decode_keywords: %q is not one of keywords", k))
+		}
+		r.DecodeKeywords = append(r.DecodeKeywords, []byte(k))
 	}
 	for _, k := range spec.SecretKeywords {
 		r.SecretKeywords = append(r.SecretKeywords, strings.ToLower(k))

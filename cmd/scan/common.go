@@ -40,6 +40,7 @@ type common struct {
 	concurrency  int
 	maxFileSize  string
 	archiveDepth int
+	decodeDepth  int
 	verbose      bool
 
 	verify      bool
@@ -60,6 +61,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.concurrency, "concurrency", 0, "files scanned at once (default 2 × CPUs)")
 	fs.StringVar(&c.maxFileSize, "max-file-size", "256MiB", "skip files larger than `size`")
 	fs.IntVar(&c.archiveDepth, "archive-depth", 0, "open zip, jar, tar and gzip archives to this `depth` (2: a jar in a war); 0, the default: not at all")
+	fs.IntVar(&c.decodeDepth, "decode-depth", engine.DefaultDecodeDepth, "decode base64 and percent-encoded text to this `depth` (2: base64 inside base64); 0: not at all")
 	fs.BoolVar(&c.verbose, "v", false, "say more on standard error")
 	fs.BoolVar(&c.verify, "verify", false, "prove each key pair live or not with sts:GetCallerIdentity")
 	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
@@ -99,6 +101,13 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	if c.concurrency < 0 {
 		return nil, fmt.Errorf("--concurrency %d: want a positive number", c.concurrency)
 	}
+	if c.decodeDepth < 0 {
+		return nil, fmt.Errorf("--decode-depth %d: want 0 (no decoding) or more", c.decodeDepth)
+	}
+	decode := c.decodeDepth
+	if decode == 0 {
+		decode = -1 // engine.Options: negative is none
+	}
 	maxSize, err := humanize.ParseBytes(c.maxFileSize)
 	if err != nil || maxSize == 0 {
 		return nil, fmt.Errorf("--max-file-size %q: want a size such as 10MB or 1GiB", c.maxFileSize)
@@ -109,7 +118,7 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	}
 	s := &setup{
 		aws: set.AWS,
-		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency,
+		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency, DecodeDepth: decode,
 			FS: source.FSOptions{MaxFileSize: int64(maxSize), ArchiveDepth: max(0, c.archiveDepth)}},
 		report: report.Options{ShowSecret: c.showSecret, Version: version},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -80,6 +81,12 @@ func TestEveryPathOneRule(t *testing.T) {
 		return id, fmt.Sprintf("aws_access_key_id = %s\naws_secret_access_key = %s\n", id, testkeys.Secret(rng))
 	}
 	normal, normalText := pair()
+	// A key base64-encoded in a Kubernetes Secret: found by decoding, on
+	// every path that finds the plain one.
+	encoded, encodedPlain := pair()
+	encSecret := strings.TrimSpace(strings.SplitN(strings.Split(encodedPlain, "\n")[1], "=", 2)[1])
+	encodedText := "kind: Secret\ndata:\n  AWS_ACCESS_KEY_ID: " + base64.StdEncoding.EncodeToString([]byte(encoded)) +
+		"\n  AWS_SECRET_ACCESS_KEY: " + base64.StdEncoding.EncodeToString([]byte(encSecret)) + "\n"
 	_, allowedText := pair()
 	side, sideText := pair()
 	dangling, danglingText := pair()
@@ -97,6 +104,7 @@ func TestEveryPathOneRule(t *testing.T) {
 	git("init", "-q", "-b", "main")
 	write(".keyburn.toml", config)
 	write("src/app.env", normalText)
+	write("deploy/secret.yaml", encodedText)
 	write("fixtures/k.env", allowedText)
 	write("README", "hello\n")
 	git("add", "-A")
@@ -190,20 +198,20 @@ func TestEveryPathOneRule(t *testing.T) {
 		got  func(t *testing.T) []string
 		want []string
 	}{
-		{"scan dir from the root", func(t *testing.T) []string { return cliKeys(t, work, "dir", ".") }, sorted(normal)},
-		{"scan dir from a subdirectory", func(t *testing.T) []string { return cliKeys(t, filepath.Join(work, "src"), "dir", ".") }, sorted(normal)},
+		{"scan dir from the root", func(t *testing.T) []string { return cliKeys(t, work, "dir", ".") }, sorted(normal, encoded)},
+		{"scan dir from a subdirectory", func(t *testing.T) []string { return cliKeys(t, filepath.Join(work, "src"), "dir", ".") }, sorted(normal)}, // not deploy/,
 		{"scan dir of the allowlisted directory", func(t *testing.T) []string { return cliKeys(t, filepath.Join(work, "fixtures"), "dir", ".") }, nil},
-		{"scan dir by absolute path, from elsewhere", func(t *testing.T) []string { return cliKeys(t, elsewhere, "dir", work) }, sorted(normal)},
-		{"scan staged", func(*testing.T) []string { return staged }, sorted(normal)},
-		{"scan git", func(t *testing.T) []string { return cliKeys(t, elsewhere, "git", work) }, sorted(normal, side, dangling)},
-		{"scan git --go-git", func(t *testing.T) []string { return cliKeys(t, elsewhere, "git", "--go-git", work) }, sorted(normal, side, dangling)},
-		{"scan git --reachable-only", func(t *testing.T) []string { return cliKeys(t, elsewhere, "git", "--reachable-only", work) }, sorted(normal, side)},
+		{"scan dir by absolute path, from elsewhere", func(t *testing.T) []string { return cliKeys(t, elsewhere, "dir", work) }, sorted(normal, encoded)},
+		{"scan staged", func(*testing.T) []string { return staged }, sorted(normal, encoded)},
+		{"scan git", func(t *testing.T) []string { return cliKeys(t, elsewhere, "git", work) }, sorted(normal, encoded, side, dangling)},
+		{"scan git --go-git", func(t *testing.T) []string { return cliKeys(t, elsewhere, "git", "--go-git", work) }, sorted(normal, encoded, side, dangling)},
+		{"scan git --reachable-only", func(t *testing.T) []string { return cliKeys(t, elsewhere, "git", "--reachable-only", work) }, sorted(normal, encoded, side)},
 		{"scan git --range", func(t *testing.T) []string { return cliKeys(t, work, "git", "--range", mainHead+".."+featureHead, ".") }, sorted(side)},
-		{"a push of main", func(t *testing.T) []string { return pushKeys(t, ghpush.Zero, mainHead, "refs/heads/main") }, sorted(normal)},
+		{"a push of main", func(t *testing.T) []string { return pushKeys(t, ghpush.Zero, mainHead, "refs/heads/main") }, sorted(normal, encoded)},
 		{"a push of the side branch", func(t *testing.T) []string { return pushKeys(t, ghpush.Zero, featureHead, "refs/heads/feature") }, sorted(side)},
-		{"an organisation scan", orgKeys, sorted(normal, side)},
-		{"scan github", cliOrgKeys, sorted(normal, side)},
-		{"a worker's repository job", jobKeys, sorted(normal, side)},
+		{"an organisation scan", orgKeys, sorted(normal, encoded, side)},
+		{"scan github", cliOrgKeys, sorted(normal, encoded, side)},
+		{"a worker's repository job", jobKeys, sorted(normal, encoded, side)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

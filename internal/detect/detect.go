@@ -60,14 +60,21 @@ type Alternate struct {
 type Matcher struct {
 	set     *rules.Set
 	anchors map[*rules.Rule]anchored
+	passes  []pass // finding encoded forms of the decode keywords
+	// allPasses find more encoded forms in Encoded's "all" mode.
+	allPasses []pass
 }
 
 // New returns a Matcher for the rules in set.
 func New(set *rules.Set) *Matcher {
 	m := &Matcher{set: set, anchors: map[*rules.Rule]anchored{}}
+	var decode, every [][]byte
 	for _, r := range set.Rules {
 		m.anchors[r] = newAnchored(r)
+		decode = append(decode, r.DecodeKeywords...)
+		every = append(every, r.Keywords...)
 	}
+	m.passes, m.allPasses = newDecodePasses(decode, every)
 	return m
 }
 

@@ -12,7 +12,7 @@ func FuzzScan(f *testing.F) {
 	m := defaultMatcher(f)
 	vs := loadVectors(f) // fails if the seed glob matched nothing
 	for _, v := range vs {
-		f.Add(v.body, uint16(512))
+		f.Add(v.Body, uint16(512))
 	}
 	for _, tt := range tokenTests {
 		f.Add([]byte(tt.in), uint16(600))

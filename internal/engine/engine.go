@@ -23,6 +23,23 @@ type Options struct {
 	// twice GOMAXPROCS, as reading overlaps with scanning.
 	Concurrency int
 	FS          source.FSOptions
+	// DecodeDepth is how many layers of encoding (base64, percent) are
+	// decoded: 0 means DefaultDecodeDepth, a negative number none.
+	DecodeDepth int
+}
+
+// DefaultDecodeDepth decodes base64 inside base64 (a docker config.json
+// inside a Kubernetes Secret), and no deeper.
+const DefaultDecodeDepth = 2
+
+func (o Options) decodeDepth() int {
+	switch {
+	case o.DecodeDepth < 0:
+		return 0
+	case o.DecodeDepth == 0:
+		return DefaultDecodeDepth
+	}
+	return o.DecodeDepth
 }
 
 func (o Options) workers() int {
@@ -55,7 +72,7 @@ func scan(ctx context.Context, opts Options, src source.Source, rep source.Repor
 		}
 	})
 	err := src.Each(ctx, rep, func(c source.Chunk) {
-		if ms := Matches(opts.Matcher, c); len(ms) > 0 {
+		if ms := Matches(opts.Matcher, c, opts.decodeDepth()); len(ms) > 0 {
 			ch <- ms
 		}
 	})
@@ -100,9 +117,19 @@ func ScanReader(ctx context.Context, opts Options, r io.Reader, name string, rep
 	return &Result{Findings: coll.Findings(), Files: stats.Files.Load(), Bytes: stats.Bytes.Load()}, err
 }
 
-// Matches runs the detector on one chunk and locates its candidates.
+// Matches runs the detector on one chunk and locates its candidates, and
+// on what the chunk's encoded text decodes to, depth layers deep.
 // It may be called concurrently.
-func Matches(m *detect.Matcher, c source.Chunk) []finding.Match {
+func Matches(m *detect.Matcher, c source.Chunk, depth int) []finding.Match {
+	out := plainMatches(m, c)
+	if depth > 0 {
+		out = append(out, decodedMatches(m, c, depth, configLike(c.Prov.Path))...)
+	}
+	return out
+}
+
+// plainMatches runs the detector on the chunk's text as it is.
+func plainMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
 	cands := m.Scan(detect.Chunk{Data: c.Data, AtStart: c.AtStart, AtEnd: c.AtEnd})
 	if len(cands) == 0 {
 		return nil

@@ -83,14 +83,14 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		if unreachable && gopts.ReachableOnly {
 			continue
 		}
-		for _, m := range Matches(opts.Matcher, source.Whole([]byte(c.Message), source.Provenance{Path: commitMessage})) {
+		for _, m := range Matches(opts.Matcher, source.Whole([]byte(c.Message), source.Provenance{Path: commitMessage}), opts.decodeDepth()) {
 			m.Location.Commit, m.Location.Author, m.Location.Date = c.Hash.String(), c.Author, date(c.When)
 			m.Location.Unreachable = unreachable
 			coll.Add(m)
 		}
 	}
 	for _, t := range repo.Tags(graph, rep) {
-		for _, m := range Matches(opts.Matcher, source.Whole([]byte(t.Message), source.Provenance{Path: tagMessage})) {
+		for _, m := range Matches(opts.Matcher, source.Whole([]byte(t.Message), source.Provenance{Path: tagMessage}), opts.decodeDepth()) {
 			m.Location.Ref = "refs/tags/" + t.Name
 			m.Location.Commit = t.Target.String()
 			m.Location.Author = t.Tagger.Name + " <" + t.Tagger.Email + ">"

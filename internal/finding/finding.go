@@ -31,6 +31,10 @@ type Location struct {
 	Ref        string `json:"ref,omitempty"`
 	// Refs are all the references that contain Commit.
 	Refs []string `json:"refs,omitempty"`
+	// Encoding says how the key was hidden at this place: "base64",
+	// "percent", or nested ("base64>base64": base64 inside base64); empty
+	// for plain text. Line and Column are those of the encoded text.
+	Encoding string `json:"encoding,omitempty"`
 	// Blob is the git blob that holds the key.
 	Blob string `json:"blob,omitempty"`
 	// Unreachable is true when no reference leads to the commit (or, with

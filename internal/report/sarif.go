@@ -56,12 +56,17 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 			if l.Commit != "" {
 				msg += "; added in commit " + l.Commit
 			}
+			if l.Encoding != "" {
+				msg += "; decoded from " + strings.ReplaceAll(l.Encoding, ">", ", then ")
+			}
 			res := run.CreateResultForRule(f.Rule).
 				WithLevel(level).
 				WithMessage(sarif.NewTextMessage(msg)).
 				WithPartialFingerPrints(map[string]any{"keyburn/v1": f.Fingerprint()})
-			region := sarif.NewRegion().WithStartLine(max(1, l.Line)).WithStartColumn(max(1, l.Column)).
-				WithEndColumn(max(1, l.Column) + len(f.KeyID))
+			region := sarif.NewRegion().WithStartLine(max(1, l.Line)).WithStartColumn(max(1, l.Column))
+			if l.Encoding == "" { // an encoded key's length in the file is not its own
+				region = region.WithEndColumn(max(1, l.Column) + len(f.KeyID))
+			}
 			res.AddLocation(sarif.NewLocationWithPhysicalLocation(
 				sarif.NewPhysicalLocation().
 					WithArtifactLocation(sarif.NewSimpleArtifactLocation(artifactURI(l.File))).

@@ -102,6 +102,9 @@ func locationText(l finding.Location) string {
 	case l.SecretLine > 0 && l.SecretLine != l.Line:
 		fmt.Fprintf(&b, " (secret on line %d)", l.SecretLine)
 	}
+	if l.Encoding != "" {
+		fmt.Fprintf(&b, " (decoded from %s)", strings.ReplaceAll(l.Encoding, ">", ", then "))
+	}
 	if l.Commit != "" {
 		c := l.Commit
 		if len(c) > 12 {
