@@ -41,6 +41,7 @@ type common struct {
 	maxFileSize  string
 	archiveDepth int
 	decodeDepth  int
+	skipBinaries bool
 	verbose      bool
 
 	verify      bool
@@ -62,6 +63,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.maxFileSize, "max-file-size", "256MiB", "skip files larger than `size`")
 	fs.IntVar(&c.archiveDepth, "archive-depth", 0, "open zip, jar, tar and gzip archives to this `depth` (2: a jar in a war); 0, the default: not at all")
 	fs.IntVar(&c.decodeDepth, "decode-depth", engine.DefaultDecodeDepth, "decode base64 and percent-encoded text to this `depth` (2: base64 inside base64); 0: not at all")
+	fs.BoolVar(&c.skipBinaries, "skip-binaries", false, "leave binary files out (by default their printable strings are scanned; compressed files and images are left out either way)")
 	fs.BoolVar(&c.verbose, "v", false, "say more on standard error")
 	fs.BoolVar(&c.verify, "verify", false, "prove each key pair live or not with sts:GetCallerIdentity")
 	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
@@ -119,7 +121,7 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	s := &setup{
 		aws: set.AWS,
 		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency, DecodeDepth: decode,
-			FS: source.FSOptions{MaxFileSize: int64(maxSize), ArchiveDepth: max(0, c.archiveDepth)}},
+			FS: source.FSOptions{MaxFileSize: int64(maxSize), ArchiveDepth: max(0, c.archiveDepth), SkipBinaries: c.skipBinaries}},
 		report: report.Options{ShowSecret: c.showSecret, Version: version},
 	}
 	if s.policy, err = respond.ParsePolicy(c.respond); err != nil {

@@ -79,6 +79,42 @@ type segment struct {
 	line int
 }
 
+// looksConfig reports whether text starts as configuration does, for
+// blobs of a history, whose paths are not known when they are scanned, and
+// files whose names say nothing: its first line that is not blank or a
+// comment opens JSON ({, [), a YAML document (---), an INI section ([), or
+// sets a key (KEY=…, key: …). Source code starts otherwise (package,
+// import, #include, a shebang, a comment).
+func looksConfig(data []byte) bool {
+	for len(data) > 0 {
+		line, rest, _ := bytes.Cut(data[:min(len(data), 4096)], []byte("\n"))
+		data = data[min(len(data), len(line)+1):]
+		if len(rest) == 0 && len(line) == 4096 {
+			return false
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' && !bytes.HasPrefix(line, []byte("#!")) {
+			continue
+		}
+		switch line[0] {
+		case '{', '[':
+			return true
+		}
+		if bytes.HasPrefix(line, []byte("---")) {
+			return true
+		}
+		i := 0
+		for i < len(line) && (line[i] == '_' || line[i] == '-' || line[i] == '.' || line[i] >= 'a' && line[i] <= 'z' || line[i] >= 'A' && line[i] <= 'Z' || line[i] >= '0' && line[i] <= '9') {
+			i++
+		}
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		return i > 0 && i < len(line) && (line[i] == '=' || line[i] == ':' && (i+1 == len(line) || line[i+1] == ' '))
+	}
+	return false
+}
+
 // configLike reports whether a path names a configuration file, where every
 // long base64 run is decoded: such files carry base64 payloads on purpose
 // (Kubernetes Secrets, docker and npm auth, Helm values) and are a small

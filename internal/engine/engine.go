@@ -122,8 +122,9 @@ func ScanReader(ctx context.Context, opts Options, r io.Reader, name string, rep
 // It may be called concurrently.
 func Matches(m *detect.Matcher, c source.Chunk, depth int) []finding.Match {
 	out := plainMatches(m, c)
-	if depth > 0 {
-		out = append(out, decodedMatches(m, c, depth, configLike(c.Prov.Path))...)
+	// A binary's strings are scanned as they are: decoding is for text.
+	if depth > 0 && !c.Prov.Binary {
+		out = append(out, decodedMatches(m, c, depth, configLike(c.Prov.Path) || c.AtStart && looksConfig(c.Data))...)
 	}
 	return out
 }
@@ -142,7 +143,7 @@ func plainMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
 		}
 		line, col := lines.at(cand.KeySpan.Start)
 		loc := finding.Location{File: c.Prov.Path, Line: line, Column: col,
-			Commit: c.Prov.Commit, Author: c.Prov.Author, Date: c.Prov.Date, Ref: c.Prov.Ref}
+			Commit: c.Prov.Commit, Author: c.Prov.Author, Date: c.Prov.Date, Ref: c.Prov.Ref, Binary: c.Prov.Binary}
 		if !c.Prov.Blob.IsZero() {
 			loc.Blob = c.Prov.Blob.String()
 		}

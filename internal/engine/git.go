@@ -55,7 +55,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 	res := &Result{}
 	var stats source.Stats
 	src := &source.History{Repo: repo, Native: gopts.native(), Procs: nativeProcs(), Workers: opts.workers(), MaxSize: maxSize,
-		ArchiveDepth: opts.FS.ArchiveDepth, Stats: &stats}
+		ArchiveDepth: opts.FS.ArchiveDepth, SkipBinaries: opts.FS.SkipBinaries, Stats: &stats}
 	hits := blobHits{}
 	err = scan(ctx, opts, src, rep, func(ms []finding.Match) {
 		h := plumbing.NewHash(ms[0].Location.Blob)
@@ -131,6 +131,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		for _, m := range ms {
 			l := loc
 			l.Line, l.Column, l.SecretLine = m.Location.Line, m.Location.Column, m.Location.SecretLine
+			l.Encoding, l.Binary = m.Location.Encoding, m.Location.Binary
 			if strings.HasPrefix(m.Location.File, "!") {
 				l.File += m.Location.File // a member of the archive at loc.File
 			}

@@ -35,6 +35,9 @@ type Location struct {
 	// "percent", or nested ("base64>base64": base64 inside base64); empty
 	// for plain text. Line and Column are those of the encoded text.
 	Encoding string `json:"encoding,omitempty"`
+	// Binary is true when the file is binary: the key is one of its
+	// printable strings, and Line counts its newline bytes.
+	Binary bool `json:"binary,omitempty"`
 	// Blob is the git blob that holds the key.
 	Blob string `json:"blob,omitempty"`
 	// Unreachable is true when no reference leads to the commit (or, with

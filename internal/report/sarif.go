@@ -59,6 +59,9 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 			if l.Encoding != "" {
 				msg += "; decoded from " + strings.ReplaceAll(l.Encoding, ">", ", then ")
 			}
+			if l.Binary {
+				msg += "; a string in a binary file"
+			}
 			res := run.CreateResultForRule(f.Rule).
 				WithLevel(level).
 				WithMessage(sarif.NewTextMessage(msg)).

@@ -105,6 +105,9 @@ func locationText(l finding.Location) string {
 	if l.Encoding != "" {
 		fmt.Fprintf(&b, " (decoded from %s)", strings.ReplaceAll(l.Encoding, ">", ", then "))
 	}
+	if l.Binary {
+		b.WriteString(" (a string in a binary file)")
+	}
 	if l.Commit != "" {
 		c := l.Commit
 		if len(c) > 12 {

@@ -16,6 +16,9 @@ type Provenance struct {
 	Date   string // RFC 3339
 	Ref    string
 	Blob   plumbing.Hash // git: the blob (zero for files)
+	// Binary is true for a binary file or blob, scanned as it is (its
+	// printable strings); lines are counted as grep -a would.
+	Binary bool
 }
 
 // Chunk is a piece of an input with its place in it.

@@ -34,8 +34,13 @@ type FSOptions struct {
 	ChunkSize    int
 	ChunkOverlap int
 	// ArchiveDepth is how deep archives are opened (2 opens a jar inside a
-	// war); 0, the default, leaves them closed, as binary files.
+	// war); 0, the default, leaves them closed, as compressed files.
 	ArchiveDepth int
+	// SkipBinaries leaves binary files out. By default they are scanned as
+	// they are, which finds the printable strings in them as strings(1)
+	// would: any byte that is not a letter or digit ends a key ID or a
+	// secret. Compressed files and images are left out either way.
+	SkipBinaries bool
 }
 
 func (o FSOptions) withDefaults() FSOptions {
@@ -288,8 +293,11 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 	kind := sniff(data)
 	switch kind {
 	case kindBinary:
-		rep.Skipped(prov.Path, "binary")
-		return nil
+		if why := unscannable(data, r.opts.SkipBinaries); why != "" {
+			rep.Skipped(prov.Path, why)
+			return nil
+		}
+		prov.Binary = true
 	case kindUTF16LE, kindUTF16BE:
 		// UTF-16 files are rare and small (Windows .reg, PowerShell
 		// output): read the rest and decode the whole.
@@ -418,6 +426,41 @@ func Text(data []byte) (text []byte, ok bool) {
 	default:
 		return data, true
 	}
+}
+
+// Scannable returns what of data to scan: text as Text gives it, a binary
+// as it is (binary true) unless skipBinaries; why says why there is
+// nothing to scan (compressed data, an image, a binary when skipped).
+func Scannable(data []byte, skipBinaries bool) (text []byte, binary bool, why string) {
+	if text, ok := Text(data); ok {
+		return text, false, ""
+	}
+	if why := unscannable(data, skipBinaries); why != "" {
+		return nil, true, why
+	}
+	return data, true, ""
+}
+
+// unscannable says why a binary is not scanned, or "": compressed data and
+// images hold no text worth a search (archives are opened by
+// --archive-depth), and binaries may be skipped on purpose.
+func unscannable(data []byte, skipBinaries bool) string {
+	for _, m := range compressedMagic {
+		if bytes.HasPrefix(data, []byte(m.magic)) {
+			return "compressed (" + m.format + ")"
+		}
+	}
+	if skipBinaries {
+		return "binary"
+	}
+	return ""
+}
+
+// compressedMagic are the first bytes of compressed formats and images.
+var compressedMagic = []struct{ magic, format string }{
+	{"PK\x03\x04", "zip"}, {"PK\x05\x06", "zip"}, {"\x1f\x8b", "gzip"}, {"BZh", "bzip2"},
+	{"\xfd7zXZ\x00", "xz"}, {"\x28\xb5\x2f\xfd", "zstd"}, {"7z\xbc\xaf\x27\x1c", "7z"},
+	{"\x89PNG", "png"}, {"\xff\xd8\xff", "jpeg"}, {"GIF8", "gif"}, {"RIFF", "riff (webp, wav)"},
 }
 
 type kind int

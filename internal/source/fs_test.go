@@ -211,3 +211,41 @@ func TestChunksExactEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaries: a binary is read as it is and marked so, over several
+// chunks too; compressed files and images are skipped whatever the
+// options, with their format named; SkipBinaries skips the rest.
+func TestBinaries(t *testing.T) {
+	dir := t.TempDir()
+	elf := append([]byte("\x7fELF\x02\x01\x01\x00"), bytes.Repeat([]byte("\x00\x01key\xff"), 100000)...)
+	write(t, filepath.Join(dir, "prog"), elf)
+	write(t, filepath.Join(dir, "a.gz"), []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00AKIA"))
+	write(t, filepath.Join(dir, "p.png"), []byte("\x89PNG\r\n\x1a\n\x00\x00"))
+	for _, skip := range []bool{false, true} {
+		rec := &recorder{}
+		r := NewReader(FSOptions{ChunkSize: 64 << 10, SkipBinaries: skip})
+		var read int
+		for _, name := range []string{"prog", "a.gz", "p.png"} {
+			err := r.ReadFile(context.Background(), File{Path: filepath.Join(dir, name), Size: -1}, rec, func(c Chunk) error {
+				if !c.Prov.Binary {
+					t.Errorf("%s: chunk at %d not marked binary", name, c.Offset)
+				}
+				read += c.OwnEnd - c.OwnStart
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		sort.Strings(rec.skipped)
+		want := []string{filepath.Join(dir, "a.gz") + ": compressed (gzip)", filepath.Join(dir, "p.png") + ": compressed (png)"}
+		wantRead := len(elf)
+		if skip {
+			want = append(want, filepath.Join(dir, "prog")+": binary")
+			wantRead = 0
+		}
+		if strings.Join(rec.skipped, "|") != strings.Join(want, "|") || read != wantRead {
+			t.Errorf("SkipBinaries %v: skipped %q, read %d bytes; want %q, %d", skip, rec.skipped, read, want, wantRead)
+		}
+	}
+}

@@ -133,6 +133,7 @@ type History struct {
 	MaxSize int64
 	// ArchiveDepth is how deep archives are opened (FSOptions.ArchiveDepth).
 	ArchiveDepth int
+	SkipBinaries bool // as FSOptions.SkipBinaries
 	Stats        *Stats
 	Graph        *Graph
 }
@@ -140,24 +141,25 @@ type History struct {
 // Each reads every blob.
 func (s *History) Each(ctx context.Context, rep Reporter, yield func(Chunk)) error {
 	blob := func(h plumbing.Hash, data []byte) {
-		text, ok := Text(data)
-		if !ok {
-			// An archive's members are named "!MEMBER": the engine puts
-			// the blob's path in front once it knows it.
-			if !ExpandArchive(data, "", s.ArchiveDepth, rep, func(member string, text []byte) {
-				s.Stats.Bytes.Add(int64(len(text)))
-				yield(Whole(text, Provenance{Blob: h, Path: member}))
-			}) {
-				s.Stats.Binary.Add(1)
-			}
+		text, binary, why := Scannable(data, s.SkipBinaries)
+		// An archive's members are named "!MEMBER": the engine puts the
+		// blob's path in front once it knows it.
+		if binary && ExpandArchive(data, "", s.ArchiveDepth, rep, func(member string, text []byte) {
+			s.Stats.Bytes.Add(int64(len(text)))
+			yield(Whole(text, Provenance{Blob: h, Path: member}))
+		}) {
+			return
+		}
+		if why != "" {
+			s.Stats.Binary.Add(1)
 			return
 		}
 		s.Stats.Blobs.Add(1)
 		s.Stats.Bytes.Add(int64(len(text)))
-		if IsLFSPointer(text) {
+		if !binary && IsLFSPointer(text) {
 			return
 		}
-		yield(Whole(text, Provenance{Blob: h}))
+		yield(Whole(text, Provenance{Blob: h, Binary: binary}))
 	}
 	var err error
 	if s.Native {
@@ -215,7 +217,8 @@ type Changes struct {
 	Sets         []ChangeSet
 	MaxSize      int64
 	AsFiles      bool
-	ArchiveDepth int // as FSOptions.ArchiveDepth
+	ArchiveDepth int  // as FSOptions.ArchiveDepth
+	SkipBinaries bool // as FSOptions.SkipBinaries
 	Stats        *Stats
 }
 
@@ -250,8 +253,8 @@ func (s Changes) Each(ctx context.Context, rep Reporter, yield func(Chunk)) erro
 				rep.Failed(err)
 				continue
 			}
-			text, ok := Text(data)
-			if !ok && ExpandArchive(data, c.Path, s.ArchiveDepth, rep, func(member string, text []byte) {
+			text, binary, why := Scannable(data, s.SkipBinaries)
+			if binary && ExpandArchive(data, c.Path, s.ArchiveDepth, rep, func(member string, text []byte) {
 				s.Stats.Bytes.Add(int64(len(text)))
 				prov := set.Prov
 				prov.Path, prov.Blob = member, c.Blob
@@ -260,10 +263,10 @@ func (s Changes) Each(ctx context.Context, rep Reporter, yield func(Chunk)) erro
 				continue
 			}
 			switch {
-			case !ok && s.AsFiles:
-				rep.Skipped(c.Path, "binary")
+			case why != "" && s.AsFiles:
+				rep.Skipped(c.Path, why)
 				continue
-			case !ok:
+			case why != "":
 				s.Stats.Binary.Add(1)
 				continue
 			case s.AsFiles:
@@ -273,7 +276,7 @@ func (s Changes) Each(ctx context.Context, rep Reporter, yield func(Chunk)) erro
 			}
 			s.Stats.Bytes.Add(int64(len(text)))
 			prov := set.Prov
-			prov.Path, prov.Blob = c.Path, c.Blob
+			prov.Path, prov.Blob, prov.Binary = c.Path, c.Blob, binary
 			yield(Whole(text, prov))
 		}
 	}
