@@ -273,19 +273,16 @@ func (m *Matcher) Encoded(c Chunk, all bool) []Encoded {
 	if all || len(out) > 0 {
 		found := out
 		j := 0 // found[j] is the first run found by a hit that may overlap
-		for i := 0; i < len(data); {
-			if !b64url[data[i]] {
-				i++
-				continue
+		for i := 0; ; {
+			s, e, ok := nextLongRun(data, i)
+			if !ok {
+				break
 			}
-			s := i
-			for i < len(data) && b64url[data[i]] {
-				i++
-			}
+			i = e
 			for j < len(found) && found[j].Span.End <= s {
 				j++
 			}
-			if i-s < minBase64Run || j < len(found) && found[j].Span.Start < i {
+			if j < len(found) && found[j].Span.Start < i || !mixed(data[s:e]) {
 				continue
 			}
 			if e, ok := base64Run(data, s, 0); ok && keep(e) {
@@ -295,6 +292,59 @@ func (m *Matcher) Encoded(c Chunk, all bool) []Encoded {
 		slices.SortFunc(out, func(a, b Encoded) int { return a.Span.Start - b.Span.Start })
 	}
 	return out
+}
+
+// mixed reports whether a run has the character mix of base64: upper- and
+// lower-case letters, and a digit or a '+'. Paths, URLs and identifiers
+// (web/ui/module/codemirror-promql, some_long_name-with-dashes) lack it;
+// 27 random base64 characters lack it less than once in 150 times, 40 once
+// in 2,000.
+func mixed(run []byte) bool {
+	var upper, lower, digit bool
+	for _, c := range run {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c >= 'a' && c <= 'z':
+			lower = true
+		case c >= '0' && c <= '9' || c == '+':
+			digit = true
+		}
+		if upper && lower && digit {
+			return true
+		}
+	}
+	return false
+}
+
+// nextLongRun returns the first run of at least minBase64Run base64
+// characters (either alphabet) in data[from:]. It looks at few bytes of the
+// text between runs: a run that long holds the byte minBase64Run-1 ahead,
+// so where that byte is not base64 the search skips past it, and where it
+// is, only back to the start of its word.
+func nextLongRun(data []byte, from int) (s, e int, ok bool) {
+	i := from // no long run starts in data[from:i]; data[i-1] is no base64
+	for i+minBase64Run <= len(data) {
+		k := i + minBase64Run - 1
+		if !b64url[data[k]] {
+			i = k + 1
+			continue
+		}
+		j := k
+		for j > i && b64url[data[j-1]] {
+			j--
+		}
+		if j > i { // data[j-1] is no base64: a long run starts at j or later
+			i = j
+			continue
+		}
+		e = k + 1
+		for e < len(data) && b64url[data[e]] {
+			e++
+		}
+		return i, e, true
+	}
+	return 0, 0, false
 }
 
 // base64Run decodes the base64 run that holds data[at], a form whose

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -98,4 +99,45 @@ func FuzzEncoded(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNextLongRun compares the skipping search with the plain one on text
+// of short and long runs.
+func TestNextLongRun(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for range 2000 {
+		var data []byte
+		for len(data) < 300 {
+			n := rng.IntN(40)
+			for range n {
+				data = append(data, "ab+/-_09Z"[rng.IntN(9)])
+			}
+			data = append(data, " \n\"=:.%"[rng.IntN(7)])
+		}
+		var got, want [][2]int
+		for i := 0; ; {
+			s, e, ok := nextLongRun(data, i)
+			if !ok {
+				break
+			}
+			got = append(got, [2]int{s, e})
+			i = e
+		}
+		for i := 0; i < len(data); {
+			if !b64url[data[i]] {
+				i++
+				continue
+			}
+			s := i
+			for i < len(data) && b64url[data[i]] {
+				i++
+			}
+			if i-s >= minBase64Run {
+				want = append(want, [2]int{s, i})
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("runs of %q: got %v, want %v", data, got, want)
+		}
+	}
 }

@@ -79,6 +79,12 @@ type segment struct {
 	line int
 }
 
+// decodeAllMax is the largest configuration file whose every base64 run is
+// decoded: credentials sit in small files, and large JSON and YAML are
+// data (fixtures, dashboards, lock files), whose runs cost time to decode
+// and hold nothing. Larger files are decoded where a run shows a key ID.
+const decodeAllMax = 256 << 10
+
 // looksConfig reports whether text starts as configuration does, for
 // blobs of a history, whose paths are not known when they are scanned, and
 // files whose names say nothing: its first line that is not blank or a

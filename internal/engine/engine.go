@@ -124,7 +124,8 @@ func Matches(m *detect.Matcher, c source.Chunk, depth int) []finding.Match {
 	out := plainMatches(m, c)
 	// A binary's strings are scanned as they are: decoding is for text.
 	if depth > 0 && !c.Prov.Binary {
-		out = append(out, decodedMatches(m, c, depth, configLike(c.Prov.Path) || c.AtStart && looksConfig(c.Data))...)
+		all := len(c.Data) <= decodeAllMax && (configLike(c.Prov.Path) || c.AtStart && looksConfig(c.Data))
+		out = append(out, decodedMatches(m, c, depth, all)...)
 	}
 	return out
 }
