@@ -36,6 +36,9 @@ type Candidate struct {
 	KeySpan   Span
 	AccountID string // decoded offline; empty when the ID does not encode it
 	Temporary bool   // a temporary credential (ASIA): needs a session token
+	// Joined is true for an ID put together from string literals ("AKIA" +
+	// "…"), an evasion reported with less confidence than a plain ID.
+	Joined bool
 
 	// Secret is the best-ranked secret for the ID, zero when none was found
 	// (the candidate is unpaired).
@@ -129,6 +132,9 @@ type IDMatch struct {
 	Value   string
 	Span    Span
 	Allowed string // why the ID is a known non-secret; empty if it is not
+	// Joined is true for an ID put together from string literals: Span
+	// covers them all.
+	Joined bool
 }
 
 // Matches returns the key IDs in the chunk and, when there is at least one,

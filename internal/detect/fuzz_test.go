@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 )
@@ -20,7 +21,7 @@ func FuzzScan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, size uint16) {
 		whole := m.Matches(Whole(data))
 		for _, id := range whole.IDs {
-			if id.Span.Start < 0 || id.Span.End > len(data) || string(data[id.Span.Start:id.Span.End]) != id.Value {
+			if id.Span.Start < 0 || id.Span.End > len(data) || !holds(data[id.Span.Start:id.Span.End], id) {
 				t.Fatalf("ID span %v out of bounds or not %q", id.Span, id.Value)
 			}
 		}
@@ -33,7 +34,7 @@ func FuzzScan(f *testing.F) {
 			}
 		}
 		for _, c := range m.Scan(Whole(data)) {
-			if string(data[c.KeySpan.Start:c.KeySpan.End]) != c.KeyID {
+			if !holds(data[c.KeySpan.Start:c.KeySpan.End], IDMatch{Value: c.KeyID, Joined: c.Joined}) {
 				t.Fatalf("candidate span %v does not hold %q", c.KeySpan, c.KeyID)
 			}
 			if !c.Secret.IsZero() && (c.SecretSpan.Start < 0 || c.SecretSpan.End > len(data)) {
@@ -130,4 +131,28 @@ func FuzzDecodeAccountID(f *testing.F) {
 			t.Fatalf("AccountID(%q) = %q with ok false", s, acct)
 		}
 	})
+}
+
+// holds reports whether the text of an ID's span is the ID or, for a joined
+// one, string literals whose contents begin with it (the span starts inside
+// the first literal).
+func holds(text []byte, id IDMatch) bool {
+	if !id.Joined {
+		return string(text) == id.Value
+	}
+	var joined []byte
+	in := byte(255) // inside the first literal, whose quote is not in text
+	for _, b := range text {
+		switch {
+		case in == 255 && isQuote(b):
+			in = 0
+		case in == 0 && isQuote(b):
+			in = b
+		case in != 0 && b == in:
+			in = 0
+		case in != 0:
+			joined = append(joined, b)
+		}
+	}
+	return bytes.HasPrefix(joined, []byte(id.Value)) && in == 0
 }

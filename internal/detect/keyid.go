@@ -118,7 +118,10 @@ func (m *Matcher) findIDs(r *rules.Rule, c Chunk, ids []IDMatch) []IDMatch {
 				if h < 0 || h+len(ka.kw) > len(data) || !bytes.Equal(data[h:h+len(ka.kw)], ka.kw) {
 					continue
 				}
-				ids = m.matchAt(r, an, c, h, len(ka.kw), ids)
+				n := len(ids)
+				if ids = m.matchAt(r, an, c, h, len(ka.kw), ids); len(ids) == n {
+					ids = m.joinedAt(r, an, c, h, ids)
+				}
 			}
 		}
 	}
@@ -152,6 +155,64 @@ func (m *Matcher) matchAt(r *rules.Rule, an anchored, c Chunk, h, kwLen int, ids
 		return append(ids, IDMatch{Rule: r, Value: string(data[s:e]), Span: Span{s, e}})
 	}
 	return ids
+}
+
+// maxJoined bounds the string literals joinedAt puts together.
+const maxJoined = 8
+
+// joinedAt tries a key ID split across string literals joined by +, . or ..
+// (PHP, Lua), or put side by side (C, Python): "AKIA" + "QX4BPTNRRLUGAZ2M".
+// The keyword must open a literal that is too short to hold the ID. A
+// joined ID is an evasion: the caller reports it with less confidence.
+func (m *Matcher) joinedAt(r *rules.Rule, an anchored, c Chunk, h int, ids []IDMatch) []IDMatch {
+	data := c.Data
+	if h == 0 || !isQuote(data[h-1]) || (!c.AtStart && h < 3) {
+		return ids
+	}
+	var joined []byte
+	q, i, end, parts := data[h-1], h, 0, 0
+	for ; parts < maxJoined && len(joined) <= r.MaxKeyIDLen; parts++ {
+		j := i
+		for j < len(data) && data[j] != q && data[j] != '\n' && data[j] != '\\' && j-i <= r.MaxKeyIDLen {
+			j++
+		}
+		if j >= len(data) || data[j] != q {
+			break
+		}
+		joined = append(joined, data[i:j]...)
+		end = j + 1
+		k := skipBlank(data, end)
+		switch {
+		case k+1 < len(data) && data[k] == '.' && data[k+1] == '.':
+			k += 2
+		case k < len(data) && (data[k] == '+' || data[k] == '.'):
+			k++
+		}
+		if k = skipBlank(data, k); k >= len(data) || !isQuote(data[k]) {
+			parts++
+			break
+		}
+		q, i = data[k], k+1
+	}
+	if parts < 2 || (!c.AtEnd && end >= len(data)-1) {
+		return ids
+	}
+	loc := an.re.FindIndex(joined)
+	if loc == nil || !boundaryAfter(joined, loc[1]) {
+		return ids
+	}
+	return append(ids, IDMatch{Rule: r, Value: string(joined[:loc[1]]), Span: Span{h, end}, Joined: true})
+}
+
+func isQuote(b byte) bool { return b == '"' || b == '\'' || b == '`' }
+
+// skipBlank skips spaces, tabs and line breaks (a concatenation may span
+// lines).
+func skipBlank(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // A key ID is a placeholder when its last placeholderTail characters use at

@@ -41,7 +41,7 @@ type scored struct {
 func pair(data []byte, r *rules.Rule, ids []IDMatch, toks []Token) []Candidate {
 	out := make([]Candidate, len(ids))
 	for i, id := range ids {
-		c := Candidate{Rule: r, KeyID: id.Value, KeySpan: id.Span}
+		c := Candidate{Rule: r, KeyID: id.Value, KeySpan: id.Span, Joined: id.Joined}
 		if r.AccountDecode {
 			c.AccountID, _ = AccountID(id.Value)
 		}

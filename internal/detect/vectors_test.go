@@ -46,7 +46,7 @@ func checkVector(t *testing.T, m *Matcher, v vectors.Vector, body []byte) {
 	var found []vectors.Found
 	for _, c := range m.Scan(Whole(body)) {
 		found = append(found, vectors.Found{Rule: c.Rule.ID, KeyID: c.KeyID, Secret: c.Secret, SessionToken: c.SessionToken})
-		if string(body[c.KeySpan.Start:c.KeySpan.End]) != c.KeyID {
+		if !holds(body[c.KeySpan.Start:c.KeySpan.End], IDMatch{Value: c.KeyID, Joined: c.Joined}) {
 			t.Errorf("%s: key span %v holds %q, not the key ID", v.Comment, c.KeySpan, body[c.KeySpan.Start:c.KeySpan.End])
 		}
 	}

@@ -107,3 +107,13 @@ func TestNestedWithoutPath(t *testing.T) {
 		t.Fatalf("got %d matches, want the key of %s decoded from base64>base64", len(ms), v.Name)
 	}
 }
+
+// TestJoinedIsMedium: a key ID joined from string literals is an evasion
+// (or a test building a key), reported one level below a plain pair.
+func TestJoinedIsMedium(t *testing.T) {
+	v := vectorNamed(t, "concat-plus")
+	ms := Matches(matcher(t, ""), source.Whole(v.Body, source.Provenance{Path: "app.js"}), DefaultDecodeDepth)
+	if len(ms) != 1 || ms[0].Severity != "medium" || ms[0].Location.Line != 1 || ms[0].Location.Column != 22 {
+		t.Fatalf("got %d matches (%+v), want one of severity medium at 1:22", len(ms), ms)
+	}
+}

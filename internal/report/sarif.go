@@ -57,7 +57,7 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 				msg += "; added in commit " + l.Commit
 			}
 			if l.Encoding != "" {
-				msg += "; decoded from " + strings.ReplaceAll(l.Encoding, ">", ", then ")
+				msg += "; " + hiddenBy(l.Encoding)
 			}
 			if l.Binary {
 				msg += "; a string in a binary file"

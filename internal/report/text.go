@@ -93,6 +93,23 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 	return bw.Flush()
 }
 
+// hiddenBy says how a key was hidden, from a Location's Encoding:
+// "decoded from base64, then percent-encoding", "joined from string
+// literals".
+func hiddenBy(encoding string) string {
+	if encoding == "concatenation" {
+		return "joined from string literals"
+	}
+	var parts []string
+	for _, e := range strings.Split(encoding, ">") {
+		if e == "percent" {
+			e = "percent-encoding"
+		}
+		parts = append(parts, e)
+	}
+	return "decoded from " + strings.Join(parts, ", then ")
+}
+
 func locationText(l finding.Location) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d:%d", l.File, l.Line, l.Column)
@@ -103,7 +120,7 @@ func locationText(l finding.Location) string {
 		fmt.Fprintf(&b, " (secret on line %d)", l.SecretLine)
 	}
 	if l.Encoding != "" {
-		fmt.Fprintf(&b, " (decoded from %s)", strings.ReplaceAll(l.Encoding, ">", ", then "))
+		fmt.Fprintf(&b, " (%s)", hiddenBy(l.Encoding))
 	}
 	if l.Binary {
 		b.WriteString(" (a string in a binary file)")
