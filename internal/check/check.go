@@ -48,6 +48,9 @@ func Run(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *resp
 }
 
 func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond.Responder) error {
+	if f.KeyID == "" {
+		return nil // a secret without its key ID signs nothing on its own
+	}
 	if f.AccountID == "" {
 		// Not encoded in the key ID: ask AWS, with keyburn's own
 		// credentials (never the leaked key's).
@@ -55,7 +58,7 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 			f.AccountID = acct
 		}
 	}
-	if !f.Paired() {
+	if !f.Paired() && len(f.Alternates) == 0 {
 		if v.IsCanary(f.AccountID) {
 			f.Verification = &finding.Verification{Status: string(verify.Canary), Account: f.AccountID}
 		}
@@ -68,9 +71,20 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 		_, err := r.RecordLastUsed(ctx, key)
 		errs = append(errs, err)
 	}
-	secrets := append([]secret.Secret{f.Secret}, f.Alternates...)
+	secrets := f.Alternates
+	if f.Paired() {
+		secrets = append([]secret.Secret{f.Secret}, f.Alternates...)
+	}
 	vd := v.Verify(ctx, f.KeyID, f.AccountID, secrets, f.SessionToken)
 	errs = append(errs, vd.StoreErr)
+	if !f.Paired() && vd.Status != verify.Live {
+		// The secrets found without a key ID elsewhere are not this
+		// key's (or could not be tried): it stays unpaired, unverified.
+		if v.IsCanary(f.AccountID) {
+			f.Verification = &finding.Verification{Status: string(verify.Canary), Account: f.AccountID}
+		}
+		return errors.Join(errs...)
+	}
 	if r != nil && vd.Status == verify.Live && vd.Cached {
 		// Act only on a key proven live now.
 		vd = v.Fresh(ctx, f.KeyID, f.AccountID, vd.Secret, f.SessionToken)

@@ -384,3 +384,46 @@ func TestRespondThroughRoleMoto(t *testing.T) {
 		t.Errorf("audit actor = %+v", log)
 	}
 }
+
+// TestLoneSecretMatchedMoto: a key ID found without a secret in one file and
+// its secret found without an ID in another (with a decoy beside it) make
+// one verified key; the decoy stays a secret without key ID, and an ID none
+// of the lone secrets fits stays unpaired and unverified.
+func TestLoneSecretMatchedMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	id, sec := m.UserKey(t, "dora")
+	otherID, _ := m.UserKey(t, "erin")
+	decoy := testkeys.Secret(rand.New(rand.NewPCG(9, 9)))
+	fs := scanDir(t, map[string]string{
+		"deploy.sh":   "export AWS_ACCESS_KEY_ID=" + id + "\n",
+		"other.sh":    "export AWS_ACCESS_KEY_ID=" + otherID + "\n",
+		"prod.env":    "AWS_SECRET_ACCESS_KEY=" + sec + "\n",
+		"staging.env": "AWS_SECRET_ACCESS_KEY=" + decoy + "\n",
+	})
+	found := byKey(fs)
+	if len(fs) != 4 || found[id] == nil || found[otherID] == nil || found[""] == nil {
+		t.Fatalf("got %d findings, want two key IDs alone and two secrets without key ID", len(fs))
+	}
+	if n := len(found[id].Alternates); n != 2 {
+		t.Fatalf("%s has %d secrets to try, want the 2 found without a key ID", id, n)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()})
+	mustRun(t, ctx, fs, v, nil)
+	if f := found[id]; f.Verification == nil || f.Verification.Status != "live" || f.Secret.Reveal() != sec {
+		t.Errorf("%s: verification %+v, secret %v; want live with the secret from prod.env", id, f.Verification, f.Secret)
+	}
+	if f := found[otherID]; f.Verification != nil || f.Paired() {
+		t.Errorf("%s: verification %+v, paired %v; want neither (no lone secret is its own)", otherID, f.Verification, f.Paired())
+	}
+	for _, f := range fs {
+		if f.KeyID == "" && f.Verification != nil {
+			t.Errorf("a secret without key ID was verified on its own: %+v", f.Verification)
+		}
+	}
+}

@@ -16,6 +16,7 @@ package detect
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 
 	"github.com/keyburn/keyburn/internal/secret"
@@ -283,4 +284,54 @@ func (m *Matcher) Rule(id string) *rules.Rule {
 		}
 	}
 	return nil
+}
+
+// loneNames are the names that mark a secret as an AWS secret access key
+// even with no key ID in sight (lower case, matched just before it).
+var loneNames = []string{"secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret_key", "aws_secret"}
+
+// LoneSecrets returns the secrets of data that an explicit AWS name
+// (aws_secret_access_key, SecretAccessKey …) introduces, for text that holds
+// no key ID: a secret without its key ID. Only a search for "secret" runs
+// over all of data; secret tokens are looked for after its hits.
+func (m *Matcher) LoneSecrets(data []byte) []LoneSecret {
+	var out []LoneSecret
+	for _, r := range m.set.Rules {
+		if r.Secret == nil || !r.AccountDecode {
+			continue // only AWS rules name their secrets so
+		}
+		for _, lit := range [][]byte{[]byte("ecret"), []byte("ECRET")} {
+			for off := 0; off < len(data); {
+				i := bytes.Index(data[off:], lit)
+				if i < 0 {
+					break
+				}
+				i += off
+				off = i + 1
+				// The secret starts within keywordContext bytes of its name.
+				lo, hi := i, min(len(data), i+keywordContext+r.SecretLength+8)
+				for _, t := range tokens(Chunk{Data: data[lo:hi], AtStart: lo == 0, AtEnd: hi == len(data)}, r.SecretLength) {
+					t.Span = Span{t.Span.Start + lo, t.Span.End + lo}
+					if len(t.Value) != r.SecretLength || keywordBefore(data, t.Span, loneNames) == "" ||
+						!r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, true) || m.allowSecret(data, t) != "" {
+						continue
+					}
+					if !slices.ContainsFunc(out, func(o LoneSecret) bool { return o.Span == t.Span }) {
+						out = append(out, LoneSecret{Rule: r, Secret: newSecret(t.Value), Span: t.Span})
+					}
+					break
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Span.Start < out[j].Span.Start })
+	return out
+}
+
+// LoneSecret is a secret named as an AWS secret access key, found where no
+// key ID is.
+type LoneSecret struct {
+	Rule   *rules.Rule
+	Secret secret.Secret
+	Span   Span
 }

@@ -33,6 +33,11 @@ func FuzzScan(f *testing.F) {
 				t.Fatalf("plain token span %v does not hold its value", tok.Span)
 			}
 		}
+		for _, l := range m.LoneSecrets(data) {
+			if l.Span.Start < 0 || l.Span.End > len(data) || l.Span.Len() < len(l.Secret.Reveal()) {
+				t.Fatalf("lone secret span %v out of bounds or shorter than the secret", l.Span)
+			}
+		}
 		for _, c := range m.Scan(Whole(data)) {
 			if !holds(data[c.KeySpan.Start:c.KeySpan.End], IDMatch{Value: c.KeyID, Joined: c.Joined}) {
 				t.Fatalf("candidate span %v does not hold %q", c.KeySpan, c.KeyID)

@@ -44,7 +44,7 @@ func decodedMatches(m *detect.Matcher, c source.Chunk, depth int, all bool) []fi
 	}
 	data := doc.Bytes()
 	inner := source.Chunk{Data: data, Line: 1, Column: 1, AtStart: true, AtEnd: true, OwnEnd: len(data), Prov: c.Prov}
-	ms := plainMatches(m, inner)
+	ms := plainMatches(m, inner, true)
 	if depth > 1 {
 		ms = append(ms, decodedMatches(m, inner, depth-1, true)...)
 	}

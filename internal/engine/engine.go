@@ -121,19 +121,27 @@ func ScanReader(ctx context.Context, opts Options, r io.Reader, name string, rep
 // on what the chunk's encoded text decodes to, depth layers deep.
 // It may be called concurrently.
 func Matches(m *detect.Matcher, c source.Chunk, depth int) []finding.Match {
-	out := plainMatches(m, c)
+	// Configuration (by name or by its first line) gets the thorough
+	// treatment: every base64 run decoded, named secrets without a key ID.
+	config := !c.Prov.Binary && len(c.Data) <= decodeAllMax && (configLike(c.Prov.Path) || c.AtStart && looksConfig(c.Data))
+	out := plainMatches(m, c, config)
 	// A binary's strings are scanned as they are: decoding is for text.
 	if depth > 0 && !c.Prov.Binary {
-		all := len(c.Data) <= decodeAllMax && (configLike(c.Prov.Path) || c.AtStart && looksConfig(c.Data))
-		out = append(out, decodedMatches(m, c, depth, all)...)
+		out = append(out, decodedMatches(m, c, depth, config)...)
 	}
 	return out
 }
 
-// plainMatches runs the detector on the chunk's text as it is.
-func plainMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
+// plainMatches runs the detector on the chunk's text as it is; with lone,
+// a chunk without key IDs is searched for secrets named as AWS secrets.
+func plainMatches(m *detect.Matcher, c source.Chunk, lone bool) []finding.Match {
 	cands := m.Scan(detect.Chunk{Data: c.Data, AtStart: c.AtStart, AtEnd: c.AtEnd})
 	if len(cands) == 0 {
+		// Not where an allowlisted ID stands (a placeholder, the
+		// documentation's example): its secret is as fake.
+		if lone && len(m.Matches(detect.Chunk{Data: c.Data, AtStart: c.AtStart, AtEnd: c.AtEnd}).IDs) == 0 {
+			return loneMatches(m, c)
+		}
 		return nil
 	}
 	out := make([]finding.Match, 0, len(cands))
@@ -161,6 +169,26 @@ func plainMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
 			m.Alternates = append(m.Alternates, a.Secret)
 		}
 		out = append(out, m)
+	}
+	return out
+}
+
+// loneMatches reports the secrets named as AWS secret access keys in a
+// chunk without key IDs: "secret without key ID", medium.
+func loneMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
+	var out []finding.Match
+	lines := newLiner(c.Data, c.Line, c.Column)
+	for _, s := range m.LoneSecrets(c.Data) {
+		if !c.Owns(s.Span.Start) {
+			continue
+		}
+		line, col := lines.at(s.Span.Start)
+		loc := finding.Location{File: c.Prov.Path, Line: line, Column: col, SecretLine: line,
+			Commit: c.Prov.Commit, Author: c.Prov.Author, Date: c.Prov.Date, Ref: c.Prov.Ref}
+		if !c.Prov.Blob.IsZero() {
+			loc.Blob = c.Prov.Blob.String()
+		}
+		out = append(out, finding.Match{Rule: s.Rule.ID, Severity: "medium", Secret: s.Secret, Location: loc})
 	}
 	return out
 }

@@ -168,6 +168,9 @@ func (c *Collector) Add(m Match) { c.add(m, false) }
 
 func (c *Collector) add(m Match, final bool) {
 	k := key{m.Rule, m.KeyID}
+	if m.KeyID == "" { // a secret without its key ID: one finding per secret
+		k.keyID = "secret:" + m.Secret.SHA256()
+	}
 	lk := locKey{k, m.Location.File, m.Location.Line, m.Location.Column, m.Location.Commit + m.Location.Blob}
 	if c.seen[lk] {
 		return
@@ -249,7 +252,42 @@ func (c *Collector) Findings() []*Finding {
 		out = append(out, e.finish())
 	}
 	Sort(out)
+	pairLone(out)
 	return out
+}
+
+// maxLoneTried bounds the secrets found without a key ID that are tried
+// for each key ID found without a secret, so verification stays a few
+// calls per key.
+const maxLoneTried = 3
+
+// pairLone gives each key ID found without a secret the secrets found
+// without a key ID elsewhere in the same scan (another file, another
+// commit, another repository of the organisation) as alternates, earliest
+// first: verification tries them, and keeps one that proves the key live.
+func pairLone(fs []*Finding) {
+	lone := map[string][]secret.Secret{}
+	for _, f := range fs {
+		if f.KeyID == "" {
+			lone[f.Rule] = append(lone[f.Rule], f.Secret)
+		}
+	}
+	if len(lone) == 0 {
+		return
+	}
+	for _, f := range fs {
+		if f.KeyID == "" || f.Paired() {
+			continue
+		}
+		for _, s := range lone[f.Rule] {
+			if len(f.Alternates) >= maxLoneTried {
+				break
+			}
+			if !slices.ContainsFunc(f.Alternates, func(a secret.Secret) bool { return a.Reveal() == s.Reveal() }) {
+				f.Alternates = append(f.Alternates, s)
+			}
+		}
+	}
 }
 
 // Merge joins findings of the same key from several scans (the

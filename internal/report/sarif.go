@@ -42,6 +42,9 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 		}
 		for _, l := range f.Locations {
 			msg := fmt.Sprintf("AWS access key %s", f.KeyID)
+			if f.KeyID == "" {
+				msg = "AWS secret access key without its key ID"
+			}
 			if f.AccountID != "" {
 				msg += " of account " + f.AccountID
 			}
@@ -67,7 +70,7 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 				WithMessage(sarif.NewTextMessage(msg)).
 				WithPartialFingerPrints(map[string]any{"keyburn/v1": f.Fingerprint()})
 			region := sarif.NewRegion().WithStartLine(max(1, l.Line)).WithStartColumn(max(1, l.Column))
-			if l.Encoding == "" { // an encoded key's length in the file is not its own
+			if l.Encoding == "" && f.KeyID != "" { // an encoded key's length in the file is not its own
 				region = region.WithEndColumn(max(1, l.Column) + len(f.KeyID))
 			}
 			res.AddLocation(sarif.NewLocationWithPhysicalLocation(

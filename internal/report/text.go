@@ -35,7 +35,11 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 		if f.Severity == "high" {
 			sevColor = ansiRed
 		}
-		head := paint(ansiBold+sevColor, f.KeyID)
+		id := f.KeyID
+		if id == "" {
+			id = "(secret without key ID)"
+		}
+		head := paint(ansiBold+sevColor, id)
 		fmt.Fprintf(bw, "%s  %s  %s", head, f.Rule, paint(sevColor, f.Severity))
 		if f.AccountID != "" {
 			fmt.Fprintf(bw, "  account %s", f.AccountID)

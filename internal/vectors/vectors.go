@@ -10,6 +10,7 @@
 //	comment: what the vector shows
 //	pair: KEYID SECRET      (repeatable; SECRET "-" means: found, unpaired)
 //	token: KEYID TOKEN      (repeatable; the session token of a temporary ID)
+//	lone: SECRET            (repeatable; a secret without its key ID)
 //	encoding: base64        (the key is hidden: found only by decoding, and
 //	                         reported with this encoding)
 //
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/keyburn/keyburn/internal/secret"
@@ -34,6 +36,7 @@ type Vector struct {
 	Comment  string
 	Pairs    map[string]string // key ID → secret, "-" for unpaired
 	Tokens   map[string]string // key ID → session token
+	Lone     []string          // secrets without their key ID
 	Encoding string
 	Body     []byte
 }
@@ -85,6 +88,8 @@ func Parse(name string, data []byte) (Vector, error) {
 			v.Comment = val
 		case "encoding":
 			v.Encoding = val
+		case "lone":
+			v.Lone = append(v.Lone, val)
 		case "pair", "token":
 			id, s, ok := strings.Cut(val, " ")
 			if !ok {
@@ -102,8 +107,8 @@ func Parse(name string, data []byte) (Vector, error) {
 	if v.Expect != "finding" && v.Expect != "none" {
 		return v, fmt.Errorf("expect %q: want finding or none", v.Expect)
 	}
-	if v.Expect == "finding" && len(v.Pairs) == 0 {
-		return v, fmt.Errorf("expect finding but no pair line")
+	if v.Expect == "finding" && len(v.Pairs)+len(v.Lone) == 0 {
+		return v, fmt.Errorf("expect finding but no pair or lone line")
 	}
 	return v, nil
 }
@@ -124,9 +129,17 @@ func (v Vector) Check(found []Found) []string {
 	var errs []string
 	fail := func(format string, args ...any) { errs = append(errs, v.Comment+": "+fmt.Sprintf(format, args...)) }
 	seen := map[string]bool{}
+	lone := map[string]bool{}
 	for _, f := range found {
 		if v.Rule != "" && f.Rule != v.Rule {
 			fail("%s has rule %q, want %q", f.KeyID, f.Rule, v.Rule)
+		}
+		if f.KeyID == "" {
+			if !slices.Contains(v.Lone, f.Secret.Reveal()) {
+				fail("unexpected secret without key ID %v", f.Secret)
+			}
+			lone[f.Secret.Reveal()] = true
+			continue
 		}
 		want, ok := v.Pairs[f.KeyID]
 		if !ok {
@@ -152,6 +165,11 @@ func (v Vector) Check(found []Found) []string {
 	for id := range v.Pairs {
 		if !seen[id] {
 			fail("key ID %s not found", id)
+		}
+	}
+	for _, s := range v.Lone {
+		if !lone[s] {
+			fail("secret without key ID %v not found", secret.New(s))
 		}
 	}
 	return errs
