@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"cmp"
 	"slices"
 	"sort"
@@ -22,10 +23,16 @@ import (
 // without one takes its best secret even if shared. The next best become its
 // alternates. Only the nearest secrets on each side are considered, so the
 // cost stays linear in the number of IDs.
+//
+// A secret in another INI section than the ID ([default] … [prod]), or
+// named with another prefix (PROD_AWS_ACCESS_KEY_ID and
+// STAGING_AWS_SECRET_ACCESS_KEY; both named with a prefix), scores
+// otherPenalty more: it is another credential's.
 const (
 	noKeywordFactor  = 4
 	noKeywordPenalty = 256
 	beforePenalty    = 32
+	otherPenalty     = 1 << 16
 	nearestPerSide   = 8
 )
 
@@ -67,19 +74,29 @@ func pair(data []byte, r *rules.Rule, ids []IDMatch, toks []Token) []Candidate {
 		secs = append(secs, t)
 	}
 	if len(secs) > 0 {
-		assign(r, ids, secs, out)
+		assign(data, r, ids, secs, out)
 	}
 	attachSessionTokens(data, ids, toks, out)
 	return out
 }
 
-func assign(r *rules.Rule, ids []IDMatch, secs []Token, out []Candidate) {
+func assign(data []byte, r *rules.Rule, ids []IDMatch, secs []Token, out []Candidate) {
 	pairs := make([]scored, 0, len(ids)*2*nearestPerSide)
+	sections := sectionStarts(data)
+	secPrefix := make([]string, len(secs))
+	for j, t := range secs {
+		secPrefix[j] = namePrefix(data, t.Span.Start)
+	}
 	for i, id := range ids {
+		idPrefix := namePrefix(data, id.Span.Start)
 		// secs is in order of position: take the nearest ones on each side.
 		k := sort.Search(len(secs), func(j int) bool { return secs[j].Span.Start >= id.Span.End })
 		for j := max(0, k-nearestPerSide); j < min(len(secs), k+nearestPerSide); j++ {
-			pairs = append(pairs, scored{id: i, sec: j, score: score(id.Span, secs[j])})
+			sc := score(id.Span, secs[j])
+			if idPrefix != "" && secPrefix[j] != "" && idPrefix != secPrefix[j] || between(sections, id.Span, secs[j].Span) {
+				sc += otherPenalty
+			}
+			pairs = append(pairs, scored{id: i, sec: j, score: sc})
 		}
 	}
 	slices.SortFunc(pairs, func(a, b scored) int {
@@ -155,4 +172,58 @@ func attachSessionTokens(data []byte, ids []IDMatch, toks []Token, out []Candida
 			out[i].TokenSpan = Span{t.Span.Start, end}
 		}
 	}
+}
+
+// sectionStarts returns where the INI section headers of data begin (a
+// line that starts with '[' and ends with ']').
+func sectionStarts(data []byte) []int {
+	var out []int
+	for off := 0; off < len(data); {
+		i := bytes.IndexByte(data[off:], '[')
+		if i < 0 {
+			break
+		}
+		i += off
+		off = i + 1
+		if i > 0 && data[i-1] != '\n' {
+			continue
+		}
+		end := bytes.IndexByte(data[i:min(len(data), i+256)], '\n')
+		if end < 0 {
+			end = min(len(data), i+256) - i
+		}
+		if line := bytes.TrimRight(data[i:i+end], " \t\r"); len(line) > 2 && line[len(line)-1] == ']' {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// between reports whether a section header lies between two spans.
+func between(sections []int, a, b Span) bool {
+	lo, hi := min(a.Start, b.Start), max(a.Start, b.Start)
+	k := sort.SearchInts(sections, lo)
+	return k < len(sections) && sections[k] < hi
+}
+
+// namePrefix returns the prefix of the variable that names the value at
+// data[at]: PROD_ for PROD_AWS_ACCESS_KEY_ID=…, prod for prodAwsSecretKey:
+// …, the part before the AWS or ACCESS/SECRET words, in lower case; "" when
+// there is no such name or no prefix.
+func namePrefix(data []byte, at int) string {
+	i := at
+	for i > 0 && at-i < 8 && bytes.IndexByte([]byte(" \t\"'=:"), data[i-1]) >= 0 {
+		i--
+	}
+	e := i
+	for i > 0 && e-i < 64 && (isWord(data[i-1]) || data[i-1] == '_' || data[i-1] == '-') {
+		i--
+	}
+	name := strings.ToLower(string(data[i:e]))
+	for _, w := range []string{"aws", "access", "secret", "key"} {
+		if k := strings.Index(name, w); k >= 0 {
+			return strings.TrimRight(name[:k], "_-")
+		}
+	}
+	return ""
 }
