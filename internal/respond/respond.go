@@ -485,7 +485,11 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		return res
 	}
 	if r.opts.Soak > 0 {
-		due, err := r.opts.Store.ScheduleDeletion(ctx, store.Deletion{KeyID: k.ID, Account: vd.Account, UserName: p.user,
+		// The key is deactivated: its deletion is scheduled even if the
+		// run is being cancelled by now.
+		rctx, cancel := recording(ctx)
+		defer cancel()
+		due, err := r.opts.Store.ScheduleDeletion(rctx, store.Deletion{KeyID: k.ID, Account: vd.Account, UserName: p.user,
 			DueAt: res.At.Add(r.opts.Soak), CreatedAt: res.At})
 		if err != nil {
 			// Deactivated, and nothing will delete it: say so.
@@ -493,7 +497,7 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 			return res
 		}
 		res.Action, res.DueAt = ActionScheduled, due
-		res.Err = a.write(ctx, store.AuditRecord{Action: stepSchedule, Outcome: outOK, Before: statusInactive, After: statusInactive,
+		res.Err = a.write(rctx, store.AuditRecord{Action: stepSchedule, Outcome: outOK, Before: statusInactive, After: statusInactive,
 			Detail: "deletion due at " + due.UTC().Format(time.RFC3339)})
 		return res
 	}
@@ -582,7 +586,9 @@ func (r *Responder) deleteDue(ctx context.Context, d store.Deletion) Result {
 	}
 	res = a.deleteInactive(ctx, c, res)
 	if res.Action == ActionDeleted {
-		res.Err = errors.Join(res.Err, r.opts.Store.Unschedule(ctx, d.KeyID))
+		rctx, cancel := recording(ctx)
+		defer cancel()
+		res.Err = errors.Join(res.Err, r.opts.Store.Unschedule(rctx, d.KeyID))
 	}
 	return res
 }
@@ -649,6 +655,16 @@ func (a auditor) lastUsedAfter(ctx context.Context, c IAMAPI) error {
 		Detail: "after verification (this may be keyburn's own STS call): " + lastUsedText(lu.AccessKeyLastUsed)})
 }
 
+// recordTimeout bounds the writes that record an IAM change already made.
+const recordTimeout = 10 * time.Second
+
+// recording returns a context for recording what was done: it is not
+// cancelled with ctx (an action half-recorded is worse than a shutdown a
+// moment later), only after recordTimeout.
+func recording(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+}
+
 // mutate makes one mutating call between a "started" record and its
 // outcome. No "started" record, no call.
 func (a auditor) mutate(ctx context.Context, step, before, after string, call func() (requestID string, err error)) error {
@@ -656,6 +672,10 @@ func (a auditor) mutate(ctx context.Context, step, before, after string, call fu
 		return fmt.Errorf("audit log: %w; %s not attempted", err, step)
 	}
 	rid, err := call()
+	// The call was made: its outcome is recorded even if the run is being
+	// cancelled (a shutdown) by now.
+	ctx, cancel := recording(ctx)
+	defer cancel()
 	if err != nil {
 		werr := a.write(ctx, store.AuditRecord{Action: step, Outcome: outFailed, RequestID: requestID(err), Before: before, After: before, Detail: errText(err)})
 		return errors.Join(fmt.Errorf("%s: %s", step, errText(err)), werr)

@@ -26,6 +26,7 @@ type fakeIAM struct {
 	keys     map[string]iamtypes.StatusType
 	policies map[string]string // role → AWSRevokeOlderSessions document
 	calls    []string
+	during   func(call string) // when set, runs inside each mutating call
 }
 
 func newFake(status iamtypes.StatusType) *fakeIAM {
@@ -100,6 +101,9 @@ func (f *fakeIAM) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _
 
 func (f *fakeIAM) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
 	f.call("delete")
+	if f.during != nil {
+		f.during("delete")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.keys[aws.ToString(in.AccessKeyId)]; !ok {
@@ -304,6 +308,34 @@ func TestDueDeletionOfReactivatedKey(t *testing.T) {
 	last := log[len(log)-1]
 	if last.Action != stepDelete || last.Outcome != outCancelled || !strings.Contains(last.Detail, "Active again") {
 		t.Errorf("last audit record = %+v, want the cancelled deletion and why", last)
+	}
+}
+
+// TestCancelledDuringMutation: a shutdown (the context cancelled) that
+// arrives while IAM deactivates or deletes a key does not lose the record
+// of what was done: the outcome is written and the schedule updated,
+// whatever the context says by then.
+func TestCancelledDuringMutation(t *testing.T) {
+	fake := newFake(iamtypes.StatusTypeActive)
+	clk := &clock{t: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+	st := testStore(t)
+	r := responder(t, fake, Options{Policy: Delete, Soak: time.Minute, Now: clk.now, Store: st}, selfUser)
+	if res := r.Respond(context.Background(), Key{ID: key}, live("arn:aws:iam::123456789012:user/alice")); res.Action != ActionScheduled {
+		t.Fatalf("Respond = %+v", res)
+	}
+	clk.advance(time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	fake.during = func(string) { cancel() }
+	done, _ := r.DeleteDue(ctx)
+	if len(done) != 1 || done[0].Action != ActionDeleted || done[0].Err != nil {
+		t.Fatalf("DeleteDue = %+v, want the deletion recorded without error", done)
+	}
+	if pending, _ := st.PendingDeletions(context.Background()); len(pending) != 0 {
+		t.Errorf("the deleted key is still scheduled: %+v", pending)
+	}
+	log, _ := st.AuditLog(context.Background(), key)
+	if last := log[len(log)-1]; last.Action != stepDelete || last.Outcome != outOK {
+		t.Errorf("last audit record = %+v, want the delete's outcome", last)
 	}
 }
 
