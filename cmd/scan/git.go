@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/source"
 )
 
@@ -76,5 +77,11 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 		return exitError, scanErr
 	}
-	return c.complete(ctx, u, s, stdout, res, start, scanErr, nil)
+	return c.complete(ctx, u, s, stdout, res, start, scanErr, func(fs []*finding.Finding) {
+		if len(fs) > 0 && runBy() == "pre-push" {
+			u.printf("push blocked: the pushed commits add an AWS key")
+			u.hint("a key in a commit stays in history: rewrite the commits that add it before pushing, and rotate the key")
+			u.hint("to push anyway, knowing the key is a real leak: git push --no-verify")
+		}
+	})
 }

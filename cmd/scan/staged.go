@@ -67,15 +67,41 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 				names = append(names, f)
 			}
 			sort.Strings(names)
-			u.printf("commit blocked: the staged changes add an AWS key")
+			switch runBy() {
+			case "pre-commit":
+				u.printf("commit blocked: the staged changes add an AWS key")
+			case "pre-commit framework":
+				u.printf("commit blocked (keyburn hook): the staged changes add an AWS key")
+			default:
+				u.printf("the staged changes add an AWS key")
+			}
 			u.hint("take it out of the commit: remove it from the file and 'git add' the file again,")
 			u.hint("  or unstage the file: git restore --staged %s", strings.Join(names, " "))
 			u.hint("  (before the first commit: git rm --cached %s)", strings.Join(names, " "))
 			u.hint("rotate the key anyway: it has been on disk in plain text (editor backups, sync tools,")
 			u.hint("  shell history) and may be in an earlier commit; deleting it from the file does not make it secret again")
 			u.hint("a test key that is not real can be accepted with a 'keyburn:allow' comment on its line")
+			switch runBy() {
+			case "pre-commit":
+				u.hint("to commit anyway, knowing the key is a real leak: git commit --no-verify")
+			case "pre-commit framework":
+				u.hint("to commit anyway, knowing the key is a real leak: SKIP=keyburn git commit")
+			}
 		}
 	})
+}
+
+// runBy says which hook runs keyburn: "pre-commit" or "pre-push" (the
+// hooks install-hook writes set KEYBURN_HOOK), "pre-commit framework"
+// (it sets PRE_COMMIT=1), or "" by hand.
+func runBy() string {
+	if h := os.Getenv("KEYBURN_HOOK"); h == "pre-commit" || h == "pre-push" {
+		return h
+	}
+	if os.Getenv("PRE_COMMIT") == "1" {
+		return "pre-commit framework"
+	}
+	return ""
 }
 
 const installUsage = `usage: keyburn scan install-hook [--pre-push] [PATH]
@@ -189,23 +215,29 @@ prev="$0.keyburn-previous"
 if [ -x "$prev" ]; then "$prev" "$@" || exit $?; fi
 KEYBURN=${KEYBURN:-keyburn}
 command -v "$KEYBURN" >/dev/null 2>&1 || KEYBURN=@KEYBURN@
-exec "$KEYBURN" scan staged
+KEYBURN_HOOK=pre-commit exec "$KEYBURN" scan staged
 `
 
 const prePushHook = `#!/bin/sh
 ` + hookMarker + `
 # Blocks pushes that add AWS access keys. Installed by 'keyburn scan install-hook --pre-push'.
+# git hands the pushed refs on standard input: the previous hook (git-lfs's
+# reads them too) and keyburn each get their own copy.
+refs=$(cat)
 prev="$0.keyburn-previous"
-if [ -x "$prev" ]; then "$prev" "$@" || exit $?; fi
+if [ -x "$prev" ]; then printf '%s\n' "$refs" | "$prev" "$@" || exit $?; fi
 KEYBURN=${KEYBURN:-keyburn}
 command -v "$KEYBURN" >/dev/null 2>&1 || KEYBURN=@KEYBURN@
 zero=0000000000000000000000000000000000000000
 status=0
 while read -r local_ref local_sha remote_ref remote_sha; do
+  [ -z "$local_sha" ] && continue
   [ "$local_sha" = "$zero" ] && continue          # a deletion adds nothing
   if [ "$remote_sha" = "$zero" ]; then range="..$local_sha"   # a new branch: its whole history
   else range="$remote_sha..$local_sha"; fi
-  "$KEYBURN" scan git --range "$range" || status=$?
-done
+  KEYBURN_HOOK=pre-push "$KEYBURN" scan git --range "$range" || status=$?
+done <<EOF
+$refs
+EOF
 exit $status
 `
