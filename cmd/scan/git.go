@@ -20,7 +20,8 @@ directory): every blob in its object store once, reachable from any reference
 or not, and every commit and tag message. Each finding names the commit that
 added the key, its path, author, date and the references that contain it.
 
-    --range A..B          only what B adds over A (for CI and pre-push)
+    --range A..B          only what B adds over A (for CI and pre-push); A.., ..B, A...B
+                          as git reads them; 000…0..B: a new branch (what no other ref has)
     --since-commit REV    only what HEAD adds over REV
     --reachable-only      leave out objects no reference leads to
     --go-git              read objects with go-git alone (by default, when git is

@@ -233,7 +233,7 @@ status=0
 while read -r local_ref local_sha remote_ref remote_sha; do
   [ -z "$local_sha" ] && continue
   [ "$local_sha" = "$zero" ] && continue          # a deletion adds nothing
-  if [ "$remote_sha" = "$zero" ]; then range="..$local_sha"   # a new branch: its whole history
+  if [ "$remote_sha" = "$zero" ]; then range="$zero..$local_sha"   # a new branch: what no other ref has
   else range="$remote_sha..$local_sha"; fi
   KEYBURN_HOOK=pre-push "$KEYBURN" scan git --range "$range" || status=$?
 done <<EOF

@@ -243,3 +243,34 @@ func TestArchives(t *testing.T) {
 		t.Errorf("with archives closed (the default): %s", off)
 	}
 }
+
+func TestParseRange(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		want Range
+		err  string
+	}{
+		{"a..b", Range{From: "a", To: "b"}, ""},
+		{"a..", Range{From: "a", To: "HEAD"}, ""},
+		{"..b", Range{From: "HEAD", To: "b"}, ""},
+		{"a...b", Range{From: "a", To: "b", Symmetric: true}, ""},
+		{"...b", Range{From: "HEAD", To: "b", Symmetric: true}, ""},
+		{ZeroSHA + "..b", Range{To: "b", NewBranch: true}, ""},
+		{"a.." + ZeroSHA, Range{From: "a", To: ZeroSHA, Deleted: true}, ""},
+		{"HEAD~3..HEAD", Range{From: "HEAD~3", To: "HEAD"}, ""},
+		{"a", Range{}, "want A..B, A.., ..B or A...B"},
+		{"a..b..c", Range{}, "more than one"},
+		{ZeroSHA + "...b", Range{}, "symmetric"},
+	} {
+		got, err := ParseRange(tc.spec)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseRange(%q) error %v, want one saying %q", tc.spec, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseRange(%q) = %+v, %v; want %+v", tc.spec, got, err, tc.want)
+		}
+	}
+}

@@ -10,20 +10,112 @@ import (
 	"github.com/keyburn/keyburn/internal/source"
 )
 
-// ScanRange scans only what B adds over A (spec "A..B"): the blobs that the
-// commits reachable from B but not from A add, and their messages. Its cost
-// grows with the range, not with the history.
+// Range is a revision range as git reads it.
+type Range struct {
+	From, To string
+	// Symmetric is A...B: what either end has that the other lacks.
+	Symmetric bool
+	// NewBranch: From was the zero SHA (GitHub's "before" of a new
+	// branch, pre-push's remote SHA): what To has that no other reference
+	// has.
+	NewBranch bool
+	// Deleted: To was the zero SHA (a deleted branch): nothing is added.
+	Deleted bool
+}
+
+// ZeroSHA is the all-zero commit ID that git and GitHub use for "no commit".
+const ZeroSHA = "0000000000000000000000000000000000000000"
+
+// ParseRange reads a range as git does: A..B, A.. (A..HEAD), ..B
+// (HEAD..B), A...B (symmetric), A... and ...B; either end may be the zero
+// SHA, for a new branch or a deleted one.
+func ParseRange(spec string) (Range, error) {
+	var r Range
+	var ok bool
+	if r.From, r.To, ok = strings.Cut(spec, "..."); ok {
+		r.Symmetric = true
+	} else if r.From, r.To, ok = strings.Cut(spec, ".."); !ok {
+		return Range{}, fmt.Errorf("range %q: want A..B, A.., ..B or A...B (as git log takes them)", spec)
+	}
+	if strings.Contains(r.To, "..") {
+		return Range{}, fmt.Errorf("range %q: more than one '..'", spec)
+	}
+	if r.From == "" {
+		r.From = "HEAD"
+	}
+	if r.To == "" {
+		r.To = "HEAD"
+	}
+	switch {
+	case r.To == ZeroSHA:
+		r.Deleted = true
+	case r.From == ZeroSHA:
+		if r.Symmetric {
+			return Range{}, fmt.Errorf("range %q: the zero SHA has no symmetric difference", spec)
+		}
+		r.From, r.NewBranch = "", true
+	}
+	return r, nil
+}
+
+// ScanRange scans only what a range adds (spec as ParseRange reads it): the
+// blobs that its commits add, and their messages. Its cost grows with the
+// range, not with the history.
 func ScanRange(ctx context.Context, opts Options, path, spec string, gopts GitOptions, rep source.Reporter) (*Result, error) {
-	from, to, ok := strings.Cut(spec, "..")
-	if !ok || to == "" {
-		return nil, fmt.Errorf("range %q: want A..B", spec)
+	rg, err := ParseRange(spec)
+	if err != nil {
+		return nil, err
 	}
 	repo, err := source.OpenRepo(path)
 	if err != nil {
 		return nil, err
 	}
 	defer repo.Close()
-	return ScanRevs(ctx, opts, repo, from, to, gopts, rep)
+	switch {
+	case rg.Deleted:
+		return &Result{}, nil
+	case rg.NewBranch:
+		to, err := repo.Resolve(rg.To)
+		if err != nil {
+			return nil, err
+		}
+		// Every other reference's commits are known already.
+		tips, err := repo.Tips()
+		if err != nil {
+			return nil, err
+		}
+		var froms []plumbing.Hash
+		for _, h := range tips {
+			if h != to {
+				froms = append(froms, h)
+			}
+		}
+		return scanHashes(ctx, opts, repo, froms, []plumbing.Hash{to}, gopts, rep)
+	case rg.Symmetric:
+		a, err := repo.Resolve(rg.From)
+		if err != nil {
+			return nil, err
+		}
+		b, err := repo.Resolve(rg.To)
+		if err != nil {
+			return nil, err
+		}
+		bases, err := repo.MergeBases(a, b)
+		if err != nil {
+			return nil, err
+		}
+		return scanHashes(ctx, opts, repo, bases, []plumbing.Hash{a, b}, gopts, rep)
+	}
+	return ScanRevs(ctx, opts, repo, rg.From, rg.To, gopts, rep)
+}
+
+// scanHashes scans the commits reachable from tos but from none of froms.
+func scanHashes(ctx context.Context, opts Options, repo *source.Repo, froms, tos []plumbing.Hash, gopts GitOptions, rep source.Reporter) (*Result, error) {
+	commits, err := repo.RangeCommits(froms, tos)
+	if err != nil {
+		return nil, err
+	}
+	return scanCommits(ctx, opts, repo, commits, gopts, rep)
 }
 
 // ScanRevs is ScanRange on an open repository, with the range's two ends
@@ -43,11 +135,7 @@ func ScanRevs(ctx context.Context, opts Options, repo *source.Repo, from, to str
 	if !fromHash.IsZero() {
 		froms = append(froms, fromHash)
 	}
-	commits, err := repo.RangeCommits(froms, []plumbing.Hash{toHash})
-	if err != nil {
-		return nil, err
-	}
-	return scanCommits(ctx, opts, repo, commits, gopts, rep)
+	return scanHashes(ctx, opts, repo, froms, []plumbing.Hash{toHash}, gopts, rep)
 }
 
 // ScanSince scans what a repository's references add over the commits seen

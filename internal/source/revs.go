@@ -57,6 +57,28 @@ func (repo *Repo) Resolve(rev string) (plumbing.Hash, error) {
 	return c.Hash, nil
 }
 
+// MergeBases returns the best common ancestors of two commits, as git
+// merge-base --all does.
+func (repo *Repo) MergeBases(a, b plumbing.Hash) ([]plumbing.Hash, error) {
+	ca, err := repo.R.CommitObject(a)
+	if err != nil {
+		return nil, fmt.Errorf("merge base: %w", err)
+	}
+	cb, err := repo.R.CommitObject(b)
+	if err != nil {
+		return nil, fmt.Errorf("merge base: %w", err)
+	}
+	bases, err := ca.MergeBase(cb)
+	if err != nil {
+		return nil, fmt.Errorf("merge base of %s and %s: %w", a, b, err)
+	}
+	var out []plumbing.Hash
+	for _, c := range bases {
+		out = append(out, c.Hash)
+	}
+	return out, nil
+}
+
 // RangeCommits returns the commits reachable from any of tos but from none
 // of froms, newest first, walking both sides at once by committer date (as
 // git does for A..B) and stopping when only commits reachable from froms are
