@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -41,9 +41,8 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 	state := fset.String("state", store.DefaultPath(), "the state `file`")
 	key := fset.String("key", "", "only this key `ID`")
 	format := fset.String("format", "text", "text or json")
-	verbose := fset.Bool("v", false, "add each step's detail, request ID and actor")
-	fset.Usage = func() { fmt.Fprint(u.w, auditUsage); fset.PrintDefaults() }
-	if err := parseFlags(fset, args, u); err != nil {
+	verbose := fset.BoolP("verbose", "v", false, "add each step's detail, request ID and actor")
+	if err := parseFlags(fset, args, u, auditUsage, stdout); err != nil {
 		return exitError, err
 	}
 	if *format != "text" && *format != "json" {

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"fmt"
 	"io"
 	"os"
@@ -64,7 +64,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.archiveDepth, "archive-depth", 0, "open zip, jar, tar and gzip archives to this `depth` (2: a jar in a war); 0, the default: not at all")
 	fs.IntVar(&c.decodeDepth, "decode-depth", engine.DefaultDecodeDepth, "decode base64 and percent-encoded text to this `depth` (2: base64 inside base64); 0: not at all")
 	fs.BoolVar(&c.skipBinaries, "skip-binaries", false, "leave binary files out (by default their printable strings are scanned; compressed files and images are left out either way)")
-	fs.BoolVar(&c.verbose, "v", false, "say more on standard error")
+	fs.BoolVarP(&c.verbose, "verbose", "v", false, "say more on standard error")
 	fs.BoolVar(&c.verify, "verify", false, "prove each key pair live or not with sts:GetCallerIdentity")
 	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
@@ -74,10 +74,24 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
 }
 
-// parseFlags parses args with fs, printing usage errors to the ui.
-func parseFlags(fs *flag.FlagSet, args []string, u *ui) error {
-	fs.SetOutput(u.w)
-	if err := fs.Parse(args); err != nil {
+// parseFlags parses args with fs; flags may come before, between or after
+// the other arguments. --help prints usage (the command's text, then its
+// flags) to stdout and returns errHelp; a bad flag is one line and a pointer
+// to --help on the ui, and errUsage. Later calls of fs.Usage (a missing
+// argument) print that pointer.
+func parseFlags(fs *flag.FlagSet, args []string, u *ui, usage string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = func() { u.hint("see 'keyburn scan %s --help'", fs.Name()) }
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, fs.FlagUsages())
+		return errHelp
+	case err != nil:
+		u.errorf("%v", err)
+		fs.Usage()
 		return errUsage
 	}
 	return nil

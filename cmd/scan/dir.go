@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"fmt"
 	"io"
 	"os"
@@ -26,8 +26,7 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	var c common
 	fs := flag.NewFlagSet("dir", flag.ContinueOnError)
 	c.register(fs)
-	fs.Usage = func() { fmt.Fprint(u.w, dirUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, u); err != nil {
+	if err := parseFlags(fs, args, u, dirUsage, stdout); err != nil {
 		return exitError, err
 	}
 	paths := fs.Args()

@@ -3,8 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"time"
 
@@ -40,8 +39,7 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	fs.StringVar(&rng, "range", "", "scan only what `A..B` adds")
 	fs.BoolVar(&goGit, "go-git", false, "read objects with go-git only, even when git is installed")
 	fs.StringVar(&since, "since-commit", "", "scan only what HEAD adds over `rev`")
-	fs.Usage = func() { fmt.Fprint(u.w, gitUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, u); err != nil {
+	if err := parseFlags(fs, args, u, gitUsage, stdout); err != nil {
 		return exitError, err
 	}
 	if fs.NArg() > 1 {

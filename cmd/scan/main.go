@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "staged":
 		code, err = runStaged(ctx, args[1:], stdout, ui)
 	case "install-hook":
-		code, err = runInstallHook(args[1:], ui)
+		code, err = runInstallHook(args[1:], stdout, ui)
 	case "audit":
 		code, err = runAudit(ctx, args[1:], stdout, ui)
 	case "github":
@@ -111,7 +111,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		ui.hint("run 'keyburn help' for the commands")
 		return exitError
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errHelp):
+		return exitClean
+	case err != nil:
 		if !errors.Is(err, errUsage) {
 			ui.errorf("%v", err)
 		}
@@ -120,5 +123,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return code
 }
 
-// errUsage marks an error already explained by the flag package.
-var errUsage = errors.New("usage")
+// errUsage marks a usage error already explained; errHelp, help asked for
+// and given.
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help")
+)

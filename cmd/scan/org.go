@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"fmt"
 	"io"
 	"os"
@@ -43,8 +43,11 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+func (l *listFlag) Type() string       { return "pattern" }
 
 type rewriteList []mirror.Rewrite
+
+func (r *rewriteList) Type() string { return "FROM=TO" }
 
 func (r *rewriteList) String() string { return fmt.Sprint(*r) }
 func (r *rewriteList) Set(s string) error {
@@ -86,8 +89,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	var f orgFlags
 	fs := flag.NewFlagSet("github", flag.ContinueOnError)
 	f.register(fs)
-	fs.Usage = func() { fmt.Fprint(u.w, orgUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, u); err != nil {
+	if err := parseFlags(fs, args, u, orgUsage, stdout); err != nil {
 		return exitError, err
 	}
 	if (f.o.Org == "") == (f.o.User == "") {

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"fmt"
 	"io"
 	"os"
@@ -31,8 +31,7 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 	var c common
 	fs := flag.NewFlagSet("staged", flag.ContinueOnError)
 	c.register(fs)
-	fs.Usage = func() { fmt.Fprint(u.w, stagedUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, u); err != nil {
+	if err := parseFlags(fs, args, u, stagedUsage, stdout); err != nil {
 		return exitError, err
 	}
 	path := "."
@@ -114,11 +113,10 @@ harmless. A hook already there is kept and run first.
 // hookMarker identifies a hook keyburn wrote.
 const hookMarker = "# keyburn-hook v1"
 
-func runInstallHook(args []string, u *ui) (int, error) {
+func runInstallHook(args []string, stdout io.Writer, u *ui) (int, error) {
 	fs := flag.NewFlagSet("install-hook", flag.ContinueOnError)
 	prePush := fs.Bool("pre-push", false, "install the pre-push hook too")
-	fs.Usage = func() { fmt.Fprint(u.w, installUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, u); err != nil {
+	if err := parseFlags(fs, args, u, installUsage, stdout); err != nil {
 		return exitError, err
 	}
 	path := "."
