@@ -38,12 +38,15 @@ type auditReport struct {
 
 func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
 	fset := flag.NewFlagSet("audit", flag.ContinueOnError)
-	state := fset.String("state", store.DefaultPath(), "the state `file`")
+	state := fset.String("state", "", "the state `file`; default "+stateDefault)
 	key := fset.String("key", "", "only this key `ID`")
 	format := fset.String("format", "text", "text or json")
 	verbose := fset.BoolP("verbose", "v", false, "add each step's detail, request ID and actor")
 	if err := parseFlags(fset, args, u, auditUsage, stdout); err != nil {
 		return exitError, err
+	}
+	if *state == "" {
+		*state = store.DefaultPath()
 	}
 	if *format != "text" && *format != "json" {
 		return exitError, fmt.Errorf("--format %q: want text or json", *format)

@@ -69,10 +69,13 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
 	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default: AWS's)")
-	fs.StringVar(&c.statePath, "state", store.DefaultPath(), "the state `file` (verdict cache, audit log)")
+	fs.StringVar(&c.statePath, "state", "", "the state `file` (verdict cache, audit log); default "+stateDefault)
 	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
 	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
 }
+
+// stateDefault names store.DefaultPath in help, the same on every machine.
+const stateDefault = "$XDG_STATE_HOME/keyburn/state.db, or ~/.local/state/keyburn/state.db"
 
 // parseFlags parses args with fs; flags may come before, between or after
 // the other arguments. --help prints usage (the command's text, then its
@@ -111,6 +114,9 @@ type setup struct {
 // scanned directory, or the current one when the input is files or stdin.
 func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	u.verbose = c.verbose
+	if c.statePath == "" {
+		c.statePath = store.DefaultPath()
+	}
 	if !slices.Contains(report.Formats, c.format) {
 		return nil, fmt.Errorf("--format %q: want one of %s", c.format, strings.Join(report.Formats, ", "))
 	}

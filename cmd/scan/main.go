@@ -27,7 +27,7 @@ Usage:
 
     ("keyburn dir PATH" works too: the word "scan" is optional.)
 
-Common flags (after the subcommand):
+Common flags (before or after the paths; every command has --help):
     --format text|json|jsonl|sarif   output format (default text)
     --output FILE                    write results to FILE instead of standard output
     --config FILE                    rules file extending the defaults
@@ -36,12 +36,15 @@ Common flags (after the subcommand):
     --show-secret                    print secrets in full (never in SARIF)
     --concurrency N                  files scanned at once (default 2 × CPUs)
     --max-file-size SIZE             skip larger files (default 256MiB)
-    -v                               say more on standard error
+    -v, --verbose                    say more on standard error
     --verify                         prove each pair live or not (sts:GetCallerIdentity)
     --respond off|deactivate|delete  act on live keys (implies --verify); --dry-run records only
     --soak DURATION                  with --respond=delete: deactivate now, delete once due
     --aws-endpoint URL               STS and IAM endpoint (default AWS's)
     --state FILE                     verdict cache and audit log (default ~/.local/state/keyburn/state.db)
+    --decode-depth N                 layers of base64/percent-encoding decoded (default 2)
+    --skip-binaries                  leave binary files out (default: their strings are scanned)
+    --archive-depth N                open zip, jar, tar and gzip archives to this depth (default 0)
 
 Examples:
     keyburn scan dir .
