@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	flag "github.com/spf13/pflag"
 
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/ghrepo"
@@ -214,13 +217,13 @@ func TestWebhookLimits(t *testing.T) {
 func TestRefusesToStartWithoutSecret(t *testing.T) {
 	t.Setenv("KEYBURN_WEBHOOK_SECRET", "")
 	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--state", filepath.Join(t.TempDir(), "s.db")}, &stderr)
+	err := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--state", filepath.Join(t.TempDir(), "s.db")}, io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "no webhook secret") {
 		t.Errorf("run without a secret = %v, want a refusal", err)
 	}
 	empty := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(empty, []byte("\n"), 0o600)
-	err = run(context.Background(), []string{"--listen", "127.0.0.1:0", "--secret-file", empty}, &stderr)
+	err = run(context.Background(), []string{"--listen", "127.0.0.1:0", "--secret-file", empty}, io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "no webhook secret") {
 		t.Errorf("run with an empty secret file = %v, want a refusal", err)
 	}
@@ -259,5 +262,21 @@ func TestOwnerAllowlistAtTheDoor(t *testing.T) {
 	}
 	if depth, _ := ts.store.QueueDepth(context.Background()); depth[store.Queued] != 0 {
 		t.Errorf("it was queued: %v", depth)
+	}
+}
+
+// TestHelp: --help prints usage and every flag to standard output, and is
+// no error; an unknown flag is one line pointing at --help.
+func TestHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run --help = %v, want flag.ErrHelp", err)
+	}
+	if !strings.Contains(out.String(), "--listen") || !strings.Contains(out.String(), "--respond") || errOut.Len() > 0 {
+		t.Errorf("--help wrote stdout %q, stderr %q", out.String(), errOut.String())
+	}
+	err := run(context.Background(), []string{"--frob"}, &out, &errOut)
+	if err == nil || err.Error() != "unknown flag: --frob (see keyburn-webhook --help)" {
+		t.Errorf("run --frob = %v", err)
 	}
 }

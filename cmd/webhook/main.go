@@ -8,8 +8,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,7 +57,10 @@ func main() {
 	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "keyburn webhook:", err)
 		os.Exit(2)
 	}
@@ -90,6 +93,7 @@ type config struct {
 type ownerFlags []string
 
 func (o *ownerFlags) String() string { return strings.Join(*o, ",") }
+func (o *ownerFlags) Type() string   { return "owner" }
 func (o *ownerFlags) Set(s string) error {
 	*o = append(*o, s)
 	return nil
@@ -98,6 +102,7 @@ func (o *ownerFlags) Set(s string) error {
 type rewriteFlags []mirror.Rewrite
 
 func (r *rewriteFlags) String() string { return fmt.Sprint(*r) }
+func (r *rewriteFlags) Type() string   { return "FROM=TO" }
 func (r *rewriteFlags) Set(s string) error {
 	rw, err := mirror.ParseRewrite(s)
 	if err == nil {
@@ -106,12 +111,14 @@ func (r *rewriteFlags) Set(s string) error {
 	return err
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+// run runs the receiver until ctx ends. --help prints usage to stdout and
+// returns flag.ErrHelp.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.listen, "listen", "", "address to listen on, such as :8080")
-	fs.StringVar(&c.state, "state", store.DefaultPath(), "the state `file`: delivery queue, verdicts, audit log (the CLI's default, so `keyburn scan audit` sees what the receiver did)")
+	fs.StringVar(&c.state, "state", "", "the state `file`: delivery queue, verdicts, audit log (default the CLI's, so `keyburn scan audit` sees what the receiver did: $XDG_STATE_HOME/keyburn/state.db, or ~/.local/state/keyburn/state.db)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "read the webhook secret from this `file`")
 	fs.StringVar(&c.mirrors, "mirrors", "keyburn-mirrors", "`directory` of the per-repository mirror cache")
 	fs.IntVar(&c.workers, "workers", 2, "deliveries processed at once (0: receive and store only, for a fleet whose workers run elsewhere)")
@@ -131,13 +138,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Var(&c.owners, "owner", "act only for this GitHub `owner` (organisation or user); repeatable, joined with [github] owners (default: every owner)")
 	fs.DurationVar(&c.grace, "grace", 30*time.Second, "at shutdown, how long deliveries in progress may take to finish before they are given back")
 	fs.DurationVar(&c.deadline, "deadline", 15*time.Minute, "the longest one delivery may take")
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {}
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, fs.FlagUsages())
 		return err
+	case err != nil:
+		return fmt.Errorf("%w (see keyburn-webhook --help)", err)
+	}
+	if c.state == "" {
+		c.state = store.DefaultPath()
 	}
 	if c.listen == "" {
-		fs.Usage()
-		return errors.New("--listen is required")
+		return errors.New("--listen is required (see keyburn-webhook --help)")
 	}
 	secret, err := loadSecret(c.secretFile)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func runUntil(t *testing.T, args []string, done func() bool) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	var log syncBuffer
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, args, &log) }()
+	go func() { errc <- run(ctx, args, io.Discard, &log) }()
 	ok := false
 	for range 200 {
 		if ok = done(); ok {
