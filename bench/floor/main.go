@@ -1,3 +1,5 @@
+//go:build bench
+
 // Command floor is the benchmark's floor: it reads every file under a
 // directory on all cores and searches each for "AKIA", and nothing else. No
 // scanner that reads every file can be faster than this on the same machine.

@@ -1,3 +1,5 @@
+//go:build bench
+
 // Command genrepo writes a git fast-import stream of a synthetic history for
 // the benchmarks: -files files under src/, then -commits commits each changing
 // a few of them, with a synthetic key pair added now and then:

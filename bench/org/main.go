@@ -1,3 +1,5 @@
+//go:build bench
+
 // Command org measures an organisation scan on loopback: -repos generated
 // repositories (bench/genrepo histories) served by git http-backend behind a
 // GitHub-shaped API, scanned once from nothing and once more incrementally,

@@ -1,3 +1,5 @@
+//go:build bench
+
 // Command plant plants synthetic AWS credentials into a tree of text files
 // for the benchmark, and writes a manifest of what it planted:
 //

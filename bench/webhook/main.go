@@ -1,3 +1,5 @@
+//go:build bench
+
 // Command webhook measures keyburn's webhook receiver, on loopback only, and
 // stops by itself:
 //

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	flag "github.com/spf13/pflag"
 	"io"
-	"os"
-	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/keyburn/keyburn/internal/engine"
@@ -60,23 +57,3 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	return c.complete(ctx, u, s, stdout, res, start, scanErr, nil)
 }
 
-// pollable returns standard input as a file whose reads a deadline can end,
-// so that Ctrl-C stops a scan blocked on a pipe. Go's os.Stdin is in blocking
-// mode, where deadlines do not work; the descriptor is switched to
-// non-blocking for the scan and back afterwards. Other readers are returned
-// unchanged.
-func pollable(r io.Reader) (io.Reader, func()) {
-	f, ok := r.(*os.File)
-	if !ok {
-		return r, func() {}
-	}
-	fd := int(f.Fd())
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		return r, func() {}
-	}
-	nf := os.NewFile(uintptr(fd), f.Name())
-	return nf, func() {
-		_ = syscall.SetNonblock(fd, false)
-		runtime.KeepAlive(nf) // its finalizer would close standard input
-	}
-}

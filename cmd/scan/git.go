@@ -5,6 +5,7 @@ import (
 	"errors"
 	flag "github.com/spf13/pflag"
 	"io"
+	"os"
 	"time"
 
 	"github.com/keyburn/keyburn/internal/engine"
@@ -39,6 +40,8 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	fs.StringVar(&rng, "range", "", "scan only what `A..B` adds")
 	fs.BoolVar(&goGit, "go-git", false, "read objects with go-git only, even when git is installed")
 	fs.StringVar(&since, "since-commit", "", "scan only what HEAD adds over `rev`")
+	var preCommit bool
+	fs.BoolVar(&preCommit, "pre-commit-range", false, "scan the range the pre-commit framework's pre-push stage gives (PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF)")
 	if err := parseFlags(fs, args, u, gitUsage, stdout); err != nil {
 		return exitError, err
 	}
@@ -49,6 +52,13 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	path := "."
 	if fs.NArg() == 1 {
 		path = fs.Arg(0)
+	}
+	if preCommit {
+		from, to := os.Getenv("PRE_COMMIT_FROM_REF"), os.Getenv("PRE_COMMIT_TO_REF")
+		if from == "" || to == "" || rng != "" {
+			return exitError, errors.New("--pre-commit-range: PRE_COMMIT_FROM_REF and PRE_COMMIT_TO_REF are unset (the pre-commit framework sets them for pre-push hooks), or --range was given too")
+		}
+		rng = from + ".." + to
 	}
 	if rng != "" && since != "" {
 		return exitError, errors.New("--range and --since-commit cannot be used together")
@@ -77,9 +87,21 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		return exitError, scanErr
 	}
 	return c.complete(ctx, u, s, stdout, res, start, scanErr, func(fs []*finding.Finding) {
-		if len(fs) > 0 && runBy() == "pre-push" {
+		if len(fs) == 0 {
+			return
+		}
+		switch {
+		case runBy() == "pre-push":
 			u.printf("push blocked: the pushed commits add an AWS key")
-			u.hint("a key in a commit stays in history: rewrite the commits that add it before pushing, and rotate the key")
+		case preCommit:
+			u.printf("push blocked (keyburn-pre-push hook): the pushed commits add an AWS key")
+		default:
+			return
+		}
+		u.hint("a key in a commit stays in history: rewrite the commits that add it before pushing, and rotate the key")
+		if preCommit {
+			u.hint("to push anyway, knowing the key is a real leak: SKIP=keyburn-pre-push git push")
+		} else {
 			u.hint("to push anyway, knowing the key is a real leak: git push --no-verify")
 		}
 	})

@@ -54,7 +54,7 @@ Endpoints: POST /webhook, GET /healthz, GET /readyz, GET /metrics.
 func main() {
 	// Everything the receiver writes (state, mirrors of private code and
 	// leaked secrets) is its owner's alone.
-	syscall.Umask(0o077)
+	privateUmask()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

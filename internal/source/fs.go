@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -90,16 +89,6 @@ func Walk(ctx context.Context, roots []string, visit func(File), rep Reporter) e
 	return ctx.Err()
 }
 
-type fileID struct{ dev, ino uint64 }
-
-func idOf(fi fs.FileInfo) (fileID, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, true //nolint:unconvert // types differ by platform
-}
-
 type walker struct {
 	root  string // the root being walked
 	ctx   context.Context
@@ -121,7 +110,7 @@ func (w *walker) entry(path string, fi fs.FileInfo) {
 }
 
 func (w *walker) dir(path string, fi fs.FileInfo) {
-	if id, ok := idOf(fi); ok {
+	if id, ok := idOf(path, fi); ok {
 		if w.dirs[id] {
 			w.rep.Skipped(path, "directory already scanned (symbolic link loop or second link)")
 			return
@@ -203,61 +192,16 @@ func (r *Reader) ReadFile(ctx context.Context, f File, rep Reporter, fn func(Chu
 		rep.Skipped(f.Path, tooLarge(f.Size, r.opts.MaxFileSize))
 		return nil
 	}
-	fd, err := openFile(f.Path)
+	fr, err := openFile(f.Path)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", f.Path, err)
 	}
-	defer syscall.Close(fd)
-	return r.read(ctx, fdReader{fd: fd, path: f.Path}, Provenance{Path: filepath.ToSlash(f.Path)}, rep, fn)
+	defer fr.close()
+	return r.read(ctx, fr, Provenance{Path: filepath.ToSlash(f.Path)}, rep, fn)
 }
 
 func tooLarge(size, limit int64) string {
 	return fmt.Sprintf("%d bytes, over the %d-byte limit (--max-file-size)", size, limit)
-}
-
-func openFile(path string) (int, error) {
-	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
-}
-
-// fdReader reads a file descriptor; it can also tell the file's size.
-type fdReader struct {
-	fd   int
-	path string
-}
-
-func (f fdReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		n, err := syscall.Read(f.fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
-
-func (f fdReader) size() (int64, error) {
-	var st syscall.Stat_t
-	if err := syscall.Fstat(f.fd, &st); err != nil {
-		return 0, err
-	}
-	return st.Size, nil
 }
 
 // Read calls fn with the chunks of everything rd yields, as ReadFile does

@@ -16,7 +16,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/sourcegraph/conc"
-	"golang.org/x/sys/unix"
 )
 
 // The native fast path reads objects with git's own cat-file instead of
@@ -207,19 +206,6 @@ func (r *Repo) startGit(ctx context.Context, args ...string) (*exec.Cmd, io.Writ
 // Linux's default of 64 KiB, moving 5 GB through a pipe costs more system time
 // than git spends inflating it; 1 MiB (the default limit for unprivileged
 // processes) cuts the switches between the two sixteenfold.
-const pipeSize = 1 << 20
-
-// growPipe enlarges a pipe's buffer where the system allows; failing that,
-// the pipe keeps its size.
-// It goes through SyscallConn, as f.Fd would put the pipe in blocking mode:
-// then every one of git's small writes would wake a blocked thread, which
-// costs a third more time than the poller's coalesced wake-ups.
-func growPipe(f *os.File) {
-	if rc, err := f.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
-	}
-}
-
 // readBatch parses cat-file --batch output for the objects of batch: for each
 // a header line "<hash> <type> <size>" (or "<name> missing"), size bytes, and
 // a newline. It returns how many objects it went through.

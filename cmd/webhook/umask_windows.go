@@ -1,0 +1,5 @@
+package main
+
+// privateUmask does nothing on Windows, which has no umask: the state and
+// mirrors take their directory's access control list.
+func privateUmask() {}
