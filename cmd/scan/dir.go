@@ -56,4 +56,3 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	}
 	return c.complete(ctx, u, s, stdout, res, start, scanErr, nil)
 }
-
