@@ -40,7 +40,8 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	fs.StringVar(&rng, "range", "", "scan only what `A..B` adds")
 	fs.BoolVar(&goGit, "go-git", false, "read objects with go-git only, even when git is installed")
 	fs.StringVar(&since, "since-commit", "", "scan only what HEAD adds over `rev`")
-	var preCommit bool
+	var preCommit, ghEvent bool
+	fs.BoolVar(&ghEvent, "github-event", false, "scan the commits of the GitHub Actions event (GITHUB_EVENT_PATH): a push's before..after, a pull request's base..head")
 	fs.BoolVar(&preCommit, "pre-commit-range", false, "scan the range the pre-commit framework's pre-push stage gives (PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF)")
 	if err := parseFlags(fs, args, u, gitUsage, stdout); err != nil {
 		return exitError, err
@@ -52,6 +53,17 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	path := "."
 	if fs.NArg() == 1 {
 		path = fs.Arg(0)
+	}
+	if ghEvent {
+		if rng != "" || preCommit {
+			return exitError, errors.New("--github-event cannot be used with --range or --pre-commit-range")
+		}
+		r, err := eventRange(os.Getenv("GITHUB_EVENT_NAME"), os.Getenv("GITHUB_EVENT_PATH"))
+		if err != nil {
+			return exitError, err
+		}
+		rng = r
+		u.printf("scanning %s (the %s event's commits)", r, os.Getenv("GITHUB_EVENT_NAME"))
 	}
 	if preCommit {
 		from, to := os.Getenv("PRE_COMMIT_FROM_REF"), os.Getenv("PRE_COMMIT_TO_REF")

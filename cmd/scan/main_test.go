@@ -49,6 +49,11 @@ func TestScript(t *testing.T) {
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("NO_COLOR", "1")
+			scripts, err := filepath.Abs("../../scripts")
+			if err != nil {
+				return err
+			}
+			env.Setenv("KEYBURN_SCRIPTS", scripts)
 			// git, for scripts that build repositories: no user or system
 			// configuration, a fixed identity and default branch.
 			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
