@@ -46,6 +46,11 @@ func TestRespondEndToEnd(t *testing.T) {
 	if code != exitFindings || !strings.Contains(out, `"status": "live"`) || !strings.Contains(out, `"action": "deleted"`) {
 		t.Fatalf("respond: exit %d\n%s\n%s", code, out, stderr)
 	}
+	// The summary counts what was done, and the hint fits it.
+	if !strings.Contains(stderr, "1 live, 0 deactivated, 1 deleted") || !strings.Contains(stderr, "every live key found is out of use now") ||
+		strings.Contains(stderr, "deactivate and rotate it in IAM") {
+		t.Errorf("respond: summary and hint do not say the key was deleted:\n%s", stderr)
+	}
 	if strings.Contains(out+stderr, sec) {
 		t.Errorf("the secret was printed")
 	}

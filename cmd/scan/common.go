@@ -24,6 +24,7 @@ import (
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/source"
 	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/verify"
 	"github.com/keyburn/keyburn/rules"
 )
 
@@ -244,9 +245,27 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 			paired++
 		}
 	}
+	var live, deactivated, deleted int
+	for _, f := range fs {
+		if f.Verification != nil && f.Verification.Status == string(verify.Live) {
+			live++
+		}
+		if f.Response != nil {
+			switch respond.Action(f.Response.Action) {
+			case respond.ActionDeactivated, respond.ActionScheduled:
+				deactivated++
+			case respond.ActionDeleted:
+				deleted++
+			}
+		}
+	}
 	msg := fmt.Sprintf("%d finding%s", len(fs), plural(len(fs)))
 	if len(fs) > 0 {
-		msg += fmt.Sprintf(" (%d with secret, %d key ID only)", paired, len(fs)-paired)
+		msg += fmt.Sprintf(" (%d with secret, %d key ID only", paired, len(fs)-paired)
+		if live+deactivated+deleted > 0 {
+			msg += fmt.Sprintf("; %d live, %d deactivated, %d deleted", live, deactivated, deleted)
+		}
+		msg += ")"
 	}
 	if res.Commits > 0 || res.Blobs > 0 {
 		msg += fmt.Sprintf(" in %d commit%s, %d blob%s (%s) in %s", res.Commits, plural(int(res.Commits)), res.Blobs, plural(int(res.Blobs)), humanize.IBytes(uint64(res.Bytes)), elapsed.Round(time.Millisecond))
@@ -284,8 +303,18 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 		u.printf("the scan did not finish: the results above are incomplete")
 	}
 	if len(fs) > 0 {
-		u.hint("a key in a file is leaked for good, even once removed: deactivate and rotate it in IAM")
-		u.hint("then move the new one to a secret store, and add accepted test keys to a baseline (--baseline)")
+		switch {
+		case deleted+deactivated > 0 && deleted+deactivated == live:
+			u.hint("every live key found is out of use now: issue new ones to whoever used them, kept in a secret store")
+			if deactivated > 0 {
+				u.hint("deactivated keys are deleted once their soak window ends ('keyburn scan audit' lists them)")
+			}
+		case deleted+deactivated > 0:
+			u.hint("some live keys are still usable (see each finding's action): deactivate and rotate them in IAM")
+		default:
+			u.hint("a key in a file is leaked for good, even once removed: deactivate and rotate it in IAM")
+			u.hint("then move the new one to a secret store, and add accepted test keys to a baseline (--baseline)")
+		}
 		return exitFindings
 	}
 	if partial || u.failures() > 0 {
@@ -351,6 +380,12 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 		Policy: s.policy, DryRun: c.dryRun, Soak: c.soak, Store: st}
 	v := cc.Verifier(cfg)
 	r, err := cc.Responder(ctx, cfg)
+	if errors.Is(err, respond.ErrNoCredentials) {
+		u.debugf("%v", err)
+		return errors.New("--respond needs keyburn's own AWS credentials and found none: set AWS_PROFILE " +
+			"(a profile in ~/.aws/config), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an " +
+			"instance, task or pod role provides them (-v shows what the SDK tried)")
+	}
 	if err != nil {
 		return err
 	}
@@ -397,14 +432,18 @@ func dueText(res respond.Result) string {
 func (c *common) complete(ctx context.Context, u *ui, s *setup, stdout io.Writer, res *engine.Result, start time.Time, scanErr error,
 	before func(fs []*finding.Finding)) (int, error) {
 	fs, accepted := s.baseline.Filter(res.Findings)
-	if err := c.check(ctx, u, s, fs); err != nil {
-		return exitError, err
-	}
+	// A verification or response that cannot start does not hide what the
+	// scan found: the findings are written, then the error.
+	checkErr := c.check(ctx, u, s, fs)
 	if err := c.writeResults(stdout, fs, s.report); err != nil {
-		return exitError, err
+		return exitError, errors.Join(checkErr, err)
 	}
 	if before != nil {
 		before(fs)
 	}
-	return finish(u, res, fs, accepted, time.Since(start), scanErr), nil
+	code := finish(u, res, fs, accepted, time.Since(start), scanErr)
+	if checkErr != nil {
+		return exitError, checkErr
+	}
+	return code, nil
 }

@@ -189,6 +189,10 @@ type Options struct {
 	testOnlyIAM func(account string) IAMAPI
 }
 
+// ErrNoCredentials is returned by New when keyburn's own AWS credentials,
+// which the responder acts with, cannot be found.
+var ErrNoCredentials = errors.New("respond: no AWS credentials of keyburn's own to act with")
+
 // Responder acts on live keys. It is safe for concurrent use.
 type Responder struct {
 	opts    Options
@@ -229,7 +233,7 @@ func New(ctx context.Context, opts Options) (*Responder, error) {
 	}
 	creds, err := opts.Credentials.Retrieve(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("respond: the responder's credentials: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrNoCredentials, err)
 	}
 	out, err := r.sts().GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {

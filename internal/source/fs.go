@@ -194,7 +194,7 @@ func (r *Reader) ReadFile(ctx context.Context, f File, rep Reporter, fn func(Chu
 	}
 	fr, err := openFile(f.Path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", f.Path, err)
+		return err // a *fs.PathError: "open PATH: reason"
 	}
 	defer fr.close()
 	return r.read(ctx, fr, Provenance{Path: filepath.ToSlash(f.Path)}, rep, fn)
