@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net/http"
 	"path"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +85,37 @@ type Result struct {
 	Incomplete bool
 }
 
+// listError says why the repositories could not be listed, in GitHub's
+// words (its message, not the API's raw error), and what to try.
+func listError(o Options, err error) error {
+	who, flag, other := "organisation "+o.Org, "--org", "--user "+o.Org
+	if o.User != "" {
+		who, flag, other = "user "+o.User, "--user", "--org "+o.User
+	}
+	var gh *github.ErrorResponse
+	if !errors.As(err, &gh) || gh.Response == nil {
+		return fmt.Errorf("list the repositories of %s: %w", who, err)
+	}
+	msg := gh.Message
+	if msg == "" {
+		msg = http.StatusText(gh.Response.StatusCode)
+	}
+	var hint string
+	switch gh.Response.StatusCode {
+	case http.StatusUnauthorized:
+		hint = "check the token in GITHUB_TOKEN (expired, revoked, or for another GitHub host), or the GitHub App flags"
+	case http.StatusForbidden:
+		hint = "the token lacks access: it needs to read the repositories (repo scope, or Contents: read for a fine-grained token or App)"
+	case http.StatusNotFound:
+		hint = "no such " + strings.SplitN(who, " ", 2)[0] + " that this token can see: check the name, or try " + other + " in place of " + flag
+	}
+	e := fmt.Errorf("list the repositories of %s: GitHub answered %d %s", who, gh.Response.StatusCode, msg)
+	if hint != "" {
+		e = fmt.Errorf("%w (%s)", e, hint)
+	}
+	return e
+}
+
 // List returns the repositories of the organisation or user, all pages,
 // filtered, in name order, waiting out rate limits.
 func List(ctx context.Context, o Options) ([]*github.Repository, error) {
@@ -103,7 +136,7 @@ func List(ctx context.Context, o Options) ([]*github.Repository, error) {
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list repositories of %s%s: %w", o.Org, o.User, err)
+			return nil, listError(o, err)
 		}
 		all = append(all, repos...)
 		page = resp.NextPage

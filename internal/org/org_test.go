@@ -289,3 +289,33 @@ func TestJobsForAFleet(t *testing.T) {
 		t.Errorf("a job was left on the queue")
 	}
 }
+
+// TestListErrors: GitHub's refusals come back in its words with what to
+// try: the token for 401, the token's access for 403, the name or the other
+// kind of owner for 404.
+func TestListErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		o      Options
+		want   string
+	}{
+		{401, `{"message":"Bad credentials"}`, Options{Org: "acme"}, "list the repositories of organisation acme: GitHub answered 401 Bad credentials (check the token in GITHUB_TOKEN"},
+		{403, `{"message":"Resource not accessible by integration"}`, Options{Org: "acme"}, "403 Resource not accessible by integration (the token lacks access"},
+		{404, `{"message":"Not Found"}`, Options{Org: "alice"}, "404 Not Found (no such organisation that this token can see: check the name, or try --user alice in place of --org)"},
+		{404, `{"message":"Not Found"}`, Options{User: "acme"}, "no such user that this token can see: check the name, or try --org acme in place of --user"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tc.status)
+			w.Write([]byte(tc.body))
+		}))
+		client, _ := github.NewClient(nil).WithEnterpriseURLs(srv.URL+"/", srv.URL+"/")
+		tc.o.Client = client
+		_, err := List(context.Background(), tc.o)
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "[]") {
+			t.Errorf("%d for %+v: error %v, want one with %q", tc.status, tc.o, err, tc.want)
+		}
+	}
+}
