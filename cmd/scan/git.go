@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+
+	"github.com/dustin/go-humanize"
+	"github.com/schollz/progressbar/v3"
+
 	"context"
 	"errors"
 	flag "github.com/spf13/pflag"
@@ -90,7 +95,11 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 		res, scanErr = engine.ScanRange(ctx, s.opts, path, rng, gopts, u)
 	default:
+		var stats source.Stats
+		gopts.Stats = &stats
+		stop := historyProgress(&stats, u)
 		res, scanErr = engine.ScanHistory(ctx, s.opts, path, gopts, u)
+		stop()
 	}
 	if res == nil {
 		if errors.Is(scanErr, source.ErrNotRepository) {
@@ -118,3 +127,47 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 	})
 }
+
+// historyProgress shows a whole-history scan going: a bar of bytes read on
+// a terminal, else a line every progressEvery. It returns the function that
+// ends it.
+func historyProgress(stats *source.Stats, u *ui) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	term := isTerminal(os.Stderr)
+	var bar *progressbar.ProgressBar
+	every := progressEvery
+	if term {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowBytes(true),
+			progressbar.OptionSetDescription("reading history"), progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+		every = 200 * time.Millisecond
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				if bar != nil {
+					_ = bar.Finish()
+				}
+				return
+			case <-t.C:
+				blobs, bytes := stats.Blobs.Load(), stats.Bytes.Load()
+				if bar != nil {
+					bar.Describe(fmt.Sprintf("reading history: %d blobs", blobs))
+					_ = bar.Set64(bytes)
+				} else {
+					u.printf("reading history: %d blobs (%s) so far", blobs, humanize.IBytes(uint64(bytes)))
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// progressEvery is how often a scan of history says how far it is when
+// standard error is not a terminal (CI logs).
+const progressEvery = 10 * time.Second

@@ -24,6 +24,9 @@ type GitOptions struct {
 	// default, objects are read by git cat-file processes in parallel
 	// (source.NativeBlobs), which is three times faster on a large history.
 	GoGitOnly bool
+	// Stats, when set, receives a whole-history scan's counts as it goes
+	// (blobs and bytes read), for a progress display.
+	Stats *source.Stats
 }
 
 func (g GitOptions) native() bool { return !g.GoGitOnly && source.HasGit() }
@@ -53,9 +56,13 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 		maxSize = source.DefaultMaxFileSize
 	}
 	res := &Result{}
-	var stats source.Stats
+	var own source.Stats
+	stats := &own
+	if gopts.Stats != nil {
+		stats = gopts.Stats
+	}
 	src := &source.History{Repo: repo, Native: gopts.native(), Procs: nativeProcs(), Workers: opts.workers(), MaxSize: maxSize,
-		ArchiveDepth: opts.FS.ArchiveDepth, SkipBinaries: opts.FS.SkipBinaries, Stats: &stats}
+		ArchiveDepth: opts.FS.ArchiveDepth, SkipBinaries: opts.FS.SkipBinaries, Stats: stats}
 	hits := blobHits{}
 	err = scan(ctx, opts, src, rep, func(ms []finding.Match) {
 		h := plumbing.NewHash(ms[0].Location.Blob)
