@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -40,6 +41,25 @@ type File struct {
 	Allowlist *AllowlistSpec `toml:"allowlist"`
 	AWS       *AWSSpec       `toml:"aws"`
 	GitHub    *GitHubSpec    `toml:"github"`
+	Scan      *ScanSpec      `toml:"scan"`
+}
+
+// ScanSpec is the [scan] section: settings of a scan kept in the file, so
+// that hooks and CI, which pass no flags, use them too. A flag given on the
+// command line wins.
+//
+//	[scan]
+//	baseline      = "keyburn-baseline.json"  # relative to this file
+//	decode_depth  = 2
+//	archive_depth = 0
+//	skip_binaries = false
+//	max_file_size = "256MiB"
+type ScanSpec struct {
+	Baseline     string `toml:"baseline"`
+	DecodeDepth  *int   `toml:"decode_depth"`
+	ArchiveDepth *int   `toml:"archive_depth"`
+	SkipBinaries *bool  `toml:"skip_binaries"`
+	MaxFileSize  string `toml:"max_file_size"`
 }
 
 // GitHubSpec is the [github] section: which GitHub owners keyburn acts for.
@@ -124,6 +144,7 @@ type Rule struct {
 type Set struct {
 	AWS           AWSSpec    // joined from every file
 	GitHub        GitHubSpec // joined from every file
+	Scan          ScanSpec   // the last file's settings win; Baseline is made relative to where the run is
 	Rules         []*Rule
 	AllowKeyIDs   []*regexp.Regexp
 	AllowSecrets  []*regexp.Regexp
@@ -274,6 +295,15 @@ func compile(srcs []source) (*Set, error) {
 		if g := src.file.GitHub; g != nil {
 			set.GitHub.Owners = append(set.GitHub.Owners, g.Owners...)
 		}
+		if sc := src.file.Scan; sc != nil {
+			if sc.Baseline != "" && !filepath.IsAbs(sc.Baseline) {
+				sc.Baseline = filepath.Join(filepath.Dir(src.name), sc.Baseline)
+			}
+			if sc.DecodeDepth != nil && *sc.DecodeDepth < 0 || sc.ArchiveDepth != nil && *sc.ArchiveDepth < 0 {
+				errs = append(errs, &Error{File: src.name, Line: sectionLineOf(src.text, "scan"), Err: errors.New("scan: decode_depth and archive_depth must be 0 or more")})
+			}
+			mergeScan(&set.Scan, *sc)
+		}
 		if a := src.file.Allowlist; a != nil {
 			line := sectionLine(src.text, "allowlist")
 			add := func(field string, pats []string, dst *[]*regexp.Regexp, srcList *[]string) {
@@ -304,6 +334,25 @@ func compile(srcs []source) (*Set, error) {
 		return nil, err
 	}
 	return set, nil
+}
+
+// mergeScan sets in dst what src sets.
+func mergeScan(dst *ScanSpec, src ScanSpec) {
+	if src.Baseline != "" {
+		dst.Baseline = src.Baseline
+	}
+	if src.DecodeDepth != nil {
+		dst.DecodeDepth = src.DecodeDepth
+	}
+	if src.ArchiveDepth != nil {
+		dst.ArchiveDepth = src.ArchiveDepth
+	}
+	if src.SkipBinaries != nil {
+		dst.SkipBinaries = src.SkipBinaries
+	}
+	if src.MaxFileSize != "" {
+		dst.MaxFileSize = src.MaxFileSize
+	}
 }
 
 var validSeverity = map[string]bool{"high": true, "medium": true, "low": true}

@@ -37,6 +37,7 @@ type common struct {
 	output       string
 	config       string
 	baseline     string
+	fs           *flag.FlagSet // to tell flags given from defaults
 	showSecret   bool
 	concurrency  int
 	maxFileSize  string
@@ -55,6 +56,7 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
+	c.fs = fs
 	fs.StringVar(&c.format, "format", "text", "output `format`: text, json, jsonl or sarif")
 	fs.StringVar(&c.output, "output", "", "write results to `file` instead of standard output")
 	fs.StringVar(&c.config, "config", "", "rules `file` extending the defaults")
@@ -73,6 +75,27 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.statePath, "state", "", "the state `file` (verdict cache, audit log); default "+stateDefault)
 	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
 	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
+}
+
+// fromConfig takes the [scan] settings of the rules file for the flags not
+// given on the command line.
+func (c *common) fromConfig(sc rules.ScanSpec) {
+	unset := func(name string) bool { return c.fs == nil || !c.fs.Changed(name) }
+	if sc.Baseline != "" && unset("baseline") {
+		c.baseline = sc.Baseline
+	}
+	if sc.DecodeDepth != nil && unset("decode-depth") {
+		c.decodeDepth = *sc.DecodeDepth
+	}
+	if sc.ArchiveDepth != nil && unset("archive-depth") {
+		c.archiveDepth = *sc.ArchiveDepth
+	}
+	if sc.SkipBinaries != nil && unset("skip-binaries") {
+		c.skipBinaries = *sc.SkipBinaries
+	}
+	if sc.MaxFileSize != "" && unset("max-file-size") {
+		c.maxFileSize = sc.MaxFileSize
+	}
 }
 
 // stateDefault names store.DefaultPath in help, the same on every machine.
@@ -124,6 +147,11 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	if c.concurrency < 0 {
 		return nil, fmt.Errorf("--concurrency %d: want a positive number", c.concurrency)
 	}
+	set, err := c.loadRules(u, dirHint)
+	if err != nil {
+		return nil, err
+	}
+	c.fromConfig(set.Scan)
 	if c.decodeDepth < 0 {
 		return nil, fmt.Errorf("--decode-depth %d: want 0 (no decoding) or more", c.decodeDepth)
 	}
@@ -134,10 +162,6 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	maxSize, err := humanize.ParseBytes(c.maxFileSize)
 	if err != nil || maxSize == 0 {
 		return nil, fmt.Errorf("--max-file-size %q: want a size such as 10MB or 1GiB", c.maxFileSize)
-	}
-	set, err := c.loadRules(u, dirHint)
-	if err != nil {
-		return nil, err
 	}
 	s := &setup{
 		aws: set.AWS,
@@ -313,7 +337,7 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 			u.hint("some live keys are still usable (see each finding's action): deactivate and rotate them in IAM")
 		default:
 			u.hint("a key in a file is leaked for good, even once removed: deactivate and rotate it in IAM")
-			u.hint("then move the new one to a secret store, and add accepted test keys to a baseline (--baseline)")
+			u.hint("then move the new one to a secret store; accept test keys in a baseline (--baseline, or [scan] baseline in .keyburn.toml)")
 		}
 		return exitFindings
 	}
