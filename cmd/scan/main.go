@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 )
 
@@ -25,6 +26,7 @@ Usage:
     keyburn scan github --org ORG every repository of an organisation (or --user USER)
     keyburn scan audit            print the audit log of actions taken on keys
     keyburn version               print the version
+    keyburn completion bash|zsh   print a shell completion script
 
     ("keyburn dir PATH" works too: the word "scan" is optional.)
 
@@ -143,6 +145,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code, err = runAudit(ctx, args[1:], stdout, ui)
 	case "github":
 		code, err = runOrg(ctx, args[1:], stdout, ui)
+	case "completion":
+		code, err = runCompletion(args[1:], stdout)
+	case "__complete":
+		fmt.Fprintln(stdout, strings.Join(completeWords(args[1:]), " "))
 	case "version":
 		fmt.Fprintln(stdout, "keyburn", version)
 	case "help", "-h", "-help", "--help":
