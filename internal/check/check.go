@@ -98,6 +98,9 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 	}
 	f.Verification = &finding.Verification{Status: string(vd.Status), ARN: vd.ARN, Account: vd.Account,
 		UserID: vd.UserID, Error: vd.ErrorText()}
+	if vd.Status == verify.Live && respond.IsRootARN(vd.ARN) {
+		f.Verification.Root, f.Severity = true, finding.SeverityCritical
+	}
 	if r == nil {
 		return errors.Join(errs...)
 	}

@@ -3,7 +3,10 @@ package check
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/report"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/testkeys"
@@ -424,6 +428,57 @@ func TestLoneSecretMatchedMoto(t *testing.T) {
 	for _, f := range fs {
 		if f.KeyID == "" && f.Verification != nil {
 			t.Errorf("a secret without key ID was verified on its own: %+v", f.Verification)
+		}
+	}
+}
+
+// TestRootKeyIsCritical: a key STS names as an account's root user is
+// critical in every format, with who can delete it, and the responder
+// leaves it alone (no IAM user can act on it). STS is a small endpoint on
+// loopback shaped like AWS's, since moto names no root keys once it
+// checks signatures.
+func TestRootKeyIsCritical(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		if !strings.Contains(string(body), "Action=GetCallerIdentity") {
+			http.Error(w, "only GetCallerIdentity here", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprint(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>`+
+			`<Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account>`+
+			`</GetCallerIdentityResult><ResponseMetadata><RequestId>7c4e0a6e-0000-4000-8000-000000000001</RequestId></ResponseMetadata></GetCallerIdentityResponse>`)
+	}))
+	defer srv.Close()
+	rng := rand.New(rand.NewPCG(12, 12))
+	id := testkeys.KeyID(rng, "AKIA", 123456789012)
+	fs := scanDir(t, map[string]string{"root.env": envFile(id, testkeys.Secret(rng))})
+	if len(fs) != 1 {
+		t.Fatalf("got %d findings, want 1", len(fs))
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v := verify.New(verify.Options{Endpoint: srv.URL, Cache: st})
+	mustRun(t, context.Background(), fs, v, nil)
+	f := fs[0]
+	if f.Severity != finding.SeverityCritical || f.Verification == nil || !f.Verification.Root {
+		t.Fatalf("severity %q, verification %+v; want critical, root", f.Severity, f.Verification)
+	}
+	for format, want := range map[string]string{
+		"text":  "ROOT KEY",
+		"json":  `"root": true`,
+		"sarif": "ROOT AWS access key",
+	} {
+		var b strings.Builder
+		if err := report.Write(&b, format, fs, report.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) || format != "sarif" && !strings.Contains(b.String(), "critical") ||
+			format == "sarif" && !strings.Contains(b.String(), `"level": "error"`) {
+			t.Errorf("%s report lacks %q or the severity:\n%s", format, want, b.String())
 		}
 	}
 }

@@ -82,6 +82,9 @@ type Verification struct {
 	Account string `json:"account,omitempty"`
 	UserID  string `json:"user_id,omitempty"`
 	Error   string `json:"error,omitempty"`
+	// Root is true for a live key of an account's root user: it grants
+	// everything in the account (the finding's severity is critical).
+	Root bool `json:"root,omitempty"`
 }
 
 // Response is the action taken on a live credential.
@@ -93,6 +96,10 @@ type Response struct {
 	Reason string `json:"reason,omitempty"` // why nothing was done, or what the action met
 	Error  string `json:"error,omitempty"`  // what failed
 }
+
+// SeverityCritical is a live root key's: it grants everything in its
+// account. Rules never set it; verification does.
+const SeverityCritical = "critical"
 
 // Paired reports whether the finding carries a secret.
 func (f *Finding) Paired() bool { return !f.Secret.IsZero() }

@@ -37,7 +37,7 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 				WithProperties(sarif.Properties{"security-severity": "9.0", "tags": []string{"security", "secret"}})
 		}
 		level := "error"
-		if f.Severity != "high" {
+		if f.Severity != "high" && f.Severity != finding.SeverityCritical {
 			level = "warning"
 		}
 		for _, l := range f.Locations {
@@ -55,6 +55,9 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 			}
 			if v := f.Verification; v != nil {
 				msg += "; verified " + v.Status
+				if v.Root {
+					msg = "ROOT " + msg + "; it is the root user's key: it can do everything in account " + v.Account
+				}
 			}
 			if l.Commit != "" {
 				msg += "; added in commit " + l.Commit

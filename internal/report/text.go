@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/respond"
 )
 
 const (
@@ -32,7 +33,7 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 			bw.WriteString("\n")
 		}
 		sevColor := ansiYellow
-		if f.Severity == "high" {
+		if f.Severity == "high" || f.Severity == finding.SeverityCritical {
 			sevColor = ansiRed
 		}
 		id := f.KeyID
@@ -68,6 +69,10 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 				fmt.Fprintf(bw, "  (%s)", v.Error)
 			}
 			bw.WriteString("\n")
+		}
+		if v := f.Verification; v != nil && v.Root {
+			fmt.Fprintf(bw, "  ROOT KEY     %s\n", paint(ansiBold+ansiRed, "the account's root user: it can do everything in account "+v.Account))
+			fmt.Fprintf(bw, "  to do        %s\n", respond.RootKeyAdvice(f.KeyID, v.Account))
 		}
 		if r := f.Response; r != nil {
 			fmt.Fprintf(bw, "  action       %s", r.Action)

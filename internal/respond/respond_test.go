@@ -209,6 +209,8 @@ func TestRespondRails(t *testing.T) {
 		{"allow list", Options{Policy: Delete, AllowAccounts: []string{"999999999999"}}, selfUser, Key{ID: key}, alice, ActionSkipped, "allow list", ""},
 		{"canary account named by STS", Options{Policy: Delete, CanaryAccounts: []string{"123456789012"}}, selfUser, Key{ID: key}, alice, ActionSkipped, "canary", ""},
 		{"public canary account decoded", Options{Policy: Delete}, selfUser, Key{ID: key, Account: "052310077262"}, alice, ActionSkipped, "canary", ""},
+		{"root key: nothing an IAM user can do, and who can", Options{Policy: Delete}, selfUser, Key{ID: key},
+			live("arn:aws:iam::123456789012:root"), ActionSkipped, "root user's access key of account 123456789012: keyburn does not act on root keys; the root user deletes it", ""},
 		{"not a user", Options{Policy: Delete}, selfUser, Key{ID: key}, live("arn:aws:sts::123456789012:assumed-role/r/s"), ActionSkipped, "not belong to an IAM user", ""},
 		{"temporary, not a role", Options{Policy: Delete}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"}, alice, ActionSkipped, "not a role session", ""},
 		{"temporary role session", Options{Policy: Delete}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"}, live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionRevoked, "", "get-role,get-role-policy,put-role-policy:deploy"},

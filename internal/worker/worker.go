@@ -431,6 +431,9 @@ func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name,
 		"create a new key kept in a secret store, and remove this one from the code and from the history. " +
 		"`keyburn scan git` on a clone names the file and commit.")
 	title := fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)
+	if f.Verification != nil && f.Verification.Root {
+		title = fmt.Sprintf("CRITICAL: live AWS ROOT key %s pushed (%s): it can do everything in account %s", f.KeyID, action, f.Verification.Account)
+	}
 	var num int
 	if w.o.State != nil {
 		var err error
