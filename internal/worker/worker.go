@@ -430,10 +430,7 @@ func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name,
 	b.WriteString(". What to do: make sure the key is deactivated and deleted in IAM (keyburn's action is above), " +
 		"create a new key kept in a secret store, and remove this one from the code and from the history. " +
 		"`keyburn scan git` on a clone names the file and commit.")
-	title := fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)
-	if f.Verification != nil && f.Verification.Root {
-		title = fmt.Sprintf("CRITICAL: live AWS ROOT key %s pushed (%s): it can do everything in account %s", f.KeyID, action, f.Verification.Account)
-	}
+	title := issueTitle(f, action)
 	var num int
 	if w.o.State != nil {
 		var err error
@@ -545,4 +542,13 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 		}
 	}
 	return res, nil
+}
+
+// issueTitle names the key and what was done; a root key's says it is
+// critical, since it can do everything in its account.
+func issueTitle(f *finding.Finding, action string) string {
+	if f.Verification != nil && f.Verification.Root {
+		return fmt.Sprintf("CRITICAL: live AWS ROOT key %s pushed (%s): it can do everything in account %s", f.KeyID, action, f.Verification.Account)
+	}
+	return fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)
 }

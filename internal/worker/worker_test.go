@@ -22,6 +22,7 @@ import (
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/gittest"
@@ -372,4 +373,19 @@ func openStore(t *testing.T) *store.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+func TestIssueTitle(t *testing.T) {
+	for _, tc := range []struct {
+		v    *finding.Verification
+		want string
+	}{
+		{&finding.Verification{Status: "live", Account: "123456789012"}, "Live AWS key AKIAROSDW5AABZW3VLYZ pushed (deleted)"},
+		{&finding.Verification{Status: "live", Account: "123456789012", Root: true},
+			"CRITICAL: live AWS ROOT key AKIAROSDW5AABZW3VLYZ pushed (deleted): it can do everything in account 123456789012"},
+	} {
+		if got := issueTitle(&finding.Finding{KeyID: "AKIAROSDW5AABZW3VLYZ", Verification: tc.v}, "deleted"); got != tc.want {
+			t.Errorf("issueTitle = %q, want %q", got, tc.want)
+		}
+	}
 }
