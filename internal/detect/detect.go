@@ -100,9 +100,17 @@ func Whole(data []byte) Chunk { return Chunk{Data: data, AtStart: true, AtEnd: t
 // Scan returns the candidates in the chunk, in order of their key IDs, with
 // allowlisted IDs and secrets removed.
 func (m *Matcher) Scan(c Chunk) []Candidate {
+	cands, _ := m.ScanIDs(c)
+	return cands
+}
+
+// ScanIDs is Scan that also says whether the chunk held any key ID at all,
+// allowlisted ones included (a placeholder's neighbourhood is no place to
+// look for secrets on their own).
+func (m *Matcher) ScanIDs(c Chunk) (cands []Candidate, anyID bool) {
 	ms := m.Matches(c)
 	if len(ms.IDs) == 0 {
-		return nil
+		return nil, false
 	}
 	var out []Candidate
 	for _, r := range m.set.Rules {
@@ -118,7 +126,7 @@ func (m *Matcher) Scan(c Chunk) []Candidate {
 		out = append(out, pair(c.Data, r, ids, ms.Tokens)...)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].KeySpan.Start < out[j].KeySpan.Start })
-	return out
+	return out, true
 }
 
 // Matches is everything the matcher recognised in a chunk, before pairing.

@@ -135,11 +135,11 @@ func Matches(m *detect.Matcher, c source.Chunk, depth int) []finding.Match {
 // plainMatches runs the detector on the chunk's text as it is; with lone,
 // a chunk without key IDs is searched for secrets named as AWS secrets.
 func plainMatches(m *detect.Matcher, c source.Chunk, lone bool) []finding.Match {
-	cands := m.Scan(detect.Chunk{Data: c.Data, AtStart: c.AtStart, AtEnd: c.AtEnd})
+	cands, anyID := m.ScanIDs(detect.Chunk{Data: c.Data, AtStart: c.AtStart, AtEnd: c.AtEnd})
 	if len(cands) == 0 {
 		// Not where an allowlisted ID stands (a placeholder, the
 		// documentation's example): its secret is as fake.
-		if lone && len(m.Matches(detect.Chunk{Data: c.Data, AtStart: c.AtStart, AtEnd: c.AtEnd}).IDs) == 0 {
+		if lone && !anyID {
 			return loneMatches(m, c)
 		}
 		return nil

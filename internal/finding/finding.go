@@ -101,6 +101,16 @@ type Response struct {
 // account. Rules never set it; verification does.
 const SeverityCritical = "critical"
 
+// RootKeyAdvice says what keyburn does with a live root key (nothing) and
+// who can delete it, and how.
+func RootKeyAdvice(keyID, account string) string {
+	return "root user's access key of account " + account + ": keyburn does not act on root keys; " +
+		"the root user deletes it (sign in as root: Security credentials, Access keys, Delete), or, with " +
+		"AWS Organizations' centralized root access, the management account: aws sts assume-root --target-principal " +
+		account + " --task-policy-arn arn=arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials, then " +
+		"aws iam delete-access-key --access-key-id " + keyID
+}
+
 // Paired reports whether the finding carries a secret.
 func (f *Finding) Paired() bool { return !f.Secret.IsZero() }
 

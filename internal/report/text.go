@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/keyburn/keyburn/internal/finding"
-	"github.com/keyburn/keyburn/internal/respond"
 )
 
 const (
@@ -72,7 +71,7 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 		}
 		if v := f.Verification; v != nil && v.Root {
 			fmt.Fprintf(bw, "  ROOT KEY     %s\n", paint(ansiBold+ansiRed, "the account's root user: it can do everything in account "+v.Account))
-			fmt.Fprintf(bw, "  to do        %s\n", respond.RootKeyAdvice(f.KeyID, v.Account))
+			fmt.Fprintf(bw, "  to do        %s\n", finding.RootKeyAdvice(f.KeyID, v.Account))
 		}
 		if r := f.Response; r != nil {
 			fmt.Fprintf(bw, "  action       %s", r.Action)

@@ -62,6 +62,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
@@ -348,16 +349,6 @@ func parseARN(arn string) principal {
 // keys grant everything in the account.
 func IsRootARN(arn string) bool { return parseARN(arn).root }
 
-// RootKeyAdvice says what keyburn does with a live root key (nothing) and
-// who can delete it, and how.
-func RootKeyAdvice(keyID, account string) string {
-	return "root user's access key of account " + account + ": keyburn does not act on root keys; " +
-		"the root user deletes it (sign in as root: Security credentials, Access keys, Delete), or, with " +
-		"AWS Organizations' centralized root access, the management account: aws sts assume-root --target-principal " +
-		account + " --task-policy-arn arn=arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials, then " +
-		"aws iam delete-access-key --access-key-id " + keyID
-}
-
 // Key names a key to act on.
 type Key struct {
 	ID      string
@@ -464,7 +455,7 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 	if p.root {
 		// A root key grants everything in its account; an IAM principal
 		// cannot delete it. Say who can, and record why nothing was done.
-		why := RootKeyAdvice(k.ID, p.account)
+		why := finding.RootKeyAdvice(k.ID, p.account)
 		res.Err = r.auditor(k.ID, vd.Account, "").write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
 		return skip(why)
 	}
