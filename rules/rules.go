@@ -77,11 +77,18 @@ type GitHubSpec struct {
 //	allow_accounts  = ["123456789012"]  # respond only in these accounts (empty: any)
 //	deny_accounts   = ["210987654321"]  # never respond in these
 //	role_name       = "keyburn-responder" # act through arn:aws:iam::{account}:role/{role_name}
+//	centralized_root_access = true      # delete live root keys with sts:AssumeRoot (AWS Organizations)
 type AWSSpec struct {
 	CanaryAccounts []string `toml:"canary_accounts"`
 	AllowAccounts  []string `toml:"allow_accounts"`
 	DenyAccounts   []string `toml:"deny_accounts"`
 	RoleName       string   `toml:"role_name"`
+	// CentralizedRootAccess: the responder's own credentials are in the
+	// organisation's management (or delegated administrator) account and
+	// may call sts:AssumeRoot with the IAMDeleteRootUserCredentials task
+	// policy; live root keys are then deleted. Never guessed: off, a root
+	// key is reported with who can delete it.
+	CentralizedRootAccess bool `toml:"centralized_root_access"`
 }
 
 // RuleSpec is one [[rule]] as written in TOML.

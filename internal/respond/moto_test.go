@@ -274,3 +274,106 @@ func TestNeverDeletesActiveProperty(t *testing.T) {
 		}
 	}
 }
+
+// rootTaskActions are what the IAMDeleteRootUserCredentials task policy
+// allows with the key-related ones: no iam:UpdateAccessKey.
+const rootTaskActions = `["iam:DeleteAccessKey","iam:GetAccessKeyLastUsed","iam:GetUser","iam:ListAccessKeys",` +
+	`"iam:DeleteLoginProfile","iam:DeactivateMFADevice","iam:DeleteSigningCertificate"]`
+
+// TestRootKeyMoto: a leaked root key, end to end. STS (the front) names
+// it the account's root user; the responder, configured for centralized
+// root access, calls sts:AssumeRoot with its own credentials, and in the
+// root session (a moto user allowed only the task policy's actions, so
+// moto itself refuses the deactivation) deletes the key. A dry run
+// assumes nothing and changes nothing.
+func TestRootKeyMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	// The account's root user, as moto can hold one: a user whose two keys
+	// are the leaked key and the root session's.
+	if _, err := m.IAM().CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("root-standin")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.IAM().PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("root-standin"), PolicyName: aws.String("IAMDeleteRootUserCredentials"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":` + rootTaskActions + `,"Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	leaked, leakedSecret := m.UserKey(t, "root-standin")
+	sessionKey, sessionSecret := m.UserKey(t, "root-standin")
+
+	front := awstest.StartFront(t, m)
+	front.CallerIdentity = func(keyID string) (string, bool) {
+		return "arn:aws:iam::123456789012:root", keyID == leaked
+	}
+	var assumed []awstest.AssumeRootCall
+	var mu sync.Mutex
+	front.AssumeRoot = func(c awstest.AssumeRootCall) (awstest.Credentials, *awstest.APIError) {
+		mu.Lock()
+		assumed = append(assumed, c)
+		mu.Unlock()
+		if c.SignedBy != m.Admin.AccessKeyID {
+			return awstest.Credentials{}, &awstest.APIError{Status: 403, Code: "AccessDenied", Message: "only the management account may assume root"}
+		}
+		return awstest.Credentials{KeyID: sessionKey, Secret: sessionSecret, Token: ""}, nil
+	}
+	verifyRoot := func() verify.Verdict {
+		v := verify.New(verify.Options{Endpoint: front.URL, Backoff: time.Millisecond})
+		vd := v.Fresh(ctx, leaked, "", secret.New(leakedSecret), secret.Secret{})
+		if vd.Status != verify.Live || !IsRootARN(vd.ARN) {
+			t.Fatalf("verdict %s %s, want live, root", vd.Status, vd.ARN)
+		}
+		return vd
+	}
+
+	t.Run("dry run", func(t *testing.T) {
+		st := testStore(t)
+		r, err := New(ctx, Options{Policy: Delete, DryRun: true, RootAccess: true, Credentials: m.AdminProvider(), Endpoint: front.URL, Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := r.Respond(ctx, Key{ID: leaked}, verifyRoot())
+		if res.Action != ActionDryRun || len(assumed) != 0 || m.KeyStatus(t, "root-standin", leaked) != "Active" {
+			t.Errorf("dry run: %+v, %d AssumeRoot calls, key %q; want dry-run, none, Active", res, len(assumed), m.KeyStatus(t, "root-standin", leaked))
+		}
+	})
+
+	t.Run("deleted", func(t *testing.T) {
+		st := testStore(t)
+		r, err := New(ctx, Options{Policy: Delete, RootAccess: true, Credentials: m.AdminProvider(), Endpoint: front.URL, Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := r.Respond(ctx, Key{ID: leaked}, verifyRoot())
+		if res.Action != ActionDeleted || !strings.Contains(res.Reason, "could not be deactivated first (AccessDenied") {
+			t.Fatalf("respond: %+v; want deleted, after moto refused the deactivation", res)
+		}
+		if s := m.KeyStatus(t, "root-standin", leaked); s != "" {
+			t.Errorf("the root key is %q in moto, want deleted", s)
+		}
+		if len(assumed) != 1 || assumed[0].TargetPrincipal != "123456789012" || assumed[0].DurationSeconds != "900" ||
+			assumed[0].TaskPolicyArn != "arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials" {
+			t.Errorf("AssumeRoot calls: %+v", assumed)
+		}
+		log, err := st.AuditLog(ctx, leaked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []string
+		for _, rec := range log {
+			steps = append(steps, rec.Action+":"+rec.Outcome)
+			if rec.UserName != rootUser || rec.Account != "123456789012" {
+				t.Errorf("audit record names %q in %q, want the root user of 123456789012", rec.UserName, rec.Account)
+			}
+			if strings.Contains(rec.Detail, leakedSecret) || strings.Contains(rec.Detail, sessionSecret) {
+				t.Error("a secret is in the audit log")
+			}
+		}
+		want := "assume-root:started,assume-root:ok,owner-check:ok,deactivate:started,deactivate:failed,owner-check:ok,delete:started,delete:ok"
+		if strings.Join(steps, ",") != want {
+			t.Errorf("audit steps:\n got %s\nwant %s", strings.Join(steps, ","), want)
+		}
+		if s := m.KeyStatus(t, "root-standin", sessionKey); s != "Active" {
+			t.Errorf("the root session's own key is %q: the responder touched a key it was not given", s)
+		}
+	})
+}

@@ -27,7 +27,10 @@
 //     records what it would do;
 //   - temporary (ASIA) keys cannot be deleted: the sessions of their role are
 //     revoked once, and a revocation that already covers the token (keyburn's
-//     own, or an existing deny on the role) is not written again.
+//     own, or an existing deny on the role) is not written again;
+//   - a root user's key is acted on only with RootAccess, through a root
+//     session (sts:AssumeRoot) in its account, and deleted at once (see
+//     root.go); otherwise the audit and the result say who can delete it.
 //
 // Between the last re-read and the call itself there is an unavoidable
 // window (IAM has no conditional delete); it is one round trip long.
@@ -35,7 +38,8 @@
 // # Audit record
 //
 // One row per step: when, the responder's ARN, the step (last-used,
-// owner-check, deactivate, schedule-delete, delete, revoke-sessions, refuse),
+// owner-check, assume-root, deactivate, schedule-delete, delete,
+// revoke-sessions, refuse),
 // the key ID, account and user, AWS's request ID, the key's status before and
 // after, an outcome (started, ok, failed, dry-run, skipped, cancelled) and a
 // detail. Secrets are never in it.
@@ -62,7 +66,6 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
@@ -177,6 +180,12 @@ type Options struct {
 	// RoleName, when set, is assumed in the key's account
 	// (arn:aws:iam::{account}:role/{RoleName}) to act there.
 	RoleName string
+	// RootAccess deletes live root keys through AWS Organizations'
+	// centralized root access: sts:AssumeRoot, with the responder's own
+	// credentials (the management or delegated administrator account),
+	// into the key's account. Off, a root key is reported with who can
+	// delete it.
+	RootAccess bool
 
 	AllowAccounts  []string // when not empty, only these accounts
 	DenyAccounts   []string // never these
@@ -187,7 +196,8 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
-	testOnlyIAM func(account string) IAMAPI
+	testOnlyIAM         func(account string) IAMAPI
+	testOnlyRootSession func(account string) (IAMAPI, error) // in place of sts:AssumeRoot
 }
 
 // ErrNoCredentials is returned by New when keyburn's own AWS credentials,
@@ -269,6 +279,7 @@ func (r *Responder) Describe() string {
 	if o.RoleName != "" {
 		fmt.Fprintf(&b, " through role %s in each key's account", o.RoleName)
 	}
+	b.WriteString(r.rootAdvice())
 	if len(o.AllowAccounts) > 0 {
 		fmt.Fprintf(&b, "; only in accounts %s", strings.Join(o.AllowAccounts, ","))
 	}
@@ -306,15 +317,20 @@ func (r *Responder) iam(account string) IAMAPI {
 				o.RoleSessionName = "keyburn-responder"
 			}))
 		}
-		o := iam.Options{Region: r.opts.Region, Credentials: creds, HTTPClient: r.opts.HTTPClient,
-			APIOptions: []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue("keyburn", "respond")}}
-		if r.opts.Endpoint != "" {
-			o.BaseEndpoint = aws.String(r.opts.Endpoint)
-		}
-		c = iam.New(o)
+		c = r.iamWith(creds)
 	}
 	r.clients[account] = c
 	return c
+}
+
+// iamWith returns an IAM client acting with creds.
+func (r *Responder) iamWith(creds aws.CredentialsProvider) IAMAPI {
+	o := iam.Options{Region: r.opts.Region, Credentials: creds, HTTPClient: r.opts.HTTPClient,
+		APIOptions: []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue("keyburn", "respond")}}
+	if r.opts.Endpoint != "" {
+		o.BaseEndpoint = aws.String(r.opts.Endpoint)
+	}
+	return iam.New(o)
 }
 
 // principal is who an ARN names.
@@ -381,6 +397,9 @@ func (r *Responder) refuse(keyID string, p principal, accounts ...string) string
 		return "the key's account is unknown, and there is an allow list"
 	}
 	if p.account != "" && p.account == r.self.account {
+		if p.root && r.self.root {
+			return "it is a key of the responder's own root user (" + r.selfARN + ")"
+		}
 		if p.user != "" && p.user == r.self.user {
 			return "it belongs to the responder's own user (" + r.selfARN + ")"
 		}
@@ -454,10 +473,8 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 	}
 	if p.root {
 		// A root key grants everything in its account; an IAM principal
-		// cannot delete it. Say who can, and record why nothing was done.
-		why := finding.RootKeyAdvice(k.ID, p.account)
-		res.Err = r.auditor(k.ID, vd.Account, "").write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
-		return skip(why)
+		// cannot delete it.
+		return r.respondRoot(ctx, k, vd, p.account)
 	}
 	if p.user == "" {
 		return skip("the key does not belong to an IAM user (" + vd.ARN + "): act by hand")
@@ -613,10 +630,34 @@ func (r *Responder) deleteDue(ctx context.Context, d store.Deletion) Result {
 type auditor struct {
 	r                    *Responder
 	keyID, account, user string
+	// root: the key is the account's root user's, and the IAM calls are
+	// made in a root session (AssumeRoot), where they name no user: IAM
+	// takes the root user from the session.
+	root bool
 }
 
 func (r *Responder) auditor(keyID, account, user string) auditor {
 	return auditor{r: r, keyID: keyID, account: account, user: user}
+}
+
+// rootUser is how the audit log names a root user.
+const rootUser = "(root)"
+
+// userName is the UserName of the IAM calls: the user's, or none for the
+// root user.
+func (a auditor) userName() *string {
+	if a.root {
+		return nil
+	}
+	return aws.String(a.user)
+}
+
+// owner names the key's owner in messages.
+func (a auditor) owner() string {
+	if a.root {
+		return "the root user of account " + a.account
+	}
+	return "user " + a.user
 }
 
 // write appends a record, filling in who and which key.
@@ -636,7 +677,7 @@ func (a auditor) failed(reason string, err error) *Result {
 // ownerCheck re-reads the key's state among its user's keys: Active,
 // Inactive, or statusGone when the user has no such key.
 func (a auditor) ownerCheck(ctx context.Context, c IAMAPI) (string, *Result) {
-	keys, err := c.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(a.user)})
+	keys, err := c.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: a.userName()})
 	if err != nil {
 		werr := a.write(ctx, store.AuditRecord{Action: stepOwnerCheck, Outcome: outFailed, RequestID: requestID(err), Detail: errText(err)})
 		return "", a.failed("owner check: "+errText(err), werr)
@@ -648,9 +689,9 @@ func (a auditor) ownerCheck(ctx context.Context, c IAMAPI) (string, *Result) {
 		}
 	}
 	rec := store.AuditRecord{Action: stepOwnerCheck, Outcome: outOK, RequestID: requestIDOf(keys.ResultMetadata),
-		Before: status, After: status, Detail: "user " + a.user}
+		Before: status, After: status, Detail: a.owner()}
 	if status == statusGone {
-		rec.Outcome, rec.Detail = outFailed, "the key is not among user "+a.user+"'s keys"
+		rec.Outcome, rec.Detail = outFailed, "the key is not among "+a.owner()+"'s keys"
 	}
 	if err := a.write(ctx, rec); err != nil {
 		// The owner check is the first record of an action: without it,
@@ -694,13 +735,22 @@ func (a auditor) mutate(ctx context.Context, step, before, after string, call fu
 	defer cancel()
 	if err != nil {
 		werr := a.write(ctx, store.AuditRecord{Action: step, Outcome: outFailed, RequestID: requestID(err), Before: before, After: before, Detail: errText(err)})
-		return errors.Join(fmt.Errorf("%s: %s", step, errText(err)), werr)
+		return errors.Join(&stepErr{step: step, err: err}, werr)
 	}
 	if werr := a.write(ctx, store.AuditRecord{Action: step, Outcome: outOK, RequestID: rid, Before: before, After: after}); werr != nil {
 		return &doneErr{fmt.Errorf("%s done, but its audit record could not be written: %w", step, werr)}
 	}
 	return nil
 }
+
+// stepErr is a failed call of a step; it keeps AWS's error for isCode.
+type stepErr struct {
+	step string
+	err  error
+}
+
+func (e *stepErr) Error() string { return e.step + ": " + errText(e.err) }
+func (e *stepErr) Unwrap() error { return e.err }
 
 // doneErr is an error after the call succeeded: only the record of it failed.
 type doneErr struct{ error }
@@ -712,7 +762,7 @@ func (e *doneErr) Unwrap() error { return e.error }
 func (a auditor) deactivate(ctx context.Context, c IAMAPI) *Result {
 	err := a.mutate(ctx, stepDeactivate, statusActive, statusInactive, func() (string, error) {
 		out, err := c.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{AccessKeyId: aws.String(a.keyID),
-			UserName: aws.String(a.user), Status: iamtypes.StatusTypeInactive})
+			UserName: a.userName(), Status: iamtypes.StatusTypeInactive})
 		if isCode(err, "NoSuchEntity") {
 			return requestID(err), nil
 		}
@@ -733,7 +783,8 @@ func (a auditor) deactivate(ctx context.Context, c IAMAPI) *Result {
 	return nil
 }
 
-// deleteInactive re-reads the key and deletes it only while it is Inactive.
+// deleteInactive re-reads the key and deletes it only while it is Inactive;
+// a root key is deleted Active too (root.go says why).
 func (a auditor) deleteInactive(ctx context.Context, c IAMAPI, res Result) Result {
 	status, fail := a.ownerCheck(ctx, c)
 	switch {
@@ -742,14 +793,14 @@ func (a auditor) deleteInactive(ctx context.Context, c IAMAPI, res Result) Resul
 	case status == statusGone:
 		res.Action, res.Reason = ActionDeleted, "already gone"
 		return res
-	case status != statusInactive:
+	case status != statusInactive && !a.root:
 		res.Action, res.Reason = ActionSkipped, "the key is "+status+" again, not Inactive: not deleted"
 		res.Err = a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outCancelled, Before: status, After: status,
 			Detail: "the key is " + status + " again: left alone"})
 		return res
 	}
-	err := a.mutate(ctx, stepDelete, statusInactive, statusGone, func() (string, error) {
-		out, err := c.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{AccessKeyId: aws.String(a.keyID), UserName: aws.String(a.user)})
+	err := a.mutate(ctx, stepDelete, status, statusGone, func() (string, error) {
+		out, err := c.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{AccessKeyId: aws.String(a.keyID), UserName: a.userName()})
 		if isCode(err, "NoSuchEntity") {
 			return requestID(err), nil // already gone
 		}

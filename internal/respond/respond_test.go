@@ -27,6 +27,10 @@ type fakeIAM struct {
 	policies map[string]string // role → AWSRevokeOlderSessions document
 	calls    []string
 	during   func(call string) // when set, runs inside each mutating call
+	// root: the keys are the root user's, listed by a call that names no
+	// user (a root session); denyUpdate: UpdateAccessKey is AccessDenied,
+	// as a task policy without it answers.
+	root, denyUpdate bool
 }
 
 func newFake(status iamtypes.StatusType) *fakeIAM {
@@ -48,7 +52,7 @@ func (f *fakeIAM) callList() string {
 func (f *fakeIAM) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput, _ ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error) {
 	f.call("list")
 	out := &iam.ListAccessKeysOutput{}
-	if aws.ToString(in.UserName) != "alice" {
+	if f.root != (in.UserName == nil) || !f.root && aws.ToString(in.UserName) != "alice" {
 		return out, nil
 	}
 	f.mu.Lock()
@@ -66,6 +70,9 @@ func (f *fakeIAM) GetAccessKeyLastUsed(context.Context, *iam.GetAccessKeyLastUse
 
 func (f *fakeIAM) UpdateAccessKey(_ context.Context, in *iam.UpdateAccessKeyInput, _ ...func(*iam.Options)) (*iam.UpdateAccessKeyOutput, error) {
 	f.call("update")
+	if f.denyUpdate {
+		return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized to perform: iam:UpdateAccessKey"}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.keys[aws.ToString(in.AccessKeyId)] = in.Status
@@ -101,6 +108,9 @@ func (f *fakeIAM) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _
 
 func (f *fakeIAM) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
 	f.call("delete")
+	if f.root != (in.UserName == nil) {
+		return nil, &smithy.GenericAPIError{Code: "ValidationError", Message: "a root session names no user; an IAM user's key needs one"}
+	}
 	if f.during != nil {
 		f.during("delete")
 	}
@@ -344,7 +354,7 @@ func TestCancelledDuringMutation(t *testing.T) {
 // TestAuditFailureFailsClosed: when the audit log cannot be written, no IAM
 // key is changed.
 func TestAuditFailureFailsClosed(t *testing.T) {
-	for _, failOn := range []string{"owner-check", "deactivate", "delete", "revoke-sessions"} {
+	for _, failOn := range []string{"owner-check", "deactivate", "delete", "revoke-sessions", "assume-root"} {
 		t.Run(failOn, func(t *testing.T) {
 			fake := newFake(iamtypes.StatusTypeActive)
 			st := testStore(t)
@@ -352,10 +362,18 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 				`' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
 				t.Fatal(err)
 			}
-			r := responder(t, fake, Options{Policy: Delete, Store: st}, selfUser)
+			opts := Options{Policy: Delete, Store: st, RootAccess: true, testOnlyRootSession: func(string) (IAMAPI, error) {
+				fake.call("assume-root")
+				return fake, nil
+			}}
+			r := responder(t, fake, opts, selfUser)
 			k, vd := Key{ID: key}, live("arn:aws:iam::123456789012:user/alice")
-			if failOn == "revoke-sessions" {
+			switch failOn {
+			case "revoke-sessions":
 				k, vd = Key{ID: "ASIAROSDW5AABZW3VLYZ"}, live("arn:aws:sts::123456789012:assumed-role/deploy/ci")
+			case "assume-root":
+				fake.root = true
+				vd = live("arn:aws:iam::123456789012:root")
 			}
 			res := r.Respond(context.Background(), k, vd)
 			calls := fake.callList()
@@ -363,6 +381,11 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 			switch failOn {
 			case "owner-check", "deactivate":
 				wantCalls = nil // nothing may change
+			case "assume-root":
+				wantCalls = nil
+				if strings.Contains(calls, "assume-root") {
+					t.Errorf("a root session was opened with no record of it: %s", calls)
+				}
 			case "delete":
 				wantCalls = []string{"update"} // deactivated, never deleted
 			}
@@ -510,4 +533,83 @@ func FuzzDeniedBefore(f *testing.F) {
 			t.Errorf("DeniedBefore(%q) = %v, %v: ok must say whether a time was found", doc, got, ok)
 		}
 	})
+}
+
+// TestRootKeyRails: a live root key is deleted only with centralized root
+// access configured, through a root session whose calls name no user; at
+// once, even when the task policy does not let it be deactivated first;
+// and under the same rails as any key.
+func TestRootKeyRails(t *testing.T) {
+	root := live("arn:aws:iam::123456789012:root")
+	tests := []struct {
+		name       string
+		opts       Options
+		self       string
+		denyUpdate bool
+		noKey      bool // the root user has no such key
+		assumeErr  bool // sts:AssumeRoot fails
+		action     Action
+		reason     string
+		calls      string
+	}{
+		{name: "not configured: who can, and how", opts: Options{Policy: Delete}, self: selfUser,
+			action: ActionSkipped, reason: "aws sts assume-root --target-principal 123456789012", calls: ""},
+		{name: "deleted through a root session", opts: Options{Policy: Delete, RootAccess: true}, self: selfUser,
+			action: ActionDeleted, calls: "assume-root,list,update,list,delete"},
+		{name: "deactivated only", opts: Options{Policy: Deactivate, RootAccess: true}, self: selfUser,
+			action: ActionDeactivated, calls: "assume-root,list,update"},
+		{name: "task policy denies deactivation: deleted anyway", opts: Options{Policy: Delete, RootAccess: true}, self: selfUser, denyUpdate: true,
+			action: ActionDeleted, reason: "could not be deactivated first (AccessDenied", calls: "assume-root,list,update,list,delete"},
+		{name: "task policy denies deactivation, policy deactivate", opts: Options{Policy: Deactivate, RootAccess: true}, self: selfUser, denyUpdate: true,
+			action: ActionFailed, reason: "set policy delete", calls: "assume-root,list,update"},
+		{name: "no soak for a root key", opts: Options{Policy: Delete, RootAccess: true, Soak: 24 * time.Hour}, self: selfUser,
+			action: ActionDeleted, calls: "assume-root,list,update,list,delete"},
+		{name: "dry run assumes nothing", opts: Options{Policy: Delete, RootAccess: true, DryRun: true}, self: selfUser,
+			action: ActionDryRun, reason: "would assume root in account 123456789012", calls: ""},
+		{name: "deny list", opts: Options{Policy: Delete, RootAccess: true, DenyAccounts: []string{"123456789012"}}, self: selfUser,
+			action: ActionSkipped, reason: "deny list", calls: ""},
+		{name: "allow list", opts: Options{Policy: Delete, RootAccess: true, AllowAccounts: []string{"999999999999"}}, self: selfUser,
+			action: ActionSkipped, reason: "allow list", calls: ""},
+		{name: "canary account", opts: Options{Policy: Delete, RootAccess: true, CanaryAccounts: []string{"123456789012"}}, self: selfUser,
+			action: ActionSkipped, reason: "canary", calls: ""},
+		{name: "the responder's own root", opts: Options{Policy: Delete, RootAccess: true}, self: "arn:aws:iam::123456789012:root",
+			action: ActionSkipped, reason: "own root user", calls: ""},
+		{name: "not among the root user's keys", opts: Options{Policy: Delete, RootAccess: true}, self: selfUser, noKey: true,
+			action: ActionFailed, reason: "not among the root user's keys of account 123456789012", calls: "assume-root,list"},
+		{name: "no root session", opts: Options{Policy: Delete, RootAccess: true}, self: selfUser, assumeErr: true,
+			action: ActionFailed, reason: "no root session in account 123456789012", calls: "assume-root"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(iamtypes.StatusTypeActive)
+			fake.root, fake.denyUpdate = true, tt.denyUpdate
+			if tt.noKey {
+				delete(fake.keys, key)
+			}
+			tt.opts.testOnlyRootSession = func(account string) (IAMAPI, error) {
+				fake.call("assume-root")
+				if account != "123456789012" {
+					t.Errorf("root session in account %q, want the key's", account)
+				}
+				if tt.assumeErr {
+					return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized to perform: sts:AssumeRoot"}
+				}
+				return fake, nil
+			}
+			r := responder(t, fake, tt.opts, tt.self)
+			res := r.Respond(context.Background(), Key{ID: key}, root)
+			if res.Action != tt.action || !strings.Contains(res.Reason, tt.reason) || fake.callList() != tt.calls {
+				t.Errorf("Respond = %q (%q, err %v) after calls %q; want %q (%q) after %q", res.Action, res.Reason, res.Err, fake.callList(), tt.action, tt.reason, tt.calls)
+			}
+			if tt.opts.DryRun && mutated(fake.callList()) {
+				t.Errorf("dry run made mutating calls: %s", fake.callList())
+			}
+			if res.Action == ActionDeleted && len(fake.keys) != 0 {
+				t.Errorf("reported deleted, but the root user still has %v", fake.keys)
+			}
+			if pending, _ := r.opts.Store.PendingDeletions(context.Background()); len(pending) != 0 {
+				t.Errorf("a root key's deletion was scheduled: %+v", pending)
+			}
+		})
+	}
 }
