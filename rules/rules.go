@@ -78,6 +78,7 @@ type GitHubSpec struct {
 //	deny_accounts   = ["210987654321"]  # never respond in these
 //	role_name       = "keyburn-responder" # act through arn:aws:iam::{account}:role/{role_name}
 //	centralized_root_access = true      # delete live root keys with sts:AssumeRoot (AWS Organizations)
+//	evidence_regions = ["us-east-1", "eu-west-1"] # CloudTrail event history read after acting
 type AWSSpec struct {
 	CanaryAccounts []string `toml:"canary_accounts"`
 	AllowAccounts  []string `toml:"allow_accounts"`
@@ -89,6 +90,9 @@ type AWSSpec struct {
 	// policy; live root keys are then deleted. Never guessed: off, a root
 	// key is reported with who can delete it.
 	CentralizedRootAccess bool `toml:"centralized_root_access"`
+	// EvidenceRegions are the regions whose CloudTrail event history is
+	// read after a key is acted on (default us-east-1).
+	EvidenceRegions []string `toml:"evidence_regions"`
 }
 
 // RuleSpec is one [[rule]] as written in TOML.
@@ -297,6 +301,16 @@ func compile(srcs []source) (*Set, error) {
 			set.AWS.DenyAccounts = append(set.AWS.DenyAccounts, a.DenyAccounts...)
 			if a.RoleName != "" {
 				set.AWS.RoleName = a.RoleName
+			}
+			set.AWS.CentralizedRootAccess = set.AWS.CentralizedRootAccess || a.CentralizedRootAccess
+			for _, r := range a.EvidenceRegions {
+				if !regionRE.MatchString(r) {
+					errs = append(errs, &Error{File: src.name, Line: line, Err: fmt.Errorf("aws: evidence_regions: %q is not an AWS region name (like eu-west-1)", r)})
+					continue
+				}
+				if !slices.Contains(set.AWS.EvidenceRegions, r) {
+					set.AWS.EvidenceRegions = append(set.AWS.EvidenceRegions, r)
+				}
 			}
 		}
 		if g := src.file.GitHub; g != nil {
@@ -727,6 +741,10 @@ func fieldLine(text []byte, start int, field string) int {
 	}
 	return start
 }
+
+// regionRE matches AWS region names: us-east-1, eu-central-2,
+// us-gov-west-1, cn-north-1.
+var regionRE = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$`)
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 

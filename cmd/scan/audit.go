@@ -90,6 +90,28 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 	return exitClean, writeAudit(stdout, rep, time.Now(), *verbose)
 }
 
+// wrap breaks s into lines of at most width runes at spaces (a longer
+// word gets a line of its own); lines after the first are indented by two.
+func wrap(s string, width int) []string {
+	var lines []string
+	var b strings.Builder
+	for _, w := range strings.Fields(s) {
+		if b.Len() > 0 && len([]rune(b.String()))+1+len([]rune(w)) > width {
+			lines = append(lines, b.String())
+			b.Reset()
+			b.WriteString(" ")
+		}
+		if b.Len() > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(w)
+	}
+	if b.Len() > 0 {
+		lines = append(lines, b.String())
+	}
+	return lines
+}
+
 // writeAudit writes the text view: pending deletions, then the log, one
 // line each and at most auditWidth columns; verbose adds a line of detail
 // under each record.
@@ -122,6 +144,15 @@ func writeAudit(w io.Writer, rep auditReport, now time.Time, verbose bool) error
 			}
 			line(fmt.Sprintf("%-20s  %-20s  %-15s  %-9s  %-17s %s", r.At.UTC().Format("2006-01-02 15:04:05"), r.KeyID,
 				r.Action, r.Outcome, status, r.UserName))
+			if r.Action == "evidence" && !verbose {
+				// What the key did is the point of this record: shown
+				// whole, a clause a line, wrapped to the width.
+				for _, part := range strings.Split(r.Detail, "; ") {
+					for _, l := range wrap(part, auditWidth-6) {
+						line("    " + l)
+					}
+				}
+			}
 			if verbose {
 				var parts []string
 				for _, p := range [][2]string{{"", r.Detail}, {"account ", r.Account}, {"request ", r.RequestID}, {"by ", r.Actor}} {

@@ -15,11 +15,21 @@ import (
 )
 
 // TestRespondEndToEnd runs the CLI against moto_server: a live key in a file
-// is verified, deactivated and deleted; the report shows verdict and action;
-// the audit command shows the steps; a second run is a no-op.
+// is verified, deactivated and deleted; the report shows verdict, action and
+// what CloudTrail holds of the key's calls (read from a CloudTrail-shaped
+// endpoint in front of moto, which has no event history); the audit command
+// shows the steps and the evidence; a second run is a no-op.
 func TestRespondEndToEnd(t *testing.T) {
 	m := awstest.Start(t)
 	id, sec := m.UserKey(t, "alice")
+	front := awstest.StartFront(t, m)
+	front.LookupEvents = func(c awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
+		if len(c.Body.LookupAttributes) != 1 || c.Body.LookupAttributes[0].AttributeValue != id || c.SignedBy != m.Admin.AccessKeyID {
+			return awstest.LookupEventsPage{}, &awstest.APIError{Status: 400, Code: "InvalidLookupAttributesException", Message: "want the key's ID, signed by the responder"}
+		}
+		return awstest.LookupEventsPage{Events: []awstest.Event{{ID: "e1", Name: "ListBuckets", Source: "s3.amazonaws.com", Region: "us-east-1",
+			SourceIP: "203.0.113.9", UserAgent: "aws-cli/2.15", AccessKeyID: id, Time: time.Now().Add(-time.Hour)}}}, nil
+	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644); err != nil {
 		t.Fatal(err)
@@ -35,15 +45,16 @@ func TestRespondEndToEnd(t *testing.T) {
 		return code, out.String(), errOut.String()
 	}
 	// Dry run first: nothing changes.
-	code, out, stderr := runCLI("dir", "--respond=delete", "--dry-run", "--aws-endpoint", m.URL, "--state", state, dir)
+	code, out, stderr := runCLI("dir", "--respond=delete", "--dry-run", "--aws-endpoint", front.URL, "--state", state, dir)
 	if code != exitFindings || !strings.Contains(out, "verdict      live  arn:aws:iam::123456789012:user/alice") || !strings.Contains(out, "action       dry-run") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, stderr)
 	}
 	if s := m.KeyStatus(t, "alice", id); s != "Active" {
 		t.Fatalf("after a dry run the key is %q", s)
 	}
-	code, out, stderr = runCLI("dir", "--format", "json", "--respond=delete", "--aws-endpoint", m.URL, "--state", state, dir)
-	if code != exitFindings || !strings.Contains(out, `"status": "live"`) || !strings.Contains(out, `"action": "deleted"`) {
+	code, out, stderr = runCLI("dir", "--format", "json", "--respond=delete", "--aws-endpoint", front.URL, "--state", state, dir)
+	if code != exitFindings || !strings.Contains(out, `"status": "live"`) || !strings.Contains(out, `"action": "deleted"`) ||
+		!strings.Contains(out, `"calls": 1`) || !strings.Contains(out, `"value": "203.0.113.9"`) {
 		t.Fatalf("respond: exit %d\n%s\n%s", code, out, stderr)
 	}
 	// The summary counts what was done, and the hint fits it.
@@ -58,7 +69,7 @@ func TestRespondEndToEnd(t *testing.T) {
 		t.Errorf("after --respond=delete the key is %q, want deleted", s)
 	}
 	code, out, _ = runCLI("audit", "--state", state, "--key", id)
-	for _, step := range []string{"owner-check", "last-used", "deactivate", "delete"} {
+	for _, step := range []string{"owner-check", "last-used", "deactivate", "delete", "evidence", "1 call(s) by the key", "    from 203.0.113.9 (1)\n    calls ListBuckets (1)\n"} {
 		if code != exitClean || !strings.Contains(out, step) {
 			t.Errorf("audit lacks %s:\n%s", step, out)
 		}

@@ -65,7 +65,7 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 		return nil
 	}
 	var errs []error
-	key := respond.Key{ID: f.KeyID, Account: f.AccountID}
+	key := respond.Key{ID: f.KeyID, Account: f.AccountID, LeakedAt: leakedAt(f)}
 	if r != nil {
 		// Before verification: our STS call would update "last used".
 		_, err := r.RecordLastUsed(ctx, key)
@@ -121,9 +121,22 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 	return errors.Join(errs...)
 }
 
+// leakedAt is when the key was first seen: the earliest date of its
+// locations (a commit's), zero when none has one (files on disk).
+func leakedAt(f *finding.Finding) time.Time {
+	var first time.Time
+	for _, l := range f.Locations {
+		t, err := time.Parse(time.RFC3339, l.Date)
+		if err == nil && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
+}
+
 // response is a Result as the findings carry it.
 func response(res respond.Result) *finding.Response {
-	out := &finding.Response{Action: string(res.Action), At: stamp(res.At), DueAt: stamp(res.DueAt), Reason: res.Reason}
+	out := &finding.Response{Action: string(res.Action), At: stamp(res.At), DueAt: stamp(res.DueAt), Reason: res.Reason, Evidence: res.Evidence}
 	if res.Action == respond.ActionFailed || res.Err != nil {
 		out.Error = res.Reason
 		if res.Err != nil && out.Error == "" {

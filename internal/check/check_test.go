@@ -482,3 +482,27 @@ func TestRootKeyIsCritical(t *testing.T) {
 		}
 	}
 }
+
+// TestLeakedAt: evidence is read from the earliest commit date of a key's
+// locations; files on disk have none.
+func TestLeakedAt(t *testing.T) {
+	tests := []struct {
+		dates []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{""}, ""},
+		{[]string{"2024-03-01T10:00:00Z", "2023-12-24T08:30:00Z", ""}, "2023-12-24T08:30:00Z"},
+		{[]string{"not a date", "2024-03-01T10:00:00+02:00"}, "2024-03-01T08:00:00Z"},
+	}
+	for _, tt := range tests {
+		f := &finding.Finding{}
+		for _, d := range tt.dates {
+			f.Locations = append(f.Locations, finding.Location{Date: d})
+		}
+		got := leakedAt(f)
+		if s := stamp(got); s != tt.want {
+			t.Errorf("leakedAt(%q) = %q, want %q", tt.dates, s, tt.want)
+		}
+	}
+}

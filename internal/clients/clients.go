@@ -68,7 +68,8 @@ func (c Check) Responder(ctx context.Context, cfg aws.Config) (*respond.Responde
 		role = c.Rules.RoleName
 	}
 	return respond.New(ctx, respond.Options{Policy: c.Policy, DryRun: c.DryRun, Soak: c.Soak,
-		Credentials: cfg.Credentials, Endpoint: c.Endpoint, RoleName: role, RootAccess: c.Rules.CentralizedRootAccess, Store: c.Store,
+		Credentials: cfg.Credentials, Endpoint: c.Endpoint, RoleName: role, RootAccess: c.Rules.CentralizedRootAccess,
+		EvidenceRegions: c.Rules.EvidenceRegions, Store: c.Store,
 		AllowAccounts: c.Rules.AllowAccounts, DenyAccounts: c.Rules.DenyAccounts, CanaryAccounts: c.Rules.CanaryAccounts})
 }
 

@@ -9,7 +9,10 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/keyburn/keyburn/internal/secret"
 )
@@ -95,6 +98,87 @@ type Response struct {
 	DueAt  string `json:"due_at,omitempty"`
 	Reason string `json:"reason,omitempty"` // why nothing was done, or what the action met
 	Error  string `json:"error,omitempty"`  // what failed
+	// Evidence is what CloudTrail recorded the key doing before it died;
+	// nil when nothing was acted on.
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is what CloudTrail's event history holds of a key's calls
+// between its leak and its death: read after acting, with the responder's
+// credentials in the key's account, never with the key.
+type Evidence struct {
+	From time.Time `json:"from"` // the window read
+	To   time.Time `json:"to"`
+	// Regions are the regions whose event history was read: CloudTrail
+	// keeps each region's events apart.
+	Regions []string `json:"regions_read"`
+	// Calls is how many calls the key made in the window, keyburn's own
+	// verification excluded (Own counts those).
+	Calls       int       `json:"calls"`
+	Own         int       `json:"keyburn_calls,omitempty"`
+	First       time.Time `json:"first,omitzero"`
+	Last        time.Time `json:"last,omitzero"`
+	SourceIPs   []Count   `json:"source_ips,omitempty"`   // most first
+	EventNames  []Count   `json:"event_names,omitempty"`  // most first
+	CallRegions []Count   `json:"call_regions,omitempty"` // where the calls were made
+	// Truncated is true when the page cap was reached: there were more.
+	Truncated bool `json:"truncated,omitempty"`
+	// Notes say what limits the evidence: the 90-day window, an unknown
+	// leak time, CloudTrail's delivery delay.
+	Notes []string `json:"notes,omitempty"`
+	// Unread says why no evidence (or only part) could be read: no
+	// credentials in the account, no permission, an error.
+	Unread string `json:"unread,omitempty"`
+}
+
+// Count is a value and how often it was seen.
+type Count struct {
+	Value string `json:"value"`
+	N     int    `json:"n"`
+}
+
+// Summary is the evidence in one line, for the audit log and the text
+// report.
+func (e *Evidence) Summary() string {
+	var b strings.Builder
+	window := e.From.UTC().Format(time.RFC3339) + " to " + e.To.UTC().Format(time.RFC3339)
+	switch {
+	case e.Unread != "" && e.Calls == 0:
+		b.WriteString("no evidence read: " + e.Unread)
+	case e.Calls == 0:
+		fmt.Fprintf(&b, "no calls by the key in CloudTrail (%s, %s)", strings.Join(e.Regions, ","), window)
+	default:
+		fmt.Fprintf(&b, "%d call(s) by the key, first %s, last %s", e.Calls, e.First.UTC().Format(time.RFC3339), e.Last.UTC().Format(time.RFC3339))
+		if e.Truncated {
+			b.WriteString(" (at least: more than keyburn reads)")
+		}
+		fmt.Fprintf(&b, "; from %s; calls %s; in %s; read %s, %s", counts(e.SourceIPs), counts(e.EventNames), counts(e.CallRegions),
+			strings.Join(e.Regions, ","), window)
+		if e.Unread != "" {
+			b.WriteString("; partly unread: " + e.Unread)
+		}
+	}
+	if e.Own > 0 {
+		fmt.Fprintf(&b, "; besides %d by keyburn's own verification", e.Own)
+	}
+	for _, n := range e.Notes {
+		b.WriteString("; " + n)
+	}
+	return b.String()
+}
+
+// counts renders "a (3), b (1)", at most 5, then "and N more".
+func counts(cs []Count) string {
+	const most = 5
+	var parts []string
+	for i, c := range cs {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("and %d more", len(cs)-most))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d)", c.Value, c.N))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // SeverityCritical is a live root key's: it grants everything in its

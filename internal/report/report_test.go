@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -34,7 +35,17 @@ func sample() []*finding.Finding {
 			Commit: "9fceb02d0ae598e95dc970b74767f19372d61af8", Author: "Alice <alice@example.invalid>", Date: "2024-03-01T10:00:00Z", Ref: "refs/heads/main"}})
 	fs := c.Findings()
 	fs[0].Verification = &finding.Verification{Status: "live", ARN: "arn:aws:iam::100000000000:user/ci", Account: "100000000000"}
-	fs[0].Response = &finding.Response{Action: "deleted", At: "2024-03-01T10:01:00Z"}
+	fs[0].Response = &finding.Response{Action: "deleted", At: "2024-03-01T10:01:00Z", Evidence: &finding.Evidence{
+		From: time.Date(2024, 2, 28, 9, 0, 0, 0, time.UTC), To: time.Date(2024, 3, 1, 10, 1, 0, 0, time.UTC), Regions: []string{"us-east-1"},
+		Calls: 3, Own: 1, First: time.Date(2024, 2, 29, 22, 14, 5, 0, time.UTC), Last: time.Date(2024, 2, 29, 23, 2, 41, 0, time.UTC),
+		SourceIPs:   []finding.Count{{Value: "203.0.113.9", N: 2}, {Value: "198.51.100.4", N: 1}},
+		EventNames:  []finding.Count{{Value: "CreateUser", N: 1}, {Value: "GetCallerIdentity", N: 1}, {Value: "ListBuckets", N: 1}},
+		CallRegions: []finding.Count{{Value: "us-east-1", N: 3}},
+		Notes:       []string{"CloudTrail delivers events within about 15 minutes: the last calls may not be here yet"}}}
+	fs[1].Verification = &finding.Verification{Status: "live", ARN: "arn:aws:sts::210987654321:assumed-role/deploy/ci", Account: "210987654321"}
+	fs[1].Response = &finding.Response{Action: "sessions revoked", At: "2024-03-01T10:01:00Z", Evidence: &finding.Evidence{
+		From: time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC), To: time.Date(2024, 3, 1, 10, 1, 0, 0, time.UTC), Regions: []string{"us-east-1"},
+		Unread: "keyburn has no credentials in account 210987654321 (its own are in 100000000000, and no role_name is set to read there)"}}
 	return fs
 }
 

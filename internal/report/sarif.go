@@ -59,6 +59,12 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 					msg = "ROOT " + msg + "; it is the root user's key: it can do everything in account " + v.Account
 				}
 			}
+			if r := f.Response; r != nil {
+				msg += "; action " + r.Action
+				if r.Evidence != nil {
+					msg += "; CloudTrail: " + r.Evidence.Summary()
+				}
+			}
 			if l.Commit != "" {
 				msg += "; added in commit " + l.Commit
 			}

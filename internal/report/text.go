@@ -71,7 +71,9 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 		}
 		if v := f.Verification; v != nil && v.Root {
 			fmt.Fprintf(bw, "  ROOT KEY     %s\n", paint(ansiBold+ansiRed, "the account's root user: it can do everything in account "+v.Account))
-			fmt.Fprintf(bw, "  to do        %s\n", finding.RootKeyAdvice(f.KeyID, v.Account))
+			if r := f.Response; r == nil || r.Action != "deleted" {
+				fmt.Fprintf(bw, "  to do        %s\n", finding.RootKeyAdvice(f.KeyID, v.Account))
+			}
 		}
 		if r := f.Response; r != nil {
 			fmt.Fprintf(bw, "  action       %s", r.Action)
@@ -88,6 +90,16 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 				fmt.Fprintf(bw, "  (%s)", r.Reason)
 			}
 			bw.WriteString("\n")
+			if r.Evidence != nil {
+				// One clause a line: the summary is long.
+				for i, part := range strings.Split(r.Evidence.Summary(), "; ") {
+					label := "evidence   "
+					if i > 0 {
+						label = "           "
+					}
+					fmt.Fprintf(bw, "  %s  %s\n", label, part)
+				}
+			}
 		}
 		for j, l := range f.Locations {
 			label := "found in    "

@@ -67,6 +67,9 @@ func motoResponder(t *testing.T, m *awstest.Server, creds aws.CredentialsProvide
 		IAMAPI: iam.New(iam.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(m.URL)})}
 	opts.Credentials, opts.Endpoint = creds, m.URL
 	opts.testOnlyIAM = func(string) IAMAPI { return g }
+	// moto has no CloudTrail event history (TestRootKeyMoto reads one
+	// from awstest.Front).
+	opts.testOnlyCloudTrail = func(string, string) CloudTrailAPI { return &fakeTrail{} }
 	if opts.Store == nil {
 		opts.Store = testStore(t)
 	}
@@ -316,6 +319,32 @@ func TestRootKeyMoto(t *testing.T) {
 		}
 		return awstest.Credentials{KeyID: sessionKey, Secret: sessionSecret, Token: ""}, nil
 	}
+	// What the key did before it died, as CloudTrail's event history holds
+	// it: three calls by an attacker, one by keyburn's verification.
+	leakedAt := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	attack := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	history := []awstest.Event{
+		{ID: "e1", Name: "GetCallerIdentity", Source: "sts.amazonaws.com", Region: "us-east-1", SourceIP: "203.0.113.9", UserAgent: "aws-cli/2.15", AccessKeyID: leaked, Time: attack},
+		{ID: "e2", Name: "ListBuckets", Source: "s3.amazonaws.com", Region: "us-east-1", SourceIP: "203.0.113.9", UserAgent: "aws-cli/2.15", AccessKeyID: leaked, Time: attack.Add(time.Minute)},
+		{ID: "e3", Name: "CreateUser", Source: "iam.amazonaws.com", Region: "us-east-1", SourceIP: "198.51.100.4", UserAgent: "Boto3/1.34", AccessKeyID: leaked, Time: attack.Add(time.Hour)},
+		{ID: "e4", Name: "GetCallerIdentity", Source: "sts.amazonaws.com", Region: "us-east-1", SourceIP: "192.0.2.1", UserAgent: "aws-sdk-go-v2/1.47.8 keyburn/verify", AccessKeyID: leaked, Time: time.Now()},
+	}
+	var lookups []awstest.LookupEventsCall
+	front.LookupEvents = func(c awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
+		mu.Lock()
+		lookups = append(lookups, c)
+		mu.Unlock()
+		start := 0
+		if c.Body.NextToken != nil {
+			fmt.Sscan(*c.Body.NextToken, &start)
+		}
+		end := min(start+2, len(history)) // two per page: the responder must follow NextToken
+		page := awstest.LookupEventsPage{Events: history[start:end]}
+		if end < len(history) {
+			page.NextToken = fmt.Sprint(end)
+		}
+		return page, nil
+	}
 	verifyRoot := func() verify.Verdict {
 		v := verify.New(verify.Options{Endpoint: front.URL, Backoff: time.Millisecond})
 		vd := v.Fresh(ctx, leaked, "", secret.New(leakedSecret), secret.Secret{})
@@ -343,7 +372,7 @@ func TestRootKeyMoto(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := r.Respond(ctx, Key{ID: leaked}, verifyRoot())
+		res := r.Respond(ctx, Key{ID: leaked, LeakedAt: leakedAt}, verifyRoot())
 		if res.Action != ActionDeleted || !strings.Contains(res.Reason, "could not be deactivated first (AccessDenied") {
 			t.Fatalf("respond: %+v; want deleted, after moto refused the deactivation", res)
 		}
@@ -368,9 +397,31 @@ func TestRootKeyMoto(t *testing.T) {
 				t.Error("a secret is in the audit log")
 			}
 		}
-		want := "assume-root:started,assume-root:ok,owner-check:ok,deactivate:started,deactivate:failed,owner-check:ok,delete:started,delete:ok"
+		want := "assume-root:started,assume-root:ok,owner-check:ok,deactivate:started,deactivate:failed,owner-check:ok,delete:started,delete:ok,evidence:ok"
 		if strings.Join(steps, ",") != want {
 			t.Errorf("audit steps:\n got %s\nwant %s", strings.Join(steps, ","), want)
+		}
+		// The evidence: read with the responder's own credentials (the
+		// key's account is its own), by the key's ID, from the leak.
+		ev := res.Evidence
+		if ev == nil || ev.Calls != 3 || ev.Own != 1 || !ev.First.Equal(attack) || !ev.Last.Equal(attack.Add(time.Hour)) || ev.Unread != "" {
+			t.Fatalf("evidence %+v; want 3 calls from %v to %v, 1 of keyburn's", ev, attack, attack.Add(time.Hour))
+		}
+		if fmt.Sprint(ev.SourceIPs) != "[{203.0.113.9 2} {198.51.100.4 1}]" || fmt.Sprint(ev.EventNames) != "[{CreateUser 1} {GetCallerIdentity 1} {ListBuckets 1}]" {
+			t.Errorf("evidence source IPs %v, event names %v", ev.SourceIPs, ev.EventNames)
+		}
+		if len(lookups) != 2 {
+			t.Errorf("%d LookupEvents calls, want 2 (two pages)", len(lookups))
+		}
+		for _, c := range lookups {
+			attr := c.Body.LookupAttributes
+			if c.SignedBy != m.Admin.AccessKeyID || len(attr) != 1 || attr[0].AttributeKey != "AccessKeyId" || attr[0].AttributeValue != leaked ||
+				c.Body.StartTime == nil || int64(*c.Body.StartTime) != leakedAt.Unix() || c.Region != "us-east-1" {
+				t.Errorf("LookupEvents call %+v: want the key's events from %v, signed by the responder (%s)", c, leakedAt, m.Admin.AccessKeyID)
+			}
+		}
+		if last := log[len(log)-1]; !strings.Contains(last.Detail, "3 call(s) by the key") || !strings.Contains(last.Detail, "203.0.113.9 (2)") {
+			t.Errorf("evidence audit record: %q", last.Detail)
 		}
 		if s := m.KeyStatus(t, "root-standin", sessionKey); s != "Active" {
 			t.Errorf("the root session's own key is %q: the responder touched a key it was not given", s)

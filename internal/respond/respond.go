@@ -66,6 +66,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
@@ -151,6 +152,11 @@ type Result struct {
 	// schedule) that the caller must report: the action, if any, is
 	// described by Action.
 	Err error
+	// Evidence is what CloudTrail holds of the key's calls, read after
+	// it was acted on (nil when nothing was done now).
+	Evidence *finding.Evidence
+
+	revokedNow bool // ActionRevoked: revoked by this call, not before
 }
 
 // IAMAPI is the IAM calls the responder makes.
@@ -186,6 +192,10 @@ type Options struct {
 	// into the key's account. Off, a root key is reported with who can
 	// delete it.
 	RootAccess bool
+	// EvidenceRegions are the regions whose CloudTrail event history is
+	// read after acting (default us-east-1, which also holds IAM's and
+	// the global STS endpoint's events).
+	EvidenceRegions []string
 
 	AllowAccounts  []string // when not empty, only these accounts
 	DenyAccounts   []string // never these
@@ -198,6 +208,7 @@ type Options struct {
 
 	testOnlyIAM         func(account string) IAMAPI
 	testOnlyRootSession func(account string) (IAMAPI, error) // in place of sts:AssumeRoot
+	testOnlyCloudTrail  func(account, region string) CloudTrailAPI
 }
 
 // ErrNoCredentials is returned by New when keyburn's own AWS credentials,
@@ -213,6 +224,9 @@ type Responder struct {
 
 	clientMu sync.Mutex
 	clients  map[string]IAMAPI
+	creds    map[string]aws.CredentialsProvider // by account: role_name's there
+
+	limits limiters // CloudTrail's rate, per account and region
 
 	lastUsedMu sync.Mutex
 	lastUsed   map[string]bool // key IDs whose last use was recorded before verification
@@ -235,7 +249,7 @@ func New(ctx context.Context, opts Options) (*Responder, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, lastUsed: map[string]bool{}}
+	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, creds: map[string]aws.CredentialsProvider{}, lastUsed: map[string]bool{}}
 	if opts.Policy == Off {
 		return r, nil
 	}
@@ -310,17 +324,38 @@ func (r *Responder) iam(account string) IAMAPI {
 	if r.opts.testOnlyIAM != nil {
 		c = r.opts.testOnlyIAM(account)
 	} else {
-		creds := r.opts.Credentials
-		if r.opts.RoleName != "" {
-			role := fmt.Sprintf("arn:aws:iam::%s:role/%s", account, r.opts.RoleName)
-			creds = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(r.sts(), role, func(o *stscreds.AssumeRoleOptions) {
-				o.RoleSessionName = "keyburn-responder"
-			}))
-		}
-		c = r.iamWith(creds)
+		c = r.iamWith(r.credsLocked(account))
 	}
 	r.clients[account] = c
 	return c
+}
+
+// credsLocked returns the credentials that act in account: role_name's
+// there, or the responder's own. The caller holds clientMu.
+func (r *Responder) credsLocked(account string) aws.CredentialsProvider {
+	if r.opts.RoleName == "" {
+		return r.opts.Credentials
+	}
+	if c, ok := r.creds[account]; ok {
+		return c
+	}
+	role := fmt.Sprintf("arn:aws:iam::%s:role/%s", account, r.opts.RoleName)
+	c := aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(r.sts(), role, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = "keyburn-responder"
+	}))
+	r.creds[account] = c
+	return c
+}
+
+// credsIn returns credentials that act in account, and false when the
+// responder has none there: no role_name, and not its own account.
+func (r *Responder) credsIn(account string) (aws.CredentialsProvider, bool) {
+	if account == "" || r.opts.RoleName == "" && account != r.self.account {
+		return nil, false
+	}
+	r.clientMu.Lock()
+	defer r.clientMu.Unlock()
+	return r.credsLocked(account), true
 }
 
 // iamWith returns an IAM client acting with creds.
@@ -361,6 +396,19 @@ func parseARN(arn string) principal {
 	return p
 }
 
+// ownerName is how the audit log names who an ARN is: a user's name,
+// role/NAME, or the root user.
+func ownerName(arn string) string {
+	switch p := parseARN(arn); {
+	case p.root:
+		return rootUser
+	case p.role != "":
+		return "role/" + p.role
+	default:
+		return p.user
+	}
+}
+
 // IsRootARN reports whether arn names an account's root user, whose access
 // keys grant everything in the account.
 func IsRootARN(arn string) bool { return parseARN(arn).root }
@@ -369,6 +417,9 @@ func IsRootARN(arn string) bool { return parseARN(arn).root }
 type Key struct {
 	ID      string
 	Account string // decoded offline from the key ID, "" if it does not encode one
+	// LeakedAt is when the key was first seen (its commit's date); zero
+	// when unknown. Evidence is read from then.
+	LeakedAt time.Time
 }
 
 // refuse applies the rails that do not need AWS: it returns why the
@@ -450,8 +501,21 @@ func lastUsedText(lu *iamtypes.AccessKeyLastUsed) string {
 		aws.ToString(lu.ServiceName), aws.ToString(lu.Region))
 }
 
-// Respond acts on key according to the policy, given its verdict.
+// Respond acts on key according to the policy, given its verdict; after
+// an action, it reads what CloudTrail holds of the key's calls since it
+// leaked (Result.Evidence, and the audit log).
 func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Result {
+	res := r.respond(ctx, k, vd)
+	if r.opts.DryRun || !res.Action.Acted() && !res.revokedNow {
+		return res
+	}
+	a := r.auditor(k.ID, vd.Account, ownerName(vd.ARN))
+	ev, err := r.evidence(ctx, a, k.LeakedAt)
+	res.Evidence, res.Err = ev, errors.Join(res.Err, err)
+	return res
+}
+
+func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Result {
 	now := r.opts.Now()
 	res := Result{KeyID: k.ID, At: now}
 	skip := func(reason string) Result { res.Action, res.Reason = ActionSkipped, reason; return res }
@@ -898,7 +962,7 @@ func (r *Responder) revokeSessions(ctx context.Context, keyID string, vd verify.
 	if err != nil && !errors.As(err, &done) {
 		return *a.failed(err.Error(), err)
 	}
-	res.Action, res.Until, res.Err = ActionRevoked, now.Add(longest), err
+	res.Action, res.Until, res.Err, res.revokedNow = ActionRevoked, now.Add(longest), err, true
 	res.Reason = "denied role " + role + "'s sessions issued before " + stamp
 	if perr := r.opts.Store.PutRevocation(ctx, store.Revocation{KeyID: keyID, Account: vd.Account, Role: role, RevokedAt: now, ExpiresAt: res.Until}); perr != nil {
 		res.Err = errors.Join(res.Err, perr)

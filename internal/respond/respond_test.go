@@ -2,6 +2,7 @@ package respond
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -11,9 +12,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/smithy-go"
+	"golang.org/x/time/rate"
 
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
@@ -123,6 +127,38 @@ func (f *fakeIAM) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInpu
 	return &iam.DeleteAccessKeyOutput{}, nil
 }
 
+// fakeTrail is CloudTrail's event history: events, in pages of page (all
+// at once when 0), or err.
+type fakeTrail struct {
+	mu     sync.Mutex
+	events []cttypes.Event
+	page   int
+	err    error
+	calls  []*cloudtrail.LookupEventsInput
+}
+
+func (f *fakeTrail) LookupEvents(_ context.Context, in *cloudtrail.LookupEventsInput, _ ...func(*cloudtrail.Options)) (*cloudtrail.LookupEventsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, in)
+	if f.err != nil {
+		return nil, f.err
+	}
+	start := 0
+	if in.NextToken != nil {
+		fmt.Sscan(*in.NextToken, &start)
+	}
+	end := len(f.events)
+	if f.page > 0 {
+		end = min(start+f.page, end)
+	}
+	out := &cloudtrail.LookupEventsOutput{Events: f.events[start:end]}
+	if end < len(f.events) {
+		out.NextToken = aws.String(fmt.Sprint(end))
+	}
+	return out, nil
+}
+
 // mutating are the calls --dry-run must never make.
 var mutating = []string{"update", "delete", "put-role-policy"}
 
@@ -177,7 +213,11 @@ func responder(t *testing.T, fake IAMAPI, opts Options, self string) *Responder 
 		opts.Now = time.Now
 	}
 	opts.testOnlyIAM = func(string) IAMAPI { return fake }
-	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, lastUsed: map[string]bool{}}
+	if opts.testOnlyCloudTrail == nil {
+		opts.testOnlyCloudTrail = func(string, string) CloudTrailAPI { return &fakeTrail{} }
+	}
+	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, creds: map[string]aws.CredentialsProvider{}, lastUsed: map[string]bool{}}
+	r.limits.every = rate.Inf // CloudTrail's rate is kept by TestLookupRate
 	r.setSelf("AKIASELFSELFSELFSELF", self)
 	return r
 }
@@ -611,5 +651,124 @@ func TestRootKeyRails(t *testing.T) {
 				t.Errorf("a root key's deletion was scheduled: %+v", pending)
 			}
 		})
+	}
+}
+
+// TestEvidence: after acting, CloudTrail's event history of the key is
+// read from its leak, and what limits it is said: no credentials in the
+// account, no permission, a leak older than the 90-day history, an
+// unknown leak time, more events than keyburn reads. Nothing is read when
+// nothing was done, nor under a dry run.
+func TestEvidence(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	ev := func(ip string, at time.Time) cttypes.Event {
+		doc := fmt.Sprintf(`{"sourceIPAddress":%q,"awsRegion":"us-east-1","userAgent":"aws-cli/2","userIdentity":{"accessKeyId":%q}}`, ip, key)
+		return cttypes.Event{EventName: aws.String("ListBuckets"), EventTime: aws.Time(at), CloudTrailEvent: aws.String(doc)}
+	}
+	many := make([]cttypes.Event, 0, 50*evidencePages+1)
+	for i := range cap(many) {
+		many = append(many, ev("203.0.113.9", now.Add(-time.Duration(i)*time.Minute)))
+	}
+	alice := live("arn:aws:iam::123456789012:user/alice")
+	tests := []struct {
+		name    string
+		opts    Options
+		vd      verify.Verdict
+		leaked  time.Time
+		trail   *fakeTrail
+		lookups int
+		want    string // in the summary; "" when no evidence
+		from    time.Time
+	}{
+		{name: "read", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-time.Hour),
+			trail:   &fakeTrail{events: []cttypes.Event{ev("203.0.113.9", now.Add(-30*time.Minute)), ev("198.51.100.4", now.Add(-20*time.Minute))}, page: 1},
+			lookups: 2, want: "2 call(s) by the key, first 2026-11-28T09:30:00Z, last 2026-11-28T09:40:00Z; from 198.51.100.4 (1), 203.0.113.9 (1)",
+			from: now.Add(-time.Hour)},
+		{name: "no calls", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-time.Hour), trail: &fakeTrail{},
+			lookups: 1, want: "no calls by the key in CloudTrail (us-east-1, 2026-11-28T09:00:00Z to 2026-11-28T10:00:00Z)", from: now.Add(-time.Hour)},
+		{name: "older than 90 days", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-200 * 24 * time.Hour), trail: &fakeTrail{},
+			lookups: 1, want: "older than CloudTrail's 90-day event history", from: now.Add(-eventHistory)},
+		{name: "leak time unknown", opts: Options{Policy: Delete}, vd: alice, trail: &fakeTrail{},
+			lookups: 1, want: "the leak time is unknown", from: now.Add(-eventHistory)},
+		{name: "no permission", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-time.Hour),
+			trail:   &fakeTrail{err: &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: cloudtrail:LookupEvents"}},
+			lookups: 1, want: "no evidence read: us-east-1: no permission (cloudtrail:LookupEvents is denied", from: now.Add(-time.Hour)},
+		{name: "more than keyburn reads", opts: Options{Policy: Deactivate}, vd: alice, leaked: now.Add(-90 * 24 * time.Hour),
+			trail: &fakeTrail{events: many, page: 50}, lookups: evidencePages, want: "1000 call(s) by the key", from: now.Add(-90 * 24 * time.Hour)},
+		{name: "two regions", opts: Options{Policy: Delete, EvidenceRegions: []string{"us-east-1", "eu-west-1"}}, vd: alice, leaked: now.Add(-time.Hour),
+			trail: &fakeTrail{}, lookups: 2, want: "(us-east-1,eu-west-1,", from: now.Add(-time.Hour)},
+		{name: "another account, no role_name", opts: Options{Policy: Delete}, leaked: now.Add(-time.Hour),
+			vd:    verify.Verdict{Status: verify.Live, ARN: "arn:aws:iam::210987654321:user/alice", Account: "210987654321"},
+			trail: nil, want: "no evidence read: keyburn has no credentials in account 210987654321", from: now.Add(-time.Hour)},
+		{name: "dry run reads nothing", opts: Options{Policy: Delete, DryRun: true}, vd: alice, leaked: now.Add(-time.Hour), trail: &fakeTrail{}},
+		{name: "nothing done, nothing read", opts: Options{Policy: Delete, DenyAccounts: []string{"123456789012"}}, vd: alice, trail: &fakeTrail{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(iamtypes.StatusTypeActive)
+			tt.opts.Now = func() time.Time { return now }
+			if tt.trail != nil {
+				tt.opts.testOnlyCloudTrail = func(account, region string) CloudTrailAPI { return tt.trail }
+			}
+			r := responder(t, fake, tt.opts, selfUser)
+			if tt.trail == nil {
+				r.opts.testOnlyCloudTrail = nil // the responder's own credentials: none in that account
+			}
+			res := r.Respond(context.Background(), Key{ID: key, LeakedAt: tt.leaked}, tt.vd)
+			if tt.trail != nil && len(tt.trail.calls) != tt.lookups {
+				t.Errorf("%d LookupEvents calls, want %d", len(tt.trail.calls), tt.lookups)
+			}
+			if tt.want == "" {
+				if res.Evidence != nil {
+					t.Errorf("evidence read after %q: %s", res.Action, res.Evidence.Summary())
+				}
+				return
+			}
+			if res.Evidence == nil {
+				t.Fatalf("no evidence after %q (%s)", res.Action, res.Reason)
+			}
+			if got := res.Evidence.Summary(); !strings.Contains(got, tt.want) || !res.Evidence.From.Equal(tt.from) {
+				t.Errorf("evidence from %v: %s\nwant from %v: …%s…", res.Evidence.From, got, tt.from, tt.want)
+			}
+			for _, c := range tt.trail.callsOrNil() {
+				if a := c.LookupAttributes; len(a) != 1 || aws.ToString(a[0].AttributeValue) != key || !aws.ToTime(c.StartTime).Equal(tt.from) {
+					t.Errorf("LookupEvents by %+v from %v, want by the key from %v", a, aws.ToTime(c.StartTime), tt.from)
+				}
+			}
+			log, _ := r.opts.Store.AuditLog(context.Background(), key)
+			if last := log[len(log)-1]; last.Action != stepEvidence || last.Detail != res.Evidence.Summary() {
+				t.Errorf("last audit record %+v, want the evidence", last)
+			}
+		})
+	}
+}
+
+func (f *fakeTrail) callsOrNil() []*cloudtrail.LookupEventsInput {
+	if f == nil {
+		return nil
+	}
+	return f.calls
+}
+
+// TestLookupRate: LookupEvents calls for one account and region keep to
+// CloudTrail's 2 per second, across keys; other accounts have their own
+// allowance. Measured on the limiter's own clock (its reservations), not
+// the wall's.
+func TestLookupRate(t *testing.T) {
+	var l limiters
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	a := l.get("123456789012", "us-east-1")
+	if l.get("123456789012", "us-east-1") != a {
+		t.Fatal("a second limiter for the same account and region")
+	}
+	var last time.Duration
+	for i := range 5 {
+		last = a.ReserveN(start, 1).DelayFrom(start)
+		if want := time.Duration(i) * 500 * time.Millisecond; last != want {
+			t.Errorf("call %d waits %v, want %v", i+1, last, want)
+		}
+	}
+	if d := l.get("210987654321", "us-east-1").ReserveN(start, 1).DelayFrom(start); d != 0 {
+		t.Errorf("another account waits %v behind this one's calls", d)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -139,10 +140,16 @@ func (r *Responder) respondRoot(ctx context.Context, k Key, vd verify.Verdict, a
 	return res
 }
 
-// rootAdvice says, in Describe, how root keys are handled.
+// rootAdvice says, in Describe, how root keys are handled, and where
+// evidence is read.
 func (r *Responder) rootAdvice() string {
-	if r.opts.RootAccess {
-		return fmt.Sprintf("; root keys: deleted through centralized root access (sts:AssumeRoot, %s sessions)", time.Duration(rootSessionSeconds)*time.Second)
+	regions := r.opts.EvidenceRegions
+	if len(regions) == 0 {
+		regions = defaultEvidenceRegions
 	}
-	return "; root keys: reported with who can delete them"
+	ev := "; after acting, CloudTrail's event history is read in " + strings.Join(regions, ",")
+	if r.opts.RootAccess {
+		return fmt.Sprintf("; root keys: deleted through centralized root access (sts:AssumeRoot, %s sessions)", time.Duration(rootSessionSeconds)*time.Second) + ev
+	}
+	return "; root keys: reported with who can delete them" + ev
 }

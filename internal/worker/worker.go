@@ -419,6 +419,9 @@ func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name,
 	fmt.Fprintf(&b, "keyburn found a **live** AWS access key in %s.\n\n| | |\n|---|---|\n", codeSpan(what))
 	fmt.Fprintf(&b, "| key ID | %s |\n| fingerprint | %s |\n| account | %s |\n| owner | %s |\n| verdict | %s |\n| action | %s |\n",
 		cell(f.KeyID), cell(f.Fingerprint()), cell(f.AccountID), cell(f.Verification.ARN), cell(f.Verification.Status), cell(action))
+	if f.Response != nil && f.Response.Evidence != nil {
+		fmt.Fprintf(&b, "| CloudTrail | %s |\n", cell(f.Response.Evidence.Summary()))
+	}
 	if private && len(f.Locations) > 0 {
 		l := f.Locations[0]
 		fmt.Fprintf(&b, "| file | %s line %d |\n| commit | %s |\n", cell(l.File), l.Line, cell(l.Commit))
