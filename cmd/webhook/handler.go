@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyburn/keyburn/internal/ghalert"
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/store"
@@ -174,36 +175,61 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 			reply(http.StatusAccepted, "ignored", "owner "+name.Owner+" is not scanned here")
 			return
 		}
-		// Only what the worker reads is stored: GitHub's bodies reach 25 MB,
-		// an SQS message 256 KB.
-		compact, err := json.Marshal(p)
+		h.enqueue(r.Context(), log, reply, store.Delivery{ID: delivery, Event: event, DedupeKey: p.DedupeKey()}, p,
+			"push", "ref", p.Ref, "before", p.Before, "after", p.After)
+	case worker.AlertEvent:
+		e, name, err := ghalert.Parse(body)
 		if err != nil {
-			reply(http.StatusBadRequest, "bad-request", "unusable push")
+			reply(http.StatusBadRequest, "bad-request", err.Error())
 			return
 		}
-		q := enqueuer(h.store)
-		if h.queue != nil {
-			q = h.queue
+		log = log.With("repo", name.String(), "alert", e.Alert.Number)
+		if ok, why := e.Wanted(); !ok {
+			reply(http.StatusAccepted, "ignored", why)
+			return
 		}
-		err = q.Enqueue(r.Context(), store.Delivery{ID: delivery, Event: event, Payload: compact, DedupeKey: p.DedupeKey()})
-		switch {
-		case errors.Is(err, store.ErrDuplicate):
-			reply(http.StatusAccepted, "duplicate", "already queued (this delivery, or the same push under another delivery ID)")
-		case err != nil:
-			log.Error("store delivery", "err", err)
-			reply(http.StatusServiceUnavailable, "store-failed", "could not store the delivery; GitHub may redeliver it")
-		default:
-			if h.wake != nil {
-				select {
-				case h.wake <- struct{}{}:
-				default: // a wake-up is already pending
-				}
-			}
-			log.Info("push queued", "ref", p.Ref, "before", p.Before, "after", p.After)
-			reply(http.StatusAccepted, "queued", "")
+		if !h.owners.Allows(name.Owner) {
+			log.Warn("alert ignored: its owner is not in the owner allowlist", "owner", name.Owner)
+			reply(http.StatusAccepted, "ignored", "owner "+name.Owner+" is not scanned here")
+			return
 		}
+		h.enqueue(r.Context(), log, reply, store.Delivery{ID: delivery, Event: event, DedupeKey: e.DedupeKey(name)}, e,
+			"secret scanning alert", "action", e.Action, "type", e.Alert.SecretType)
 	default:
 		reply(http.StatusAccepted, "ignored", "event "+event+" is not scanned")
+	}
+}
+
+// enqueue stores a delivery whose payload is v, compacted to what the
+// worker reads (GitHub's bodies reach 25 MB, an SQS message 256 KB), and
+// answers.
+func (h *handler) enqueue(ctx context.Context, log *slog.Logger, reply func(int, string, string), d store.Delivery, v any, what string, logArgs ...any) {
+	compact, err := json.Marshal(v)
+	if err != nil {
+		reply(http.StatusBadRequest, "bad-request", "unusable "+what)
+		return
+	}
+	d.Payload = compact
+	q := enqueuer(h.store)
+	if h.queue != nil {
+		q = h.queue
+	}
+	err = q.Enqueue(ctx, d)
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
+		reply(http.StatusAccepted, "duplicate", "already queued (this delivery, or the same "+what+" under another delivery ID)")
+	case err != nil:
+		log.Error("store delivery", "err", err)
+		reply(http.StatusServiceUnavailable, "store-failed", "could not store the delivery; GitHub may redeliver it")
+	default:
+		if h.wake != nil {
+			select {
+			case h.wake <- struct{}{}:
+			default: // a wake-up is already pending
+			}
+		}
+		log.Info(what+" queued", logArgs...)
+		reply(http.StatusAccepted, "queued", "")
 	}
 }
 
@@ -230,7 +256,7 @@ func validSignature(secret, body []byte, header string) bool {
 // metricEvent bounds the event label to known events.
 func metricEvent(e string) string {
 	switch e {
-	case "push", "ping":
+	case "push", "ping", worker.AlertEvent:
 		return e
 	}
 	return "other"

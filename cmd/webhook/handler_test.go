@@ -280,3 +280,56 @@ func TestHelp(t *testing.T) {
 		t.Errorf("run --frob = %v", err)
 	}
 }
+
+// TestSecretScanningAlertDelivery: GitHub's secret_scanning_alert event is
+// checked like a push and stored for the workers when it asks for action
+// (an AWS alert created, reopened or publicly leaked); others are
+// acknowledged and ignored, a malformed one refused, a redelivery stored
+// once. What is stored is what the worker reads, no more.
+func TestSecretScanningAlertDelivery(t *testing.T) {
+	ts := newTestServer(t)
+	created := payload(t, "secret-scanning-alert.json")
+	variant := func(old, new string) []byte {
+		b := bytes.Replace(created, []byte(old), []byte(new), 1)
+		if bytes.Equal(b, created) {
+			t.Fatalf("%q is not in the fixture", old)
+		}
+		return b
+	}
+	reopened := variant(`"action": "created"`, `"action": "reopened"`)
+	resolved := variant(`"action": "created"`, `"action": "resolved"`)
+	slack := variant(`"aws_access_key_id"`, `"slack_api_token"`)
+	escaping := variant(`"full_name": "acme/app"`, `"full_name": "acme/../../etc"`)
+	tests := []struct {
+		name, delivery string
+		body           []byte
+		want           int
+		wantBody       string
+	}{
+		{"created", "a-1", created, 202, "queued"},
+		{"redelivered under a new ID", "a-2", created, 202, "duplicate"},
+		{"reopened", "a-3", reopened, 202, "queued"},
+		{"resolved", "a-4", resolved, 202, "needs nothing done"},
+		{"not an AWS key", "a-5", slack, 202, "not an AWS key"},
+		{"escaping repository name", "a-6", escaping, 400, "not a usable secret_scanning_alert event"},
+		{"not an alert shape", "a-7", []byte(`{"action":"created"}`), 400, "not a usable secret_scanning_alert event"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := ts.post(t, "secret_scanning_alert", tt.delivery, "application/json", tt.body, sign([]byte(testSecret), tt.body))
+			if code != tt.want || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("POST = %d %s, want %d with %q", code, body, tt.want, tt.wantBody)
+			}
+		})
+	}
+	if code, _ := ts.post(t, "secret_scanning_alert", "a-8", "application/json", created, sign([]byte("other"), created)); code != 401 {
+		t.Errorf("a wrongly signed alert: %d, want 401", code)
+	}
+	d, err := ts.store.GetDelivery(context.Background(), "a-1")
+	if err != nil || d.Event != "secret_scanning_alert" || d.Status != store.Queued {
+		t.Fatalf("stored alert: %+v, %v", d, err)
+	}
+	if string(d.Payload) != `{"action":"created","alert":{"number":42,"secret_type":"aws_access_key_id","updated_at":"2026-11-27T21:14:05Z"},"repository":{"full_name":"acme/app"}}` {
+		t.Errorf("stored payload %s", d.Payload)
+	}
+}

@@ -1,6 +1,7 @@
-// Command webhook receives GitHub push webhooks for keyburn: every delivery is
-// checked (X-Hub-Signature-256), stored durably, and answered within
-// GitHub's time limit; workers then scan what each push adds.
+// Command webhook receives GitHub push and secret_scanning_alert webhooks
+// for keyburn: every delivery is checked (X-Hub-Signature-256), stored
+// durably, and answered within GitHub's time limit; workers then scan what
+// each push adds, or act on the AWS key each alert is about.
 //
 //	KEYBURN_WEBHOOK_SECRET=… webhook --listen :8080
 package main
@@ -39,14 +40,16 @@ import (
 
 const usage = `usage: webhook --listen ADDR [flags]
 
-Receives GitHub push webhooks. The secret comes from KEYBURN_WEBHOOK_SECRET or
---secret-file (never a flag: flags show in ps); without one it refuses to start.
-Workers fetch each push into a mirror cache, scan what it adds, verify and
-respond (--respond, off unless set), and post a commit status and, for a live key, an issue
-(with GITHUB_TOKEN, or as a GitHub App with --github-app-id and
---github-app-key, using each push's installation token). The responder uses
-the AWS SDK's default credentials. --queue keeps deliveries in Amazon SQS for a
-fleet of receivers and workers.
+Receives GitHub push and secret_scanning_alert webhooks. The secret comes from
+KEYBURN_WEBHOOK_SECRET or --secret-file (never a flag: flags show in ps);
+without one it refuses to start. Workers fetch each push into a mirror cache,
+scan what it adds, verify and respond (--respond, off unless set), and post a
+commit status and, for a live key, an issue (with GITHUB_TOKEN, or as a GitHub
+App with --github-app-id and --github-app-key, using each push's installation
+token). For an AWS secret-scanning alert they fetch the alert, verify and
+respond, and resolve it as revoked once its key is out of use. The responder
+uses the AWS SDK's default credentials. --queue keeps deliveries in Amazon SQS
+for a fleet of receivers and workers.
 
 Endpoints: POST /webhook, GET /healthz, GET /readyz, GET /metrics.
 `

@@ -26,7 +26,7 @@ const (
 type failures []error
 
 func (f *failures) Skipped(string, string) {}
-func (f *failures) Failed(err error)        { *f = append(*f, err) }
+func (f *failures) Failed(err error)       { *f = append(*f, err) }
 
 func engineOptions(t *testing.T) engine.Options {
 	t.Helper()

@@ -34,6 +34,7 @@ import (
 	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/ghalert"
 	"github.com/keyburn/keyburn/internal/ghapp"
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/ghrepo"
@@ -208,7 +209,7 @@ func (w *Worker) once(stop, work context.Context) (int, error) {
 		return 1, w.o.Queue.Release(settle, d)
 	case perr != nil:
 		attempts := d.Attempts
-		if errors.Is(perr, ghpush.ErrNotPush) || errors.Is(perr, errMalformedJob) {
+		if errors.Is(perr, ghpush.ErrNotPush) || errors.Is(perr, errMalformedJob) || errors.Is(perr, ghalert.ErrNotAlert) || errors.Is(perr, errNoGitHub) {
 			attempts = w.o.MaxAttempts // it will never work: park it now
 		}
 		backoff := w.o.Backoff << min(d.Attempts-1, 10)
@@ -242,6 +243,9 @@ type Result struct {
 	// Unfetchable are pushed commits the mirror could not get: they may
 	// hold a key nobody scanned.
 	Unfetchable []string
+	// Alert is what was done with a secret-scanning alert: "resolved as
+	// revoked", or "left open: why".
+	Alert string
 }
 
 // errMalformedJob marks a repository-scan job that can never be processed.
@@ -257,6 +261,8 @@ func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) 
 		return w.processPush(ctx, d)
 	case repoScanEvent:
 		return w.processRepoScan(ctx, d)
+	case AlertEvent:
+		return w.processAlert(ctx, d)
 	}
 	return Result{Ignored: "event " + d.Event}, nil
 }
@@ -554,4 +560,78 @@ func issueTitle(f *finding.Finding, action string) string {
 		return fmt.Sprintf("CRITICAL: live AWS ROOT key %s pushed (%s): it can do everything in account %s", f.KeyID, action, f.Verification.Account)
 	}
 	return fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)
+}
+
+// AlertEvent is GitHub's event for its own secret-scanning alerts.
+const AlertEvent = "secret_scanning_alert"
+
+// errNoGitHub marks an alert that cannot be acted on without the REST API.
+var errNoGitHub = errors.New("a secret-scanning alert needs the GitHub API (a token or a GitHub App), and the worker has none")
+
+// processAlert acts on a secret-scanning alert: it fetches the alert
+// (with its secret) through the API, pairs the key, verifies and responds
+// like any finding, resolves the alert as revoked once the key is out of
+// use, and opens an issue for a live key that is not.
+func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, error) {
+	e, name, err := ghalert.Parse(d.Payload)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Repo: name.String(), Range: fmt.Sprintf("secret scanning alert #%d", e.Alert.Number)}
+	if !w.o.Owners.Allows(name.Owner) {
+		res.Ignored = "owner " + name.Owner + " is not in the owner allowlist"
+		w.o.Log.Warn("delivery ignored", "repo", name.String(), "reason", res.Ignored)
+		return res, nil
+	}
+	if ok, why := e.Wanted(); !ok {
+		res.Ignored = why
+		return res, nil
+	}
+	_, gh, err := w.credentials(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	if gh == nil {
+		return res, errNoGitHub
+	}
+	log := w.o.Log.With("repo", name.String(), "alert", e.Alert.Number)
+	a, err := ghalert.Get(ctx, gh, name, e.Alert.Number)
+	if err != nil {
+		return res, err
+	}
+	p, err := ghalert.Prepare(ctx, gh, w.o.Engine, name, a, reporter{log})
+	if err != nil {
+		return res, err
+	}
+	res.Findings = p.Findings
+	if p.Skip != "" {
+		res.Alert = "left open: " + p.Skip
+		log.Info("alert not acted on", "reason", p.Skip)
+		return res, nil
+	}
+	if w.o.Verifier == nil {
+		res.Alert = "left open: verification is off"
+		return res, nil
+	}
+	if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
+		log.Error("state", "err", err)
+	}
+	out, err := p.Resolve(ctx, gh, w.o.State)
+	switch {
+	case err != nil:
+		// The key was acted on; a failed resolution is logged, not
+		// retried (retrying would act again).
+		log.Error("resolve the alert", "err", err)
+		res.Alert = "left open: " + out.Why
+	case out.Resolved:
+		res.Alert = "resolved as revoked"
+		log.Info("alert resolved as revoked", "comment", out.Comment)
+	default:
+		res.Alert = "left open: " + out.Why
+		log.Warn("alert left open", "reason", out.Why)
+	}
+	if err := w.issues(ctx, gh, name, res.Range, res.Findings); err != nil {
+		log.Error("report to GitHub", "err", err)
+	}
+	return res, nil
 }
