@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/ghtest"
+	"github.com/keyburn/keyburn/internal/testkeys"
 )
 
 // TestRespondEndToEnd runs the CLI against moto_server: a live key in a file
@@ -191,5 +194,68 @@ func TestVerifyWithABrokenAWSConfig(t *testing.T) {
 	code, out, stderr := runCLI("dir", "--verify", "--aws-endpoint", m.URL, "--state", filepath.Join(t.TempDir(), "s.db"), dir)
 	if code != exitFindings || !strings.Contains(out, "verdict      live") || !strings.Contains(stderr, "AWS configuration") {
 		t.Errorf("--verify with a broken AWS config: exit %d\n%s\n%s", code, out, stderr)
+	}
+}
+
+// TestAlertsBacklog: `scan github --org acme --alerts` clears an
+// organisation's open AWS secret-scanning alerts, end to end against moto
+// and a GitHub-shaped API: both alerts of a live leaked pair (its key ID's
+// and its secret's) are resolved as revoked after the key is deleted once;
+// the alert of a key AWS does not know is left open, with the reason.
+func TestAlertsBacklog(t *testing.T) {
+	m := awstest.Start(t)
+	awsEnv(t, m)
+	front := awstest.StartFront(t, m)
+	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
+		return awstest.LookupEventsPage{}, nil
+	}
+	keyID, sec := m.UserKey(t, "deployer")
+	rng := rand.New(rand.NewPCG(14, 9))
+	deadID, deadSecret := testkeys.KeyID(rng, "AKIA", 123456789012), testkeys.Secret(rng)
+	api := ghtest.Start(t)
+	api.Token = "ghp_backlog"
+	t.Setenv("GITHUB_TOKEN", "ghp_backlog")
+	blobApp, blobLib, commit := strings.Repeat("a1", 20), strings.Repeat("b2", 20), strings.Repeat("c3", 20)
+	api.AddBlob(blobApp, []byte("AWS_ACCESS_KEY_ID="+keyID+"\nAWS_SECRET_ACCESS_KEY="+sec+"\n"))
+	api.AddBlob(blobLib, []byte("aws_access_key_id = "+deadID+"\naws_secret_access_key = "+deadSecret+"\n"))
+	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 1, SecretType: "aws_access_key_id", Secret: keyID,
+		Locations: []ghtest.Location{{Path: ".env", Line: 1, Blob: blobApp, Commit: commit}}})
+	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 2, SecretType: "aws_secret_access_key", Secret: sec,
+		Locations: []ghtest.Location{{Path: ".env", Line: 2, Blob: blobApp, Commit: commit}}})
+	api.AddAlert(&ghtest.Alert{Repo: "acme/lib", Number: 1, SecretType: "aws_access_key_id", Secret: deadID,
+		Locations: []ghtest.Location{{Path: "creds", Line: 1, Blob: blobLib, Commit: commit}}})
+	api.AddAlert(&ghtest.Alert{Repo: "acme/lib", Number: 2, SecretType: "slack_api_token", Secret: "xoxb-not-aws"})
+	state := filepath.Join(t.TempDir(), "state.db")
+
+	code, out, stderr := runCLI("github", "--org", "acme", "--alerts", "--respond=delete", "--github-api", api.URL,
+		"--aws-endpoint", front.URL, "--state", state, "--format", "json")
+	if code != exitFindings {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	if os.Getenv("SHOW") != "" {
+		t.Log(stderr)
+	}
+	if s := m.KeyStatus(t, "deployer", keyID); s != "" {
+		t.Errorf("the leaked key is %q, want deleted", s)
+	}
+	ups := api.Updates()
+	if len(ups) != 2 || ups[0].Repo != "acme/app" || ups[1].Repo != "acme/app" || ups[0].Resolution != "revoked" || ups[1].Resolution != "revoked" {
+		t.Errorf("alert updates %+v, want acme/app #1 and #2 resolved as revoked", ups)
+	}
+	if a := api.Alert("acme/lib", 1); a.State != "open" {
+		t.Errorf("the dead key's alert is %s, want left open", a.State)
+	}
+	for _, want := range []string{"3 open AWS secret-scanning alert(s) in acme", "acme/app#1: resolved as revoked", "acme/app#2: resolved as revoked",
+		"acme/lib#1: left open: the key is invalid", "2 of 3 alert(s) resolved as revoked"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Count(out, `"action": "deleted"`) != 1 || strings.Contains(out+stderr+fmt.Sprint(ups), sec) {
+		t.Errorf("want the key deleted once and no secret shown:\n%s", out)
+	}
+	// Without --org, or with --queue: refused, with the reason.
+	if code, _, stderr := runCLI("github", "--user", "alice", "--alerts"); code != exitError || !strings.Contains(stderr, "--alerts goes with --org") {
+		t.Errorf("--user --alerts: exit %d, %s", code, stderr)
 	}
 }

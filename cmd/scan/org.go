@@ -16,6 +16,8 @@ import (
 
 	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/ghalert"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/org"
@@ -35,6 +37,11 @@ scans only what is new, and says how many repositories it skipped.
     --shard i/n          this machine's share of the repositories (i from 0)
     --queue URL          queue one job per repository on Amazon SQS for the
                          webhook's workers (webhook --queue URL) instead
+    --alerts             act on the organisation's open AWS secret-scanning
+                         alerts instead: fetch each (with its secret), verify,
+                         respond (--respond), and resolve it as revoked once its
+                         key is out of use; the token needs the
+                         secret_scanning_alerts permission (read and write)
 
 Flags:
 `
@@ -66,6 +73,7 @@ type orgFlags struct {
 	rewrites                        rewriteList
 	shard, apiURL, queueURL, appKey string
 	appID                           int64
+	alerts                          bool
 }
 
 func (f *orgFlags) register(fs *flag.FlagSet) {
@@ -83,6 +91,7 @@ func (f *orgFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.appID, "github-app-id", 0, "authenticate as this GitHub App `ID` (with --github-app-key), through its installation")
 	fs.StringVar(&f.appKey, "github-app-key", "", "the GitHub App's private key `file` (PEM)")
 	fs.StringVar(&f.queueURL, "queue", "", "put one job per repository on this Amazon SQS queue `URL` for the webhook's workers, instead of scanning here")
+	fs.BoolVar(&f.alerts, "alerts", false, "act on the organisation's open AWS secret-scanning alerts instead of scanning its repositories")
 }
 
 func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
@@ -96,6 +105,12 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		fs.Usage()
 		return exitError, errors.New("give one of --org and --user")
 	}
+	if f.alerts && (f.o.Org == "" || f.queueURL != "") {
+		return exitError, errors.New("--alerts goes with --org (secret-scanning alerts are an organisation's), and not with --queue")
+	}
+	if f.alerts {
+		f.c.verify = true // an alert is acted on only once its key is verified
+	}
 	s, err := f.c.resolve(u, ".")
 	if err != nil {
 		return exitError, err
@@ -103,6 +118,9 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	o, err := f.options(ctx, s, u)
 	if err != nil {
 		return exitError, err
+	}
+	if f.alerts {
+		return runAlerts(ctx, f, o, s, u, stdout)
 	}
 	if f.queueURL != "" {
 		cfg, err := clients.AWS(ctx)
@@ -141,6 +159,73 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 	}
 	return f.c.complete(ctx, u, s, stdout, &engine.Result{Findings: res.Findings, Bytes: res.Bytes, Files: int64(res.Scanned)}, start, scanErr, nil)
+}
+
+// maxAlerts bounds the alerts one run reads.
+const maxAlerts = 10000
+
+// runAlerts clears an organisation's backlog of AWS secret-scanning alerts:
+// each open one is fetched with its secret and made into findings; they
+// are verified and responded to like any scan's; then each alert whose key
+// is out of use is resolved as revoked, and each other one left open with
+// the reason.
+func runAlerts(ctx context.Context, f orgFlags, o org.Options, s *setup, u *ui, stdout io.Writer) (int, error) {
+	start := time.Now()
+	list, listErr := ghalert.ListOpen(ctx, o.Client, o.Org, maxAlerts)
+	if listErr != nil && len(list) == 0 {
+		return exitError, listErr
+	}
+	u.printf("%d open AWS secret-scanning alert(s) in %s", len(list), o.Org)
+	var prepared []*ghalert.Alert
+	for _, a := range list {
+		name, err := ghrepo.Parse(a.GetRepository().GetFullName())
+		if err != nil {
+			u.errorf("alert #%d: %v", a.GetNumber(), err)
+			continue
+		}
+		p, err := ghalert.Prepare(ctx, o.Client, s.opts, name, a, u)
+		switch {
+		case err != nil:
+			u.errorf("%s#%d: %v", name, a.GetNumber(), err)
+		case p.Skip != "":
+			u.printf("%s#%d: left open: %s", name, p.Number, p.Skip)
+		default:
+			prepared = append(prepared, p)
+		}
+	}
+	fs := ghalert.Merge(prepared)
+	var resolveErr error
+	code, err := f.c.complete(ctx, u, s, stdout, &engine.Result{Findings: fs}, start, listErr, func([]*finding.Finding) {
+		var st *store.Store
+		if len(prepared) > 0 {
+			var err error
+			if err = os.MkdirAll(dirOf(f.c.statePath), 0o700); err == nil {
+				st, err = store.Open(f.c.statePath)
+			}
+			if err != nil {
+				u.errorf("state: %v: keys deleted by an earlier run are not recognised", err)
+			} else {
+				defer st.Close()
+			}
+		}
+		resolved := 0
+		for _, p := range prepared {
+			out, err := p.Resolve(ctx, o.Client, st)
+			resolveErr = errors.Join(resolveErr, err)
+			switch {
+			case out.Resolved:
+				resolved++
+				u.printf("%s#%d: resolved as revoked (%s)", p.Repo, p.Number, out.Comment)
+			default:
+				u.printf("%s#%d: left open: %s", p.Repo, p.Number, out.Why)
+			}
+		}
+		u.printf("%d of %d alert(s) resolved as revoked", resolved, len(list))
+	})
+	if err == nil && resolveErr != nil {
+		return exitError, resolveErr
+	}
+	return code, err
 }
 
 // options turns the flags into the organisation scan's options, with its

@@ -398,6 +398,8 @@ func (a *Alert) Resolve(ctx context.Context, gh *github.Client, st *store.Store)
 			}
 		} else if t.Verification.Error != "" {
 			why += " (" + t.Verification.Error + ")"
+		} else if t.Verification.Status == string(verify.Invalid) {
+			why += " (AWS does not know it: deleted, deactivated, or never issued)"
 		}
 		return Outcome{Why: why}, nil
 	}

@@ -2,6 +2,7 @@ package ghalert
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -243,5 +244,40 @@ func TestMergeAndEarlierAction(t *testing.T) {
 	}
 	if ups := api.Updates(); len(ups) != 1 || ups[0].Number != 2 || ups[0].Resolution != "revoked" {
 		t.Errorf("updates %+v", ups)
+	}
+}
+
+// TestListOpen: an organisation's open AWS alerts are read page by page
+// (GitHub's Link header), other types and resolved alerts left out, and no
+// more than the limit.
+func TestListOpen(t *testing.T) {
+	api := ghtest.Start(t)
+	for i := range 250 {
+		typ, state := TypeKeyID, "open"
+		switch i % 10 {
+		case 3:
+			typ = "slack_api_token"
+		case 7:
+			state = "resolved"
+		}
+		api.AddAlert(&ghtest.Alert{Repo: fmt.Sprintf("acme/r%d", i%4), Number: i + 1, SecretType: typ, State: state, Secret: "x"})
+	}
+	api.AddAlert(&ghtest.Alert{Repo: "other/r", Number: 1, SecretType: TypeKeyID, Secret: "x"})
+	gh := api.Client("")
+	all, err := ListOpen(context.Background(), gh, "acme", 10000)
+	if err != nil || len(all) != 200 {
+		t.Fatalf("ListOpen = %d alerts, %v; want 200", len(all), err)
+	}
+	pages := 0
+	for _, r := range api.Requests() {
+		if strings.HasPrefix(r, "GET /orgs/acme/secret-scanning/alerts") {
+			pages++
+		}
+	}
+	if pages != 2 {
+		t.Errorf("%d pages read, want 2 (100 a page)", pages)
+	}
+	if some, err := ListOpen(context.Background(), gh, "acme", 30); err != nil || len(some) != 30 {
+		t.Errorf("with a limit of 30: %d, %v", len(some), err)
 	}
 }
