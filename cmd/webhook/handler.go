@@ -55,6 +55,7 @@ type metrics struct {
 	actions    *prometheus.CounterVec // by action
 	errors     prometheus.Counter     // failed deliveries (retried or parked)
 	unfetched  prometheus.Counter     // pushed commits that could not be fetched, even by SHA
+	alerts     *prometheus.CounterVec // secret-scanning alerts, by outcome: resolved or open
 	reg        *prometheus.Registry
 }
 
@@ -77,9 +78,11 @@ func newMetrics() *metrics {
 			Help: "Deliveries whose processing failed (retried, then parked)."}),
 		unfetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "keyburn_unfetchable_commits_total",
 			Help: "Pushed commits that could not be fetched, even by SHA: nobody scanned them."}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyburn_alerts_total",
+			Help: "GitHub secret-scanning alerts acted on, by outcome: resolved (as revoked) or open (left open, with the reason in the log)."}, []string{"outcome"}),
 		reg: prometheus.NewRegistry(),
 	}
-	m.reg.MustRegister(m.deliveries, m.ackLatency, m.queue, m.scan, m.findings, m.verdicts, m.actions, m.errors, m.unfetched)
+	m.reg.MustRegister(m.deliveries, m.ackLatency, m.queue, m.scan, m.findings, m.verdicts, m.actions, m.errors, m.unfetched, m.alerts)
 	return m
 }
 
@@ -92,6 +95,12 @@ func (m *metrics) observe(res worker.Result, took time.Duration, err error) {
 		return
 	}
 	m.findings.Add(float64(len(res.Findings)))
+	switch {
+	case res.Alert == worker.AlertResolved:
+		m.alerts.WithLabelValues("resolved").Inc()
+	case res.Alert != "":
+		m.alerts.WithLabelValues("open").Inc()
+	}
 	for _, f := range res.Findings {
 		if f.Verification != nil {
 			m.verdicts.WithLabelValues(f.Verification.Status).Inc()

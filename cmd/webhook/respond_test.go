@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/ghtest"
 	"github.com/keyburn/keyburn/internal/store"
 )
 
@@ -112,5 +116,84 @@ func TestDueDeletionsOnATimer(t *testing.T) {
 	}
 	if !strings.Contains(log, `"msg":"due deletion","key_id":"`+id+`","action":"deleted"`) {
 		t.Errorf("the log does not record the due deletion:\n%s", log)
+	}
+}
+
+// TestSecretScanningAlertEndToEnd: from GitHub's signed delivery to a dead
+// key and a resolved alert, through the running receiver: the event is
+// checked and queued, a worker fetches the alert from a GitHub-shaped API
+// (the event carries no secret), finds the secret in the blob GitHub
+// names, verifies the key live against moto, deletes it, and resolves the
+// alert as revoked with a comment naming the action and the audit record.
+func TestSecretScanningAlertEndToEnd(t *testing.T) {
+	m := awstest.Start(t)
+	front := awstest.StartFront(t, m)
+	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
+		return awstest.LookupEventsPage{}, nil
+	}
+	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
+	t.Setenv("AWS_ACCESS_KEY_ID", m.Admin.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", m.Admin.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
+	keyID, sec := m.UserKey(t, "ci")
+	api := ghtest.Start(t)
+	api.Token = "ghp_receiver"
+	blob, commit := "af5626b4a114abcb82d63db7c8082c3c4756e51b", "f14d7debf9775f957cf4f1e8176da0786431f72b"
+	api.AddBlob(blob, []byte("# prod\nexport AWS_ACCESS_KEY_ID="+keyID+"\nexport AWS_SECRET_ACCESS_KEY="+sec+"\n"))
+	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 42, SecretType: "aws_access_key_id", Secret: keyID,
+		Locations: []ghtest.Location{{Path: "deploy/prod.env", Line: 2, Column: 25, Blob: blob, Commit: commit}}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	event := payload(t, "secret-scanning-alert.json")
+	delivered := false
+	log := runUntil(t, []string{"--listen", addr, "--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
+		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL}, func() bool {
+		if !delivered {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(event))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", "secret_scanning_alert")
+			req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+			req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), event))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false // not listening yet
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("delivery answered %d", resp.StatusCode)
+			}
+			delivered = true
+		}
+		if api.Alert("acme/app", 42).State != "resolved" {
+			return false
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `keyburn_alerts_total{outcome="resolved"} 1`)
+	})
+	if s := m.KeyStatus(t, "ci", keyID); s != "" {
+		t.Errorf("the key is %q, want deleted", s)
+	}
+	ups := api.Updates()
+	if len(ups) != 1 || ups[0].Resolution != "revoked" || !strings.Contains(ups[0].Comment, "deleted it at") ||
+		!strings.Contains(ups[0].Comment, "keyburn scan audit --key "+keyID) {
+		t.Errorf("alert updates %+v", ups)
+	}
+	if strings.Contains(log, sec) || strings.Contains(fmt.Sprint(ups, api.Issues()), sec) {
+		t.Error("the secret reached the log or GitHub")
+	}
+	if !strings.Contains(log, "secret scanning alert queued") || !strings.Contains(log, "alert resolved as revoked") {
+		t.Errorf("the log does not tell the story:\n%s", log)
 	}
 }

@@ -565,6 +565,9 @@ func issueTitle(f *finding.Finding, action string) string {
 // AlertEvent is GitHub's event for its own secret-scanning alerts.
 const AlertEvent = "secret_scanning_alert"
 
+// AlertResolved is Result.Alert for an alert resolved as revoked.
+const AlertResolved = "resolved as revoked"
+
 // errNoGitHub marks an alert that cannot be acted on without the REST API.
 var errNoGitHub = errors.New("a secret-scanning alert needs the GitHub API (a token or a GitHub App), and the worker has none")
 
@@ -624,7 +627,7 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 		log.Error("resolve the alert", "err", err)
 		res.Alert = "left open: " + out.Why
 	case out.Resolved:
-		res.Alert = "resolved as revoked"
+		res.Alert = AlertResolved
 		log.Info("alert resolved as revoked", "comment", out.Comment)
 	default:
 		res.Alert = "left open: " + out.Why
