@@ -719,7 +719,7 @@ func (a auditor) userName() *string {
 // owner names the key's owner in messages.
 func (a auditor) owner() string {
 	if a.root {
-		return "the root user of account " + a.account
+		return "the root user"
 	}
 	return "user " + a.user
 }
