@@ -225,6 +225,9 @@ func TestAlertsBacklog(t *testing.T) {
 	api.AddAlert(&ghtest.Alert{Repo: "acme/lib", Number: 1, SecretType: "aws_access_key_id", Secret: deadID,
 		Locations: []ghtest.Location{{Path: "creds", Line: 1, Blob: blobLib, Commit: commit}}})
 	api.AddAlert(&ghtest.Alert{Repo: "acme/lib", Number: 2, SecretType: "slack_api_token", Secret: "xoxb-not-aws"})
+	// An API answer naming a repository no name check passes: reported,
+	// never fetched from, and the rest goes on.
+	api.AddAlert(&ghtest.Alert{Repo: "acme/../../x", Number: 9, SecretType: "aws_access_key_id", Secret: deadID})
 	state := filepath.Join(t.TempDir(), "state.db")
 
 	code, out, stderr := runCLI("github", "--org", "acme", "--alerts", "--respond=delete", "--github-api", api.URL,
@@ -245,8 +248,13 @@ func TestAlertsBacklog(t *testing.T) {
 	if a := api.Alert("acme/lib", 1); a.State != "open" {
 		t.Errorf("the dead key's alert is %s, want left open", a.State)
 	}
-	for _, want := range []string{"3 open AWS secret-scanning alert(s) in acme", "acme/app#1: resolved as revoked", "acme/app#2: resolved as revoked",
-		"acme/lib#1: left open: the key is invalid", "2 of 3 alert(s) resolved as revoked"} {
+	for _, r := range api.Requests() {
+		if strings.Contains(r, "..") || strings.Contains(r, "/x/") {
+			t.Errorf("asked GitHub for %q", r)
+		}
+	}
+	for _, want := range []string{"4 open AWS secret-scanning alert(s) in acme", "acme/app#1: resolved as revoked", "acme/app#2: resolved as revoked",
+		"acme/lib#1: left open: the key is invalid", "alert #9: repository \"acme/../../x\"", "2 of 4 alert(s) resolved as revoked"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
