@@ -79,6 +79,7 @@ type GitHubSpec struct {
 //	role_name       = "keyburn-responder" # act through arn:aws:iam::{account}:role/{role_name}
 //	centralized_root_access = true      # delete live root keys with sts:AssumeRoot (AWS Organizations)
 //	evidence_regions = ["us-east-1", "eu-west-1"] # CloudTrail event history read after acting
+//	respond_min_severity = "critical"   # act only on keys this severe (by what they reach); report the rest
 type AWSSpec struct {
 	CanaryAccounts []string `toml:"canary_accounts"`
 	AllowAccounts  []string `toml:"allow_accounts"`
@@ -93,6 +94,9 @@ type AWSSpec struct {
 	// EvidenceRegions are the regions whose CloudTrail event history is
 	// read after a key is acted on (default us-east-1).
 	EvidenceRegions []string `toml:"evidence_regions"`
+	// RespondMinSeverity, when set, leaves live keys of a lower severity
+	// (from what they could do) reported but not acted on.
+	RespondMinSeverity string `toml:"respond_min_severity"`
 }
 
 // RuleSpec is one [[rule]] as written in TOML.
@@ -303,6 +307,12 @@ func compile(srcs []source) (*Set, error) {
 				set.AWS.RoleName = a.RoleName
 			}
 			set.AWS.CentralizedRootAccess = set.AWS.CentralizedRootAccess || a.CentralizedRootAccess
+			if a.RespondMinSeverity != "" {
+				if !slices.Contains([]string{"low", "medium", "high", "critical"}, a.RespondMinSeverity) {
+					errs = append(errs, &Error{File: src.name, Line: line, Err: fmt.Errorf("aws: respond_min_severity %q: want low, medium, high or critical", a.RespondMinSeverity)})
+				}
+				set.AWS.RespondMinSeverity = a.RespondMinSeverity
+			}
 			for _, r := range a.EvidenceRegions {
 				if !regionRE.MatchString(r) {
 					errs = append(errs, &Error{File: src.name, Line: line, Err: fmt.Errorf("aws: evidence_regions: %q is not an AWS region name (like eu-west-1)", r)})

@@ -107,6 +107,7 @@ var loadErrorTests = []struct {
 	{"malformed", "[[rule]\nid=1\n", `user.toml:1:`},
 	{"bad account", "# x\n[aws]\ndeny_accounts = ['12']\n", `user.toml:2: aws: account "12" is not 12 digits`},
 	{"wrong type", "[[rule]]\nid = 5\n", `user.toml:2:`},
+	{"bad severity floor", "[aws]\nrespond_min_severity = 'severe'\n", `user.toml:1: aws: respond_min_severity "severe"`},
 	{"bad region", "[aws]\nevidence_regions = ['us-east-1', 'Ireland']\n", `user.toml:1: aws: evidence_regions: "Ireland" is not an AWS region name`},
 	{"example both", "[[rule]]\nid = \"e\"\nkey_id = 'AKIA[A-Z]{16}'\nkeywords = ['AKIA']\n[[rule.examples]]\nmatch = 'a'\nnomatch = 'b'\n", `rule "e": examples[0]: set exactly one`},
 }
@@ -164,8 +165,8 @@ key_ids = ['^AKIAQX4BPTNRRLUGAZ2M$']
 	}
 
 	withAWS, err := rules.Load(rules.DefaultFS(), &rules.UserFile{Name: "u.toml", Text: []byte("[aws]\ncanary_accounts = ['111122223333']\nrole_name = 'kb'\n" +
-		"centralized_root_access = true\nevidence_regions = ['us-east-1', 'eu-west-1', 'us-gov-west-1']\n")})
-	if err != nil || len(withAWS.AWS.CanaryAccounts) != 1 || withAWS.AWS.RoleName != "kb" || !withAWS.AWS.CentralizedRootAccess ||
+		"centralized_root_access = true\nevidence_regions = ['us-east-1', 'eu-west-1', 'us-gov-west-1']\nrespond_min_severity = 'critical'\n")})
+	if err != nil || len(withAWS.AWS.CanaryAccounts) != 1 || withAWS.AWS.RoleName != "kb" || !withAWS.AWS.CentralizedRootAccess || withAWS.AWS.RespondMinSeverity != "critical" ||
 		strings.Join(withAWS.AWS.EvidenceRegions, ",") != "us-east-1,eu-west-1,us-gov-west-1" {
 		t.Errorf("[aws] section: %+v, %v", withAWS.AWS, err)
 	}

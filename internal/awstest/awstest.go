@@ -72,7 +72,9 @@ func Run() (s *Server, stop func(), err error) {
 	l.Close()
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.Env = append(os.Environ(), fmt.Sprintf("INITIAL_NO_AUTH_ACTION_COUNT=%d", setupCalls),
-		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "MOTO_ALLOW_NONEXISTENT_REGION=true")
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "MOTO_ALLOW_NONEXISTENT_REGION=true",
+		// AWS managed policies (AdministratorAccess …) exist, as in AWS.
+		"MOTO_IAM_LOAD_MANAGED_POLICIES=true")
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

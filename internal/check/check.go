@@ -104,6 +104,14 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 	if r == nil {
 		return errors.Join(errs...)
 	}
+	if vd.Status == verify.Live {
+		// What it could do decides its severity, and may decide whether
+		// it is acted on.
+		if f.Verification.Reach = r.Reach(ctx, vd); f.Verification.Reach != nil {
+			f.Severity = f.Verification.Reach.Severity()
+		}
+		key.Severity = f.Severity
+	}
 	res := r.Respond(ctx, key, vd)
 	errs = append(errs, res.Err)
 	switch {

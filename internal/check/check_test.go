@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
@@ -503,6 +506,56 @@ func TestLeakedAt(t *testing.T) {
 		got := leakedAt(f)
 		if s := stamp(got); s != tt.want {
 			t.Errorf("leakedAt(%q) = %q, want %q", tt.dates, s, tt.want)
+		}
+	}
+}
+
+// TestReachSteersResponseMoto: what a live key could do decides its
+// severity in every format, and with respond_min_severity = "critical"
+// whether it is acted on: the key of a user allowed everything is deleted;
+// the key of a user allowed nothing is reported (medium) and left alone,
+// the audit saying why. Its reach is read with the responder's
+// credentials, never the key's.
+func TestReachSteersResponseMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	adminID, adminSecret := m.UserKey(t, "ops")
+	if _, err := m.IAM().AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: aws.String("ops"),
+		PolicyArn: aws.String("arn:aws:iam::aws:policy/AdministratorAccess")}); err != nil {
+		t.Fatal(err)
+	}
+	emptyID, emptySecret := m.UserKey(t, "intern")
+	fs := scanDir(t, map[string]string{"ops.env": envFile(adminID, adminSecret), "intern.env": envFile(emptyID, emptySecret)})
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()})
+	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, MinSeverity: finding.SeverityCritical, Credentials: m.AdminProvider(),
+		Endpoint: m.URL, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, ctx, fs, v, r)
+	found := byKey(fs)
+	ops, intern := found[adminID], found[emptyID]
+	if ops.Severity != finding.SeverityCritical || ops.Verification.Reach == nil || ops.Verification.Reach.Level != finding.ReachAdmin ||
+		ops.Response == nil || ops.Response.Action != string(respond.ActionDeleted) || m.KeyStatus(t, "ops", adminID) != "" {
+		t.Errorf("the administrator's key: severity %s, reach %+v, response %+v; want critical, admin, deleted", ops.Severity, ops.Verification.Reach, ops.Response)
+	}
+	if intern.Severity != "medium" || intern.Verification.Reach == nil || intern.Verification.Reach.Level != finding.ReachNone ||
+		intern.Response == nil || !strings.Contains(intern.Response.Reason, "below respond_min_severity critical") || m.KeyStatus(t, "intern", emptyID) != "Active" {
+		t.Errorf("the empty user's key: severity %s, reach %+v, response %+v; want medium, none, left alone", intern.Severity, intern.Verification.Reach, intern.Response)
+	}
+	var b strings.Builder
+	if err := report.Write(&b, "text", fs, report.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"reach        administrator: it can do everything", "admin: * on * (AdministratorAccess (attached to user ops))",
+		"reach        nothing notable"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
 		}
 	}
 }

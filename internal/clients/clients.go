@@ -69,7 +69,7 @@ func (c Check) Responder(ctx context.Context, cfg aws.Config) (*respond.Responde
 	}
 	return respond.New(ctx, respond.Options{Policy: c.Policy, DryRun: c.DryRun, Soak: c.Soak,
 		Credentials: cfg.Credentials, Endpoint: c.Endpoint, RoleName: role, RootAccess: c.Rules.CentralizedRootAccess,
-		EvidenceRegions: c.Rules.EvidenceRegions, Store: c.Store,
+		EvidenceRegions: c.Rules.EvidenceRegions, MinSeverity: c.Rules.RespondMinSeverity, Store: c.Store,
 		AllowAccounts: c.Rules.AllowAccounts, DenyAccounts: c.Rules.DenyAccounts, CanaryAccounts: c.Rules.CanaryAccounts})
 }
 

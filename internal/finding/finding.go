@@ -88,6 +88,9 @@ type Verification struct {
 	// Root is true for a live key of an account's root user: it grants
 	// everything in the account (the finding's severity is critical).
 	Root bool `json:"root,omitempty"`
+	// Reach is what the key could do, read from its principal's policies
+	// (nil when not read).
+	Reach *Reach `json:"reach,omitempty"`
 }
 
 // Response is the action taken on a live credential.
@@ -129,6 +132,73 @@ type Evidence struct {
 	// Unread says why no evidence (or only part) could be read: no
 	// credentials in the account, no permission, an error.
 	Unread string `json:"unread,omitempty"`
+}
+
+// Reach is what a live key could do: its principal's policies, read with
+// keyburn's own credentials (never the key's), summed up.
+type Reach struct {
+	// Level is the most it could do: admin (everything), iam (manage IAM:
+	// make itself an administrator), data (read S3 objects, secrets,
+	// parameters), compute (run instances, functions), none (nothing of
+	// these), unknown (its policies could not be read).
+	Level string `json:"level"`
+	// Why names, for each capability, the action and the policy that grant
+	// it: "admin: * on * (AdministratorAccess, attached to group admins)".
+	Why []string `json:"why,omitempty"`
+	// Policies are the policies read: attached, inline, of its groups.
+	Policies []string `json:"policies,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+	// Boundary is the permissions boundary, which caps the level.
+	Boundary string `json:"boundary,omitempty"`
+	// Roles are roles whose trust policy lets it assume them, with their
+	// own level: "deploy (admin)".
+	Roles []string `json:"roles,omitempty"`
+	// Unread says what could not be read, and why.
+	Unread []string `json:"unread,omitempty"`
+}
+
+// Reach levels, most first.
+const (
+	ReachAdmin   = "admin"
+	ReachIAM     = "iam"
+	ReachData    = "data"
+	ReachCompute = "compute"
+	ReachNone    = "none"
+	ReachUnknown = "unknown"
+)
+
+// Severity is the severity a live key of this reach has: critical for an
+// administrator or an IAM manager (who can make itself one), high for one
+// that reads data or runs compute, or whose reach is unknown, medium for
+// one that can do none of these.
+func (r *Reach) Severity() string {
+	switch r.Level {
+	case ReachAdmin, ReachIAM:
+		return SeverityCritical
+	case ReachNone:
+		return "medium"
+	}
+	return "high"
+}
+
+// Summary is the reach in one line.
+func (r *Reach) Summary() string {
+	var b strings.Builder
+	b.WriteString(map[string]string{ReachAdmin: "administrator: it can do everything", ReachIAM: "can manage IAM (and so make itself an administrator)",
+		ReachData: "can read data", ReachCompute: "can run compute", ReachNone: "nothing notable", ReachUnknown: "unknown"}[r.Level])
+	for _, w := range r.Why {
+		b.WriteString("; " + w)
+	}
+	if r.Boundary != "" {
+		b.WriteString("; bounded by " + r.Boundary)
+	}
+	if len(r.Roles) > 0 {
+		b.WriteString("; can assume " + strings.Join(r.Roles, ", "))
+	}
+	for _, u := range r.Unread {
+		b.WriteString("; not read: " + u)
+	}
+	return b.String()
 }
 
 // Count is a value and how often it was seen.

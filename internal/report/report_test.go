@@ -34,7 +34,9 @@ func sample() []*finding.Finding {
 		SessionToken: secret.New(token1), Location: finding.Location{File: "notes/creds with space.txt", Line: 1, Column: 1,
 			Commit: "9fceb02d0ae598e95dc970b74767f19372d61af8", Author: "Alice <alice@example.invalid>", Date: "2024-03-01T10:00:00Z", Ref: "refs/heads/main"}})
 	fs := c.Findings()
-	fs[0].Verification = &finding.Verification{Status: "live", ARN: "arn:aws:iam::100000000000:user/ci", Account: "100000000000"}
+	fs[0].Verification = &finding.Verification{Status: "live", ARN: "arn:aws:iam::100000000000:user/ci", Account: "100000000000",
+		Reach: &finding.Reach{Level: finding.ReachData, Why: []string{"data: s3:GetObject (read-data (attached to group readers))"},
+			Policies: []string{"read-data"}, Groups: []string{"readers"}}}
 	fs[0].Response = &finding.Response{Action: "deleted", At: "2024-03-01T10:01:00Z", Evidence: &finding.Evidence{
 		From: time.Date(2024, 2, 28, 9, 0, 0, 0, time.UTC), To: time.Date(2024, 3, 1, 10, 1, 0, 0, time.UTC), Regions: []string{"us-east-1"},
 		Calls: 3, Own: 1, First: time.Date(2024, 2, 29, 22, 14, 5, 0, time.UTC), Last: time.Date(2024, 2, 29, 23, 2, 41, 0, time.UTC),

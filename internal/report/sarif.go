@@ -57,6 +57,8 @@ func SARIF(w io.Writer, fs []*finding.Finding, opts Options) error {
 				msg += "; verified " + v.Status
 				if v.Root {
 					msg = "ROOT " + msg + "; it is the root user's key: it can do everything in account " + v.Account
+				} else if v.Reach != nil {
+					msg += "; reach: " + v.Reach.Summary()
 				}
 			}
 			if r := f.Response; r != nil {

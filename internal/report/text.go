@@ -69,6 +69,15 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 			}
 			bw.WriteString("\n")
 		}
+		if v := f.Verification; v != nil && v.Reach != nil {
+			for i, part := range strings.Split(v.Reach.Summary(), "; ") {
+				label := "reach      "
+				if i > 0 {
+					label = "           "
+				}
+				fmt.Fprintf(bw, "  %s  %s\n", label, part)
+			}
+		}
 		if v := f.Verification; v != nil && v.Root {
 			fmt.Fprintf(bw, "  ROOT KEY     %s\n", paint(ansiBold+ansiRed, "the account's root user: it can do everything in account "+v.Account))
 			if r := f.Response; r == nil || r.Action != "deleted" {

@@ -67,6 +67,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/reach"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
@@ -197,6 +198,11 @@ type Options struct {
 	// the global STS endpoint's events).
 	EvidenceRegions []string
 
+	// MinSeverity, when set, leaves keys of a lower severity alone
+	// (reported only): "critical" acts only on root, administrator and
+	// IAM-manager keys.
+	MinSeverity string
+
 	AllowAccounts  []string // when not empty, only these accounts
 	DenyAccounts   []string // never these
 	CanaryAccounts []string // never these either (besides the public canary list)
@@ -209,6 +215,7 @@ type Options struct {
 	testOnlyIAM         func(account string) IAMAPI
 	testOnlyRootSession func(account string) (IAMAPI, error) // in place of sts:AssumeRoot
 	testOnlyCloudTrail  func(account, region string) CloudTrailAPI
+	testOnlyReach       func(account string) reach.IAM
 }
 
 // ErrNoCredentials is returned by New when keyburn's own AWS credentials,
@@ -294,6 +301,9 @@ func (r *Responder) Describe() string {
 		fmt.Fprintf(&b, " through role %s in each key's account", o.RoleName)
 	}
 	b.WriteString(r.rootAdvice())
+	if o.MinSeverity != "" {
+		fmt.Fprintf(&b, "; only on keys of severity %s or more (by what they reach)", o.MinSeverity)
+	}
 	if len(o.AllowAccounts) > 0 {
 		fmt.Fprintf(&b, "; only in accounts %s", strings.Join(o.AllowAccounts, ","))
 	}
@@ -359,7 +369,9 @@ func (r *Responder) credsIn(account string) (aws.CredentialsProvider, bool) {
 }
 
 // iamWith returns an IAM client acting with creds.
-func (r *Responder) iamWith(creds aws.CredentialsProvider) IAMAPI {
+func (r *Responder) iamWith(creds aws.CredentialsProvider) IAMAPI { return r.iamClient(creds) }
+
+func (r *Responder) iamClient(creds aws.CredentialsProvider) *iam.Client {
 	o := iam.Options{Region: r.opts.Region, Credentials: creds, HTTPClient: r.opts.HTTPClient,
 		APIOptions: []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue("keyburn", "respond")}}
 	if r.opts.Endpoint != "" {
@@ -396,6 +408,53 @@ func parseARN(arn string) principal {
 	return p
 }
 
+// severities, least first.
+var severities = []string{"low", "medium", "high", finding.SeverityCritical}
+
+// ParseSeverity checks a severity name ("" is none).
+func ParseSeverity(s string) (string, error) {
+	if s == "" || slices.Contains(severities, s) {
+		return s, nil
+	}
+	return "", fmt.Errorf("severity %q: want one of %s", s, strings.Join(severities, ", "))
+}
+
+// belowMinSeverity says why a key of severity sev is not acted on, or "".
+func (r *Responder) belowMinSeverity(sev string) string {
+	min := r.opts.MinSeverity
+	if min == "" || sev == "" || slices.Index(severities, sev) >= slices.Index(severities, min) {
+		return ""
+	}
+	return "severity " + sev + " is below respond_min_severity " + min + ": reported, not acted on"
+}
+
+// Reach reads what a live key could do, with the responder's credentials
+// in the key's account (its own, or role_name's), never the key's: the
+// policies of the user (or role) STS named. A root key reaches everything.
+func (r *Responder) Reach(ctx context.Context, vd verify.Verdict) *finding.Reach {
+	p := parseARN(vd.ARN)
+	switch {
+	case p.root:
+		return &finding.Reach{Level: finding.ReachAdmin, Why: []string{"admin: the root user of account " + p.account + " can do everything in it"}}
+	case p.user == "" && p.role == "":
+		return nil
+	}
+	var c reach.IAM
+	if r.opts.testOnlyReach != nil {
+		c = r.opts.testOnlyReach(vd.Account)
+	} else {
+		creds, ok := r.credsIn(vd.Account)
+		if !ok {
+			return &finding.Reach{Level: finding.ReachUnknown, Unread: []string{"keyburn has no credentials in account " + vd.Account + " (set role_name)"}}
+		}
+		c = r.iamClient(creds)
+	}
+	if p.role != "" {
+		return reach.OfRole(ctx, c, p.role)
+	}
+	return reach.Of(ctx, c, p.user, vd.ARN)
+}
+
 // ownerName is how the audit log names who an ARN is: a user's name,
 // role/NAME, or the root user.
 func ownerName(arn string) string {
@@ -420,6 +479,9 @@ type Key struct {
 	// LeakedAt is when the key was first seen (its commit's date); zero
 	// when unknown. Evidence is read from then.
 	LeakedAt time.Time
+	// Severity is the finding's, from its reach: below MinSeverity, a
+	// key is reported, not acted on.
+	Severity string
 }
 
 // refuse applies the rails that do not need AWS: it returns why the
@@ -531,6 +593,10 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		// The audit says why a live key was left alone.
 		res.Err = r.auditor(k.ID, vd.Account, "").write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
 		return skip("refused: " + why)
+	}
+	if why := r.belowMinSeverity(k.Severity); why != "" {
+		res.Err = r.auditor(k.ID, vd.Account, ownerName(vd.ARN)).write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
+		return skip(why)
 	}
 	if strings.HasPrefix(k.ID, "ASIA") {
 		return r.revokeSessions(ctx, k.ID, vd)

@@ -267,6 +267,10 @@ func TestRespondRails(t *testing.T) {
 		{"temporary, dry run", Options{Policy: Delete, DryRun: true}, selfUser, Key{ID: "ASIAROSDW5AABZW3VLYZ"}, live("arn:aws:sts::123456789012:assumed-role/deploy/ci"), ActionDryRun, "revoke role deploy", "get-role,get-role-policy"},
 		{"owner mismatch", Options{Policy: Delete}, selfUser, Key{ID: key}, live("arn:aws:iam::123456789012:user/mallory"), ActionFailed, "not among user mallory's", "last-used,list"},
 		{"policy off", Options{Policy: Off}, selfUser, Key{ID: key}, alice, ActionNone, "", ""},
+		{"below respond_min_severity", Options{Policy: Delete, MinSeverity: "critical"}, selfUser, Key{ID: key, Severity: "high"}, alice,
+			ActionSkipped, "severity high is below respond_min_severity critical", ""},
+		{"at respond_min_severity", Options{Policy: Delete, MinSeverity: "high"}, selfUser, Key{ID: key, Severity: "high"}, alice,
+			ActionDeleted, "", "last-used,list,update,list,delete"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -425,6 +425,9 @@ func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name,
 	fmt.Fprintf(&b, "keyburn found a **live** AWS access key in %s.\n\n| | |\n|---|---|\n", codeSpan(what))
 	fmt.Fprintf(&b, "| key ID | %s |\n| fingerprint | %s |\n| account | %s |\n| owner | %s |\n| verdict | %s |\n| action | %s |\n",
 		cell(f.KeyID), cell(f.Fingerprint()), cell(f.AccountID), cell(f.Verification.ARN), cell(f.Verification.Status), cell(action))
+	if f.Verification.Reach != nil {
+		fmt.Fprintf(&b, "| severity | %s |\n| reach | %s |\n", cell(f.Severity), cell(f.Verification.Reach.Summary()))
+	}
 	if f.Response != nil && f.Response.Evidence != nil {
 		fmt.Fprintf(&b, "| CloudTrail | %s |\n", cell(f.Response.Evidence.Summary()))
 	}
@@ -558,6 +561,10 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 func issueTitle(f *finding.Finding, action string) string {
 	if f.Verification != nil && f.Verification.Root {
 		return fmt.Sprintf("CRITICAL: live AWS ROOT key %s pushed (%s): it can do everything in account %s", f.KeyID, action, f.Verification.Account)
+	}
+	if f.Severity == finding.SeverityCritical && f.Verification != nil && f.Verification.Reach != nil {
+		what, _, _ := strings.Cut(f.Verification.Reach.Summary(), ";")
+		return fmt.Sprintf("CRITICAL: live AWS key %s pushed (%s): %s", f.KeyID, action, what)
 	}
 	return fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)
 }

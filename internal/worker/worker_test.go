@@ -376,15 +376,21 @@ func openStore(t *testing.T) *store.Store {
 }
 
 func TestIssueTitle(t *testing.T) {
+	admin := &finding.Reach{Level: finding.ReachAdmin, Why: []string{"admin: * on * (AdministratorAccess)"}}
 	for _, tc := range []struct {
-		v    *finding.Verification
-		want string
+		v        *finding.Verification
+		severity string
+		want     string
 	}{
-		{&finding.Verification{Status: "live", Account: "123456789012"}, "Live AWS key AKIAROSDW5AABZW3VLYZ pushed (deleted)"},
-		{&finding.Verification{Status: "live", Account: "123456789012", Root: true},
+		{&finding.Verification{Status: "live", Account: "123456789012"}, "high", "Live AWS key AKIAROSDW5AABZW3VLYZ pushed (deleted)"},
+		{&finding.Verification{Status: "live", Account: "123456789012", Root: true}, "critical",
 			"CRITICAL: live AWS ROOT key AKIAROSDW5AABZW3VLYZ pushed (deleted): it can do everything in account 123456789012"},
+		{&finding.Verification{Status: "live", Account: "123456789012", Reach: admin}, "critical",
+			"CRITICAL: live AWS key AKIAROSDW5AABZW3VLYZ pushed (deleted): administrator: it can do everything"},
+		{&finding.Verification{Status: "live", Account: "123456789012", Reach: &finding.Reach{Level: finding.ReachNone}}, "medium",
+			"Live AWS key AKIAROSDW5AABZW3VLYZ pushed (deleted)"},
 	} {
-		if got := issueTitle(&finding.Finding{KeyID: "AKIAROSDW5AABZW3VLYZ", Verification: tc.v}, "deleted"); got != tc.want {
+		if got := issueTitle(&finding.Finding{KeyID: "AKIAROSDW5AABZW3VLYZ", Severity: tc.severity, Verification: tc.v}, "deleted"); got != tc.want {
 			t.Errorf("issueTitle = %q, want %q", got, tc.want)
 		}
 	}
