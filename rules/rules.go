@@ -42,6 +42,32 @@ type File struct {
 	AWS       *AWSSpec       `toml:"aws"`
 	GitHub    *GitHubSpec    `toml:"github"`
 	Scan      *ScanSpec      `toml:"scan"`
+	Notify    *NotifySpec    `toml:"notify"`
+}
+
+// NotifySpec is the [notify] section: where news of live keys goes.
+// Read only from a config named with --config (a .keyburn.toml found in a
+// scanned tree could send it anywhere), with URLs and secrets from the
+// environment rather than the file where it can:
+//
+//	[[notify.target]]
+//	kind    = "slack"                    # a Slack-compatible incoming webhook
+//	url_env = "KEYBURN_SLACK_WEBHOOK"    # or url = "https://hooks.slack.com/services/…"
+//
+//	[[notify.target]]
+//	kind       = "json"                  # any endpoint: the message as JSON, signed
+//	url        = "https://hooks.example.com/keyburn"
+//	secret_env = "KEYBURN_NOTIFY_SECRET" # HMAC-SHA256 key: X-Keyburn-Signature-256
+type NotifySpec struct {
+	Targets []NotifyTarget `toml:"target"`
+}
+
+// NotifyTarget is one [[notify.target]].
+type NotifyTarget struct {
+	Kind      string `toml:"kind"`
+	URL       string `toml:"url"`
+	URLEnv    string `toml:"url_env"`
+	SecretEnv string `toml:"secret_env"`
 }
 
 // ScanSpec is the [scan] section: settings of a scan kept in the file, so
@@ -157,9 +183,10 @@ type Rule struct {
 
 // Set is a compiled set of rules and allowlists.
 type Set struct {
-	AWS           AWSSpec    // joined from every file
-	GitHub        GitHubSpec // joined from every file
-	Scan          ScanSpec   // the last file's settings win; Baseline is made relative to where the run is
+	AWS           AWSSpec        // joined from every file
+	GitHub        GitHubSpec     // joined from every file
+	Notify        []NotifyTarget // [[notify.target]]s, joined from every file
+	Scan          ScanSpec       // the last file's settings win; Baseline is made relative to where the run is
 	Rules         []*Rule
 	AllowKeyIDs   []*regexp.Regexp
 	AllowSecrets  []*regexp.Regexp
@@ -325,6 +352,9 @@ func compile(srcs []source) (*Set, error) {
 		}
 		if g := src.file.GitHub; g != nil {
 			set.GitHub.Owners = append(set.GitHub.Owners, g.Owners...)
+		}
+		if n := src.file.Notify; n != nil {
+			set.Notify = append(set.Notify, n.Targets...)
 		}
 		if sc := src.file.Scan; sc != nil {
 			if sc.Baseline != "" && !filepath.IsAbs(sc.Baseline) {

@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,5 +272,86 @@ func TestAlertsBacklog(t *testing.T) {
 	// Without --org, or with --queue: refused, with the reason.
 	if code, _, stderr := runCLI("github", "--user", "alice", "--alerts"); code != exitError || !strings.Contains(stderr, "--alerts goes with --org") {
 		t.Errorf("--user --alerts: exit %d, %s", code, stderr)
+	}
+}
+
+// TestNotifyEndToEnd: a live key found, deleted, and told about: a JSON
+// target (signed) and a Slack-compatible one, both on loopback, both
+// failing their first call, get the news within the run, retried; neither
+// gets the secret. A [notify] section in a .keyburn.toml found in the
+// scanned tree is ignored, with a warning: the tree's own file could send
+// news of its keys anywhere.
+func TestNotifyEndToEnd(t *testing.T) {
+	m := awstest.Start(t)
+	awsEnv(t, m)
+	front := awstest.StartFront(t, m)
+	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
+		return awstest.LookupEventsPage{}, nil
+	}
+	id, sec := m.UserKey(t, "builder")
+	type got struct {
+		mu     sync.Mutex
+		calls  int
+		bodies []string
+	}
+	var hook, slack got
+	serve := func(g *got, key []byte) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if g.calls++; g.calls == 1 {
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			}
+			if key != nil {
+				mac := hmac.New(sha256.New, key)
+				mac.Write(body)
+				if r.Header.Get("X-Keyburn-Signature-256") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+					http.Error(w, "bad signature", http.StatusUnauthorized)
+					return
+				}
+			}
+			g.bodies = append(g.bodies, string(body))
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	hookSrv, slackSrv := serve(&hook, []byte("notify-key")), serve(&slack, nil)
+	t.Setenv("KEYBURN_TEST_NOTIFY_SECRET", "notify-key")
+	t.Setenv("KEYBURN_TEST_SLACK_URL", slackSrv.URL+"/services/T0/B0/SLACKSECRET")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ci.env"), []byte("AWS_ACCESS_KEY_ID="+id+"\nAWS_SECRET_ACCESS_KEY="+sec+"\n"), 0o644)
+	notifyConf := "[[notify.target]]\nkind = \"json\"\nurl = \"" + hookSrv.URL + "/keyburn\"\nsecret_env = \"KEYBURN_TEST_NOTIFY_SECRET\"\n\n" +
+		"[[notify.target]]\nkind = \"slack\"\nurl_env = \"KEYBURN_TEST_SLACK_URL\"\n"
+	conf := filepath.Join(t.TempDir(), "keyburn.toml")
+	os.WriteFile(conf, []byte(notifyConf), 0o600)
+	state := filepath.Join(t.TempDir(), "state.db")
+
+	// Found in the scanned tree: ignored.
+	os.WriteFile(filepath.Join(dir, ".keyburn.toml"), []byte(notifyConf), 0o644)
+	code, _, stderr := runCLI("dir", "--verify", "--aws-endpoint", front.URL, "--state", state, dir)
+	if code != exitFindings || !strings.Contains(stderr, "[notify] in .keyburn.toml is ignored") || hook.calls+slack.calls != 0 {
+		t.Fatalf("a found .keyburn.toml's [notify]: exit %d, %d calls\n%s", code, hook.calls+slack.calls, stderr)
+	}
+	os.Remove(filepath.Join(dir, ".keyburn.toml"))
+
+	code, out, stderr := runCLI("dir", "--respond=delete", "--config", conf, "--aws-endpoint", front.URL, "--state", state, dir)
+	if code != exitFindings || m.KeyStatus(t, "builder", id) != "" {
+		t.Fatalf("exit %d, key %q\n%s\n%s", code, m.KeyStatus(t, "builder", id), out, stderr)
+	}
+	if len(hook.bodies) != 1 || len(slack.bodies) != 1 || hook.calls != 2 || slack.calls != 2 {
+		t.Fatalf("json target got %d (%d calls), slack %d (%d calls); want one each after a retry\n%s", len(hook.bodies), hook.calls, len(slack.bodies), slack.calls, stderr)
+	}
+	var msg struct {
+		Event, Severity, Action, Reach string
+		KeyID                          string `json:"key_id"`
+	}
+	if err := json.Unmarshal([]byte(hook.bodies[0]), &msg); err != nil || msg.Event != "acted" || msg.KeyID != id || msg.Action != "deleted" || msg.Severity == "" || msg.Reach == "" {
+		t.Errorf("json message %s: %+v, %v", hook.bodies[0], msg, err)
+	}
+	if !strings.Contains(slack.bodies[0], "Live AWS key killed") || strings.Contains(hook.bodies[0]+slack.bodies[0]+stderr, sec) ||
+		strings.Contains(stderr, "SLACKSECRET") {
+		t.Errorf("slack message %s; or a secret shown", slack.bodies[0])
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/notify"
 	"github.com/keyburn/keyburn/internal/report"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/source"
@@ -131,6 +132,8 @@ type setup struct {
 	baseline finding.Baseline
 	report   report.Options
 	policy   respond.Policy
+	notify   []notify.Target // from a --config file only
+	where    string          // what was scanned, for notifications
 }
 
 // resolve checks the common flags and loads the rules and the baseline.
@@ -163,8 +166,12 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	if err != nil || maxSize == 0 {
 		return nil, fmt.Errorf("--max-file-size %q: want a size such as 10MB or 1GiB", c.maxFileSize)
 	}
+	targets, err := c.notifyTargets(u, set)
+	if err != nil {
+		return nil, err
+	}
 	s := &setup{
-		aws: set.AWS,
+		aws: set.AWS, notify: targets, where: dirHint,
 		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency, DecodeDepth: decode,
 			FS: source.FSOptions{MaxFileSize: int64(maxSize), ArchiveDepth: max(0, c.archiveDepth), SkipBinaries: c.skipBinaries}},
 		report: report.Options{ShowSecret: c.showSecret, Version: version},
@@ -189,6 +196,53 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 		u.debugf("baseline %s: %d accepted fingerprints", c.baseline, len(s.baseline))
 	}
 	return s, nil
+}
+
+// notifyDrain bounds how long a run waits for notifications to go out;
+// what is left is sent by the next run.
+const notifyDrain = 30 * time.Second
+
+// notify sends news of the live keys (and whatever earlier runs could not
+// send) to the [notify] targets, through the state file's outbox.
+func (c *common) notify(ctx context.Context, u *ui, s *setup, fs []*finding.Finding) error {
+	if len(s.notify) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(c.statePath), 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	st, err := store.Open(c.statePath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now()
+	if _, err := notify.Enqueue(ctx, st, s.notify, notify.Messages(fs, notify.Where{Repository: s.where}, now), now); err != nil {
+		return err
+	}
+	sender := &notify.Sender{Store: st, Targets: s.notify, Backoff: 2 * time.Second}
+	pending, err := sender.Drain(ctx, notifyDrain)
+	if err != nil {
+		u.debugf("notify: %v", err)
+	}
+	if pending > 0 {
+		u.errorf("%d notification(s) not delivered yet (%v): the next run retries them", pending, err)
+	}
+	return nil
+}
+
+// notifyTargets reads the [notify] targets, from a config named with
+// --config only: a .keyburn.toml found in a scanned tree is the tree's,
+// and could send news of its keys anywhere.
+func (c *common) notifyTargets(u *ui, set *rules.Set) ([]notify.Target, error) {
+	if len(set.Notify) == 0 {
+		return nil, nil
+	}
+	if c.config == "" {
+		u.errorf("[notify] in %s is ignored: notification targets are read only from a file named with --config", configFileName)
+		return nil, nil
+	}
+	return notify.Targets(set.Notify, nil)
 }
 
 func (c *common) loadRules(u *ui, dirHint string) (*rules.Set, error) {
@@ -461,6 +515,9 @@ func (c *common) complete(ctx context.Context, u *ui, s *setup, stdout io.Writer
 	checkErr := c.check(ctx, u, s, fs)
 	if err := c.writeResults(stdout, fs, s.report); err != nil {
 		return exitError, errors.Join(checkErr, err)
+	}
+	if err := c.notify(ctx, u, s, fs); err != nil {
+		checkErr = errors.Join(checkErr, err)
 	}
 	if before != nil {
 		before(fs)

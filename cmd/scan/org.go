@@ -119,6 +119,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	if err != nil {
 		return exitError, err
 	}
+	s.where = "github.com/" + f.o.Org + f.o.User
 	if f.alerts {
 		return runAlerts(ctx, f, o, s, u, stdout)
 	}

@@ -29,8 +29,10 @@ import (
 	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/notify"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/sqsqueue"
 	"github.com/keyburn/keyburn/internal/store"
@@ -75,6 +77,7 @@ type config struct {
 	secretFile  string
 	mirrors     string
 	workers     int
+	notify      []notify.Target // from [notify] in --config
 	rewrites    rewriteFlags
 	githubAPI   string
 	respond     string
@@ -204,6 +207,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if wopts.Responder != nil && c.workers > 0 {
 		wg.Go(func() { deleteDue(stopCtx, wopts.Responder, c.dueEvery, log) })
 	}
+	if len(c.notify) > 0 && c.workers > 0 {
+		sender := &notify.Sender{Store: st, Targets: c.notify}
+		wg.Go(func() { sendNotifications(stopCtx, sender, log) })
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("listening", "addr", c.listen, "state", c.state, "workers", c.workers)
@@ -267,6 +274,9 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	if len(owners) == 0 {
 		log.Warn("no owner allowlist: pushes to any GitHub owner are scanned (--owner or [github] owners limits them)")
 	}
+	if c.notify, err = notify.Targets(set.Notify, nil); err != nil {
+		return worker.Options{}, err
+	}
 	o := worker.Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
 		Host: host, Owners: owners, Deadline: c.deadline,
 		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log}
@@ -291,6 +301,14 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 		}
 		log.Log(ctx, level, "RESPONDER ON: "+o.Responder.Describe(), "respond", c.respond, "dry_run", c.dryRun, "soak", c.soak.String())
 	}
+	if len(c.notify) > 0 {
+		o.Notify = func(ctx context.Context, fs []*finding.Finding, where notify.Where) error {
+			now := time.Now()
+			_, err := notify.Enqueue(ctx, st, c.notify, notify.Messages(fs, where, now), now)
+			return err
+		}
+		log.Info("notifications on", "targets", len(c.notify))
+	}
 	if o.App, err = clients.App(c.appID, c.appKey, c.githubAPI); err != nil {
 		return o, err
 	}
@@ -314,6 +332,23 @@ func runWorker(stop, work context.Context, i int, w *worker.Worker, alive *atomi
 		}
 	}()
 	w.Run(stop, work)
+}
+
+// sendNotifications sends what the outbox holds, every second, until ctx
+// ends; failures are retried by the sender's backoff.
+func sendNotifications(ctx context.Context, s *notify.Sender, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if n, err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("notifications", "sent", n, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // deleteDue carries out the deletions whose soak window has passed, at

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +149,18 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 	api.AddBlob(blob, []byte("# prod\nexport AWS_ACCESS_KEY_ID="+keyID+"\nexport AWS_SECRET_ACCESS_KEY="+sec+"\n"))
 	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 42, SecretType: "aws_access_key_id", Secret: keyID,
 		Locations: []ghtest.Location{{Path: "deploy/prod.env", Line: 2, Column: 25, Blob: blob, Commit: commit}}})
+	// The news goes to a JSON notification target on loopback.
+	var notified syncBuffer
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if r.Header.Get("X-Keyburn-Signature-256") == "sha256="+hex.EncodeToString(hmacOf([]byte("notify-key"), body)) {
+			notified.Write(body)
+		}
+	}))
+	defer hook.Close()
+	t.Setenv("KEYBURN_TEST_NOTIFY_SECRET", "notify-key")
+	conf := filepath.Join(t.TempDir(), "keyburn.toml")
+	os.WriteFile(conf, []byte("[[notify.target]]\nkind = \"json\"\nurl = \""+hook.URL+"\"\nsecret_env = \"KEYBURN_TEST_NOTIFY_SECRET\"\n"), 0o600)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +170,7 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 	event := payload(t, "secret-scanning-alert.json")
 	delivered := false
 	log := runUntil(t, []string{"--listen", addr, "--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
-		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL}, func() bool {
+		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL, "--config", conf}, func() bool {
 		if !delivered {
 			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(event))
 			req.Header.Set("Content-Type", "application/json")
@@ -180,8 +196,11 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), `keyburn_alerts_total{outcome="resolved"} 1`)
+		return strings.Contains(string(b), `keyburn_alerts_total{outcome="resolved"} 1`) && strings.Contains(notified.String(), keyID)
 	})
+	if n := notified.String(); !strings.Contains(n, `"event":"acted"`) || !strings.Contains(n, `"repository":"acme/app"`) || strings.Contains(n, sec) {
+		t.Errorf("notification %s", n)
+	}
 	if s := m.KeyStatus(t, "ci", keyID); s != "" {
 		t.Errorf("the key is %q, want deleted", s)
 	}
@@ -190,10 +209,16 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 		!strings.Contains(ups[0].Comment, "keyburn scan audit --key "+keyID) {
 		t.Errorf("alert updates %+v", ups)
 	}
-	if strings.Contains(log, sec) || strings.Contains(fmt.Sprint(ups, api.Issues()), sec) {
+	if strings.Contains(log, sec) || strings.Contains(fmt.Sprint(ups, api.Issues()), sec) || strings.Contains(log, hook.URL) {
 		t.Error("the secret reached the log or GitHub")
 	}
 	if !strings.Contains(log, "secret scanning alert queued") || !strings.Contains(log, "alert resolved as revoked") {
 		t.Errorf("the log does not tell the story:\n%s", log)
 	}
+}
+
+func hmacOf(key, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return m.Sum(nil)
 }

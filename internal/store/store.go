@@ -104,6 +104,20 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL,
 		PRIMARY KEY (repo, key_id)
 	);`,
+	// 6: notifications waiting to be sent (outbox.go).
+	`CREATE TABLE outbox (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		target     TEXT NOT NULL,
+		body       BLOB NOT NULL,
+		dedupe     TEXT NOT NULL,
+		status     TEXT NOT NULL,
+		attempts   INTEGER NOT NULL DEFAULT 0,
+		next_at    INTEGER NOT NULL,
+		last_error TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL
+	);
+	CREATE UNIQUE INDEX outbox_dedupe ON outbox (target, dedupe);
+	CREATE INDEX outbox_due ON outbox (status, next_at);`,
 }
 
 // DefaultPath is where the state lives when no path is given, for the CLI

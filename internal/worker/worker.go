@@ -39,6 +39,7 @@ import (
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/notify"
 	"github.com/keyburn/keyburn/internal/reposcan"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/source"
@@ -97,6 +98,9 @@ type Options struct {
 	// Observe, when set, is told of every processed delivery (for metrics).
 	// It may be called concurrently.
 	Observe func(res Result, took time.Duration, err error)
+	// Notify, when set, is given the findings of each processed delivery
+	// once they are verified and acted on (the notification outbox).
+	Notify func(ctx context.Context, fs []*finding.Finding, where notify.Where) error
 
 	testOnlyProcess func(store.Delivery) // called first thing in Process
 }
@@ -318,6 +322,7 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 			w.o.Log.Error("state", "repo", name.String(), "err", err)
 		}
 	}
+	w.notify(ctx, name, res.Findings)
 	if gh != nil {
 		if err := w.report(ctx, gh, name, p, res.Findings); err != nil {
 			// The scan and the response are done: a failed report is
@@ -326,6 +331,17 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 		}
 	}
 	return res, nil
+}
+
+// notify hands the findings to the notification outbox; a failure to
+// store them is logged (the findings are reported to GitHub regardless).
+func (w *Worker) notify(ctx context.Context, name ghrepo.Name, fs []*finding.Finding) {
+	if w.o.Notify == nil {
+		return
+	}
+	if err := w.o.Notify(ctx, fs, notify.Where{Repository: name.String()}); err != nil {
+		w.o.Log.Error("notifications could not be stored", "repo", name.String(), "err", err)
+	}
 }
 
 // cloneURL is the repository's clone URL: built from its validated name and
@@ -548,6 +564,7 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 			w.o.Log.Error("state", "repo", name.String(), "err", err)
 		}
 	}
+	w.notify(ctx, name, res.Findings)
 	if gh != nil {
 		if err := w.issues(ctx, gh, name, "a repository scan", res.Findings); err != nil {
 			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
@@ -626,6 +643,7 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 	if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
 		log.Error("state", "err", err)
 	}
+	w.notify(ctx, name, res.Findings)
 	out, err := p.Resolve(ctx, gh, w.o.State)
 	switch {
 	case err != nil:
