@@ -202,16 +202,22 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 // what is left is sent by the next run.
 const notifyDrain = 30 * time.Second
 
+// openState opens the state file, making its directory (its owner's
+// alone) if need be.
+func (c *common) openState() (*store.Store, error) {
+	if err := os.MkdirAll(filepath.Dir(c.statePath), 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return store.Open(c.statePath)
+}
+
 // notify sends news of the live keys (and whatever earlier runs could not
 // send) to the [notify] targets, through the state file's outbox.
 func (c *common) notify(ctx context.Context, u *ui, s *setup, fs []*finding.Finding) error {
 	if len(s.notify) == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(c.statePath), 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-	st, err := store.Open(c.statePath)
+	st, err := c.openState()
 	if err != nil {
 		return err
 	}
@@ -433,10 +439,7 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	if !c.verify || (len(fs) == 0 && s.policy == respond.Off) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(c.statePath), 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-	st, err := store.Open(c.statePath)
+	st, err := c.openState()
 	if err != nil {
 		return err
 	}

@@ -200,10 +200,7 @@ func runAlerts(ctx context.Context, f orgFlags, o org.Options, s *setup, u *ui, 
 		var st *store.Store
 		if len(prepared) > 0 {
 			var err error
-			if err = os.MkdirAll(dirOf(f.c.statePath), 0o700); err == nil {
-				st, err = store.Open(f.c.statePath)
-			}
-			if err != nil {
+			if st, err = f.c.openState(); err != nil {
 				u.errorf("state: %v: keys deleted by an earlier run are not recognised", err)
 			} else {
 				defer st.Close()

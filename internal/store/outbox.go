@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -51,18 +52,7 @@ func (s *Store) DueNotifications(ctx context.Context, now time.Time, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("read the outbox: %w", err)
 	}
-	defer rows.Close()
-	var out []Notification
-	for rows.Next() {
-		var n Notification
-		var next int64
-		if err := rows.Scan(&n.ID, &n.Target, &n.Body, &n.Dedupe, &n.Status, &n.Attempts, &n.LastError, &next); err != nil {
-			return nil, err
-		}
-		n.NextAt = time.UnixMilli(next)
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return scanNotifications(rows)
 }
 
 // PendingNotifications counts the notifications not yet sent nor parked.
@@ -91,8 +81,14 @@ func (s *Store) NotificationFailed(ctx context.Context, id int64, reason string,
 func (s *Store) Notifications(ctx context.Context) ([]Notification, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, target, body, dedupe, status, attempts, last_error, next_at FROM outbox ORDER BY id`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the outbox: %w", err)
 	}
+	return scanNotifications(rows)
+}
+
+// scanNotifications reads outbox rows (id, target, body, dedupe, status,
+// attempts, last_error, next_at).
+func scanNotifications(rows *sql.Rows) ([]Notification, error) {
 	defer rows.Close()
 	var out []Notification
 	for rows.Next() {
