@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/ghtest"
 	"github.com/keyburn/keyburn/internal/testkeys"
@@ -91,6 +94,12 @@ func TestRespondEndToEnd(t *testing.T) {
 	code, out, _ = runCLI("dir", "--respond=delete", "--aws-endpoint", m.URL, "--state", state, dir)
 	if code != exitFindings || !strings.Contains(out, "verdict      invalid") || !strings.Contains(out, "not live (invalid)") {
 		t.Errorf("second run: exit %d\n%s", code, out)
+	}
+	// The HTML report carries each key's audit trail from the state file.
+	code, out, _ = runCLI("dir", "--format", "html", "--verify", "--aws-endpoint", front.URL, "--state", state, dir)
+	if code != exitFindings || !strings.HasPrefix(out, "<!DOCTYPE html>") || !strings.Contains(out, id) || !strings.Contains(out, "audit trail (") ||
+		!strings.Contains(out, "deactivate ok") || strings.Contains(out, sec) {
+		t.Errorf("html report: exit %d\n%s", code, out)
 	}
 }
 
@@ -353,5 +362,84 @@ func TestNotifyEndToEnd(t *testing.T) {
 	if !strings.Contains(slack.bodies[0], "Live AWS key killed") || strings.Contains(hook.bodies[0]+slack.bodies[0]+stderr, sec) ||
 		strings.Contains(stderr, "SLACKSECRET") {
 		t.Errorf("slack message %s; or a secret shown", slack.bodies[0])
+	}
+}
+
+// TestFourUsersReport: the triage of four leaked keys, end to end against
+// moto: an administrator's, an IAM manager's, a reader's (through a group)
+// and an empty user's (not moto's "admin", which is the responder's own
+// user, and left alone as such). With respond_min_severity = "critical", a dry run
+// says what each could do and which would be deleted; the real run deletes
+// the two critical keys only and writes the HTML report. KEEP_REPORTS=DIR
+// keeps both outputs.
+func TestFourUsersReport(t *testing.T) {
+	m := awstest.Start(t)
+	awsEnv(t, m)
+	front := awstest.StartFront(t, m)
+	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
+		return awstest.LookupEventsPage{}, nil
+	}
+	ctx := context.Background()
+	c := m.IAM()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := map[string][2]string{}
+	for _, u := range []string{"administrator", "iam-manager", "reader", "empty"} {
+		id, sec := m.UserKey(t, u)
+		keys[u] = [2]string{id, sec}
+	}
+	must(c.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: aws.String("administrator"), PolicyArn: aws.String("arn:aws:iam::aws:policy/AdministratorAccess")}))
+	must(c.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("iam-manager"), PolicyName: aws.String("manage-iam"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}`)}))
+	pol, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String("read-data"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":"*"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(c.CreateGroup(ctx, &iam.CreateGroupInput{GroupName: aws.String("readers")}))
+	must(c.AttachGroupPolicy(ctx, &iam.AttachGroupPolicyInput{GroupName: aws.String("readers"), PolicyArn: pol.Policy.Arn}))
+	must(c.AddUserToGroup(ctx, &iam.AddUserToGroupInput{GroupName: aws.String("readers"), UserName: aws.String("reader")}))
+
+	dir := t.TempDir()
+	for u, k := range keys {
+		os.WriteFile(filepath.Join(dir, u+".env"), []byte("AWS_ACCESS_KEY_ID="+k[0]+"\nAWS_SECRET_ACCESS_KEY="+k[1]+"\n"), 0o644)
+	}
+	conf := filepath.Join(t.TempDir(), "keyburn.toml")
+	os.WriteFile(conf, []byte("[aws]\nrespond_min_severity = \"critical\"\n"), 0o600)
+	state := filepath.Join(t.TempDir(), "state.db")
+	args := []string{"--config", conf, "--aws-endpoint", front.URL, "--state", state, dir}
+
+	code, text, stderr := runCLI(append([]string{"dir", "--respond=delete", "--dry-run"}, args...)...)
+	if code != exitFindings {
+		t.Fatalf("dry run: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"critical  account 123456789012", "reach        administrator: it can do everything",
+		"reach        can manage IAM (and so make itself an administrator)", "reach        can read data", "reach        nothing notable",
+		"action       dry-run", "below respond_min_severity critical"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("dry run's report lacks %q:\n%s", want, text)
+		}
+	}
+	code, html, stderr := runCLI(append([]string{"dir", "--respond=delete", "--format", "html"}, args...)...)
+	if code != exitFindings || !strings.Contains(html, "2</b>critical") {
+		t.Fatalf("real run: exit %d\n%s\n%s", code, stderr, html)
+	}
+	for u, want := range map[string]string{"administrator": "", "iam-manager": "", "reader": "Active", "empty": "Active"} {
+		if s := m.KeyStatus(t, u, keys[u][0]); s != want {
+			t.Errorf("%s's key is %q, want %q", u, s, want)
+		}
+	}
+	for _, k := range keys {
+		if strings.Contains(text+html+stderr, k[1]) {
+			t.Fatal("a secret was printed")
+		}
+	}
+	if d := os.Getenv("KEEP_REPORTS"); d != "" {
+		os.WriteFile(filepath.Join(d, "four-users.txt"), []byte(text), 0o644)
+		os.WriteFile(filepath.Join(d, "four-users.html"), []byte(html), 0o644)
 	}
 }

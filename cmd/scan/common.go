@@ -58,7 +58,7 @@ type common struct {
 
 func (c *common) register(fs *flag.FlagSet) {
 	c.fs = fs
-	fs.StringVar(&c.format, "format", "text", "output `format`: text, json, jsonl or sarif")
+	fs.StringVar(&c.format, "format", "text", "output `format`: text, json, jsonl, sarif or html (one self-contained page)")
 	fs.StringVar(&c.output, "output", "", "write results to `file` instead of standard output")
 	fs.StringVar(&c.config, "config", "", "rules `file` extending the defaults")
 	fs.StringVar(&c.baseline, "baseline", "", "`file` of accepted findings (a JSON report or fingerprints)")
@@ -201,6 +201,32 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 // notifyDrain bounds how long a run waits for notifications to go out;
 // what is left is sent by the next run.
 const notifyDrain = 30 * time.Second
+
+// htmlOptions fills what the HTML report shows besides the findings: what
+// was scanned, when, and each key's audit trail from the state file (when
+// there is one). The returned func closes the state.
+func (c *common) htmlOptions(ctx context.Context, s *setup) func() {
+	s.report.Title, s.report.Generated = s.where, time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	if _, err := os.Stat(c.statePath); err != nil {
+		return func() {}
+	}
+	st, err := store.Open(c.statePath)
+	if err != nil {
+		return func() {}
+	}
+	s.report.Audit = func(keyID string) []report.AuditStep {
+		log, err := st.AuditLog(ctx, keyID)
+		if err != nil {
+			return []report.AuditStep{{Step: "the audit log could not be read", Outcome: err.Error()}}
+		}
+		var out []report.AuditStep
+		for _, r := range log {
+			out = append(out, report.AuditStep{At: r.At.UTC().Format(time.RFC3339), Step: r.Action, Outcome: r.Outcome, Detail: r.Detail})
+		}
+		return out
+	}
+	return func() { st.Close() }
+}
 
 // openState opens the state file, making its directory (its owner's
 // alone) if need be.
@@ -516,6 +542,10 @@ func (c *common) complete(ctx context.Context, u *ui, s *setup, stdout io.Writer
 	// A verification or response that cannot start does not hide what the
 	// scan found: the findings are written, then the error.
 	checkErr := c.check(ctx, u, s, fs)
+	if c.format == "html" {
+		closeAudit := c.htmlOptions(ctx, s)
+		defer closeAudit()
+	}
 	if err := c.writeResults(stdout, fs, s.report); err != nil {
 		return exitError, errors.Join(checkErr, err)
 	}

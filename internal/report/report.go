@@ -1,6 +1,7 @@
 // Package report writes findings: text for people, JSON and JSON Lines with
-// the fields of the finding format (docs/architecture.md), and SARIF 2.1.0 for GitHub
-// code scanning. A secret is written redacted unless Options.ShowSecret.
+// the fields of the finding format (docs/architecture.md), SARIF 2.1.0 for
+// GitHub code scanning, and one self-contained HTML page to hand around. A
+// secret is written redacted unless Options.ShowSecret (never in HTML).
 package report
 
 import (
@@ -12,13 +13,18 @@ import (
 )
 
 // Formats lists the formats Write accepts.
-var Formats = []string{"text", "json", "jsonl", "sarif"}
+var Formats = []string{"text", "json", "jsonl", "sarif", "html"}
 
 // Options configures output.
 type Options struct {
 	ShowSecret bool   // write full secrets (the user asked for them)
 	Color      bool   // ANSI colour in text (only on a terminal)
-	Version    string // keyburn's version, for SARIF
+	Version    string // keyburn's version, for SARIF and HTML
+
+	// For the HTML report: what was scanned, when, and each key's audit
+	// trail (nil: none shown).
+	Title, Generated string
+	Audit            func(keyID string) []AuditStep
 }
 
 // Write writes findings in format.
@@ -32,8 +38,10 @@ func Write(w io.Writer, format string, fs []*finding.Finding, opts Options) erro
 		return JSONL(w, fs, opts)
 	case "sarif":
 		return SARIF(w, fs, opts)
+	case "html":
+		return HTML(w, fs, opts)
 	default:
-		return fmt.Errorf("unknown format %q (want text, json, jsonl or sarif)", format)
+		return fmt.Errorf("unknown format %q (want text, json, jsonl, sarif or html)", format)
 	}
 }
 
