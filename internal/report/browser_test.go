@@ -60,7 +60,7 @@ func runChromium(t *testing.T, bin, page string, args ...string) []byte {
 func fourUsers() []*finding.Finding {
 	mk := func(id, sev, user string, reach *finding.Reach, resp *finding.Response, file string) *finding.Finding {
 		return &finding.Finding{Rule: "aws-access-key", Severity: sev, KeyID: id, AccountID: "123456789012", Secret: secret.New("5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF"),
-			Locations: []finding.Location{{File: file, Line: 2, Column: 19, Commit: "f14d7debf9775f957cf4f1e8176da0786431f72b", Author: "Dev <dev@example.invalid>", Date: "2026-11-20T09:00:00Z"}},
+			Locations:    []finding.Location{{File: file, Line: 2, Column: 19, Commit: "f14d7debf9775f957cf4f1e8176da0786431f72b", Author: "Dev <dev@example.invalid>", Date: "2026-11-20T09:00:00Z"}},
 			Verification: &finding.Verification{Status: "live", ARN: "arn:aws:iam::123456789012:user/" + user, Account: "123456789012", Reach: reach}, Response: resp}
 	}
 	ev := &finding.Evidence{From: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), Regions: []string{"us-east-1"},
