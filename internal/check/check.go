@@ -107,7 +107,10 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 	if vd.Status == verify.Live {
 		// What it could do decides its severity, and may decide whether
 		// it is acted on.
-		if f.Verification.Reach = r.Reach(ctx, vd); f.Verification.Reach != nil {
+		var err error
+		f.Verification.Reach, err = r.Reach(ctx, key, vd)
+		errs = append(errs, err)
+		if f.Verification.Reach != nil {
 			f.Severity = f.Verification.Reach.Severity()
 		}
 		key.Severity = f.Severity

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -547,6 +548,11 @@ func TestReachSteersResponseMoto(t *testing.T) {
 	if intern.Severity != "medium" || intern.Verification.Reach == nil || intern.Verification.Reach.Level != finding.ReachNone ||
 		intern.Response == nil || !strings.Contains(intern.Response.Reason, "below respond_min_severity critical") || m.KeyStatus(t, "intern", emptyID) != "Active" {
 		t.Errorf("the empty user's key: severity %s, reach %+v, response %+v; want medium, none, left alone", intern.Severity, intern.Verification.Reach, intern.Response)
+	}
+	if log, _ := st.AuditLog(ctx, emptyID); len(log) == 0 || !slices.ContainsFunc(log, func(r store.AuditRecord) bool {
+		return r.Action == "reach" && r.Detail == "nothing notable"
+	}) {
+		t.Errorf("the audit log lacks the reach of the empty user's key: %+v", log)
 	}
 	var b strings.Builder
 	if err := report.Write(&b, "text", fs, report.Options{}); err != nil {

@@ -55,6 +55,7 @@ type limiters struct {
 	mu    sync.Mutex
 	m     map[string]*rate.Limiter
 	every rate.Limit // 0: lookupRate
+	burst int        // 0: 1
 }
 
 func (l *limiters) get(account, region string) *rate.Limiter {
@@ -65,7 +66,7 @@ func (l *limiters) get(account, region string) *rate.Limiter {
 	}
 	k := account + "/" + region
 	if l.m[k] == nil {
-		l.m[k] = rate.NewLimiter(cmp.Or(l.every, lookupRate), 1)
+		l.m[k] = rate.NewLimiter(cmp.Or(l.every, lookupRate), max(l.burst, 1))
 	}
 	return l.m[k]
 }

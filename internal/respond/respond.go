@@ -39,13 +39,14 @@
 //
 // One row per step: when, the responder's ARN, the step (last-used,
 // owner-check, assume-root, deactivate, schedule-delete, delete,
-// revoke-sessions, refuse),
+// revoke-sessions, refuse, reach, evidence),
 // the key ID, account and user, AWS's request ID, the key's status before and
 // after, an outcome (started, ok, failed, dry-run, skipped, cancelled) and a
 // detail. Secrets are never in it.
 package respond
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,6 +66,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/time/rate"
 
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/reach"
@@ -122,6 +124,7 @@ const (
 	stepDelete     = "delete"
 	stepRevoke     = "revoke-sessions"
 	stepRefuse     = "refuse"
+	stepReach      = "reach"
 )
 
 // Outcomes of a step.
@@ -233,7 +236,8 @@ type Responder struct {
 	clients  map[string]IAMAPI
 	creds    map[string]aws.CredentialsProvider // by account: role_name's there
 
-	limits limiters // CloudTrail's rate, per account and region
+	limits    limiters // CloudTrail's rate, per account and region
+	iamLimits limiters // Reach's IAM reads, per account
 
 	lastUsedMu sync.Mutex
 	lastUsed   map[string]bool // key IDs whose last use was recorded before verification
@@ -256,7 +260,8 @@ func New(ctx context.Context, opts Options) (*Responder, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, creds: map[string]aws.CredentialsProvider{}, lastUsed: map[string]bool{}}
+	r := &Responder{opts: opts, clients: map[string]IAMAPI{}, creds: map[string]aws.CredentialsProvider{}, lastUsed: map[string]bool{},
+		iamLimits: limiters{every: reachRate, burst: reachRate}}
 	if opts.Policy == Off {
 		return r, nil
 	}
@@ -430,29 +435,68 @@ func (r *Responder) belowMinSeverity(sev string) string {
 
 // Reach reads what a live key could do, with the responder's credentials
 // in the key's account (its own, or role_name's), never the key's: the
-// policies of the user (or role) STS named. A root key reaches everything.
-func (r *Responder) Reach(ctx context.Context, vd verify.Verdict) *finding.Reach {
+// policies of the user (or role) STS named; a root key reaches everything.
+// IAM is read at most reachRate calls a second per account. The summary
+// is written to the audit log.
+func (r *Responder) Reach(ctx context.Context, k Key, vd verify.Verdict) (*finding.Reach, error) {
 	p := parseARN(vd.ARN)
+	var out *finding.Reach
 	switch {
 	case p.root:
-		return &finding.Reach{Level: finding.ReachAdmin, Why: []string{"admin: the root user of account " + p.account + " can do everything in it"}}
+		out = &finding.Reach{Level: finding.ReachAdmin, Why: []string{"admin: the root user of account " + p.account + " can do everything in it"}}
 	case p.user == "" && p.role == "":
-		return nil
-	}
-	var c reach.IAM
-	if r.opts.testOnlyReach != nil {
-		c = r.opts.testOnlyReach(vd.Account)
-	} else {
-		creds, ok := r.credsIn(vd.Account)
-		if !ok {
-			return &finding.Reach{Level: finding.ReachUnknown, Unread: []string{"keyburn has no credentials in account " + vd.Account + " (set role_name)"}}
+		return nil, nil
+	default:
+		c, why := r.reachIAM(vd.Account)
+		switch {
+		case c == nil:
+			out = &finding.Reach{Level: finding.ReachUnknown, Unread: []string{why}}
+		case p.role != "":
+			out = reach.OfRole(ctx, c, p.role)
+		default:
+			out = reach.Of(ctx, c, p.user, vd.ARN)
 		}
-		c = r.iamClient(creds)
 	}
-	if p.role != "" {
-		return reach.OfRole(ctx, c, p.role)
+	err := r.auditor(k.ID, vd.Account, ownerName(vd.ARN)).write(ctx, store.AuditRecord{Action: stepReach, Outcome: outOK, Detail: out.Summary()})
+	return out, err
+}
+
+// reachRate bounds the IAM reads of Reach, per account: a key's reach is
+// about 20 calls, read at once; more keys of one account wait.
+const reachRate = 20
+
+// reachIAM returns the IAM client Reach reads with, rate-limited, or why
+// there is none.
+func (r *Responder) reachIAM(account string) (reach.IAM, string) {
+	if r.opts.testOnlyReach != nil {
+		return r.opts.testOnlyReach(account), ""
 	}
-	return reach.Of(ctx, c, p.user, vd.ARN)
+	creds, ok := r.credsIn(account)
+	if !ok {
+		return nil, "keyburn has no credentials in account " + account + " (set role_name)"
+	}
+	lim := r.iamLimits.get(account, "iam")
+	base := r.opts.HTTPClient
+	hc := &http.Client{Timeout: base.Timeout, Transport: limited{base: cmp.Or[http.RoundTripper](base.Transport, http.DefaultTransport), lim: lim}}
+	o := iam.Options{Region: r.opts.Region, Credentials: creds, HTTPClient: hc,
+		APIOptions: []func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue("keyburn", "reach")}}
+	if r.opts.Endpoint != "" {
+		o.BaseEndpoint = aws.String(r.opts.Endpoint)
+	}
+	return iam.New(o), ""
+}
+
+// limited waits for its limiter before each request.
+type limited struct {
+	base http.RoundTripper
+	lim  *rate.Limiter
+}
+
+func (l limited) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := l.lim.Wait(req.Context()); err != nil {
+		return nil, err
+	}
+	return l.base.RoundTrip(req)
 }
 
 // ownerName is how the audit log names who an ARN is: a user's name,

@@ -3,11 +3,14 @@ package respond
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -774,5 +777,31 @@ func TestLookupRate(t *testing.T) {
 	}
 	if d := l.get("210987654321", "us-east-1").ReserveN(start, 1).DelayFrom(start); d != 0 {
 		t.Errorf("another account waits %v behind this one's calls", d)
+	}
+}
+
+// TestReachReadsAreRateLimited: Reach's IAM reads wait for their
+// account's allowance: a read that would have to wait past its deadline
+// is refused at once, before anything is sent.
+func TestReachReadsAreRateLimited(t *testing.T) {
+	var sent atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sent.Add(1) }))
+	defer srv.Close()
+	l := limited{base: http.DefaultTransport, lim: rate.NewLimiter(1, 1)}
+	get := func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		resp, err := l.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := get(ctx); err == nil || !strings.Contains(err.Error(), "would exceed context deadline") || sent.Load() != 1 {
+		t.Errorf("a second read within the second: %v, %d sent; want it refused, unsent", err, sent.Load())
 	}
 }
