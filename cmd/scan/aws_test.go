@@ -222,9 +222,7 @@ func TestAlertsBacklog(t *testing.T) {
 	m := awstest.Start(t)
 	awsEnv(t, m)
 	front := awstest.StartFront(t, m)
-	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
-		return awstest.LookupEventsPage{}, nil
-	}
+	front.NoEvents()
 	keyID, sec := m.UserKey(t, "deployer")
 	rng := rand.New(rand.NewPCG(14, 9))
 	deadID, deadSecret := testkeys.KeyID(rng, "AKIA", 123456789012), testkeys.Secret(rng)
@@ -294,9 +292,7 @@ func TestNotifyEndToEnd(t *testing.T) {
 	m := awstest.Start(t)
 	awsEnv(t, m)
 	front := awstest.StartFront(t, m)
-	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
-		return awstest.LookupEventsPage{}, nil
-	}
+	front.NoEvents()
 	id, sec := m.UserKey(t, "builder")
 	type got struct {
 		mu     sync.Mutex
@@ -376,9 +372,7 @@ func TestFourUsersReport(t *testing.T) {
 	m := awstest.Start(t)
 	awsEnv(t, m)
 	front := awstest.StartFront(t, m)
-	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
-		return awstest.LookupEventsPage{}, nil
-	}
+	front.NoEvents()
 	ctx := context.Background()
 	c := m.IAM()
 	must := func(_ any, err error) {

@@ -93,11 +93,7 @@ func TestDefaultsMatchTheCLI(t *testing.T) {
 func TestDueDeletionsOnATimer(t *testing.T) {
 	m := awstest.Start(t)
 	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
-	t.Setenv("AWS_ACCESS_KEY_ID", m.Admin.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", m.Admin.SecretAccessKey)
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	motoEnv(t, m)
 	id, _ := m.UserKey(t, "hana")
 	m.SetKeyStatus(t, "hana", id, "Inactive") // deactivated by an earlier run
 	state := filepath.Join(t.TempDir(), "state.db")
@@ -132,15 +128,9 @@ func TestDueDeletionsOnATimer(t *testing.T) {
 func TestSecretScanningAlertEndToEnd(t *testing.T) {
 	m := awstest.Start(t)
 	front := awstest.StartFront(t, m)
-	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
-		return awstest.LookupEventsPage{}, nil
-	}
+	front.NoEvents()
 	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
-	t.Setenv("AWS_ACCESS_KEY_ID", m.Admin.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", m.Admin.SecretAccessKey)
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	motoEnv(t, m)
 	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
 	keyID, sec := m.UserKey(t, "ci")
 	api := ghtest.Start(t)
@@ -221,4 +211,14 @@ func hmacOf(key, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write(body)
 	return m.Sum(nil)
+}
+
+// motoEnv points the SDK's default credentials at moto's admin, and nowhere
+// else (no shared files, no instance metadata).
+func motoEnv(t *testing.T, m *awstest.Server) {
+	t.Setenv("AWS_ACCESS_KEY_ID", m.Admin.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", m.Admin.SecretAccessKey)
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }

@@ -86,6 +86,11 @@ type LookupEventsPage struct {
 	NextToken string
 }
 
+// NoEvents makes LookupEvents answer that the key made no call.
+func (f *Front) NoEvents() {
+	f.LookupEvents = func(LookupEventsCall) (LookupEventsPage, *APIError) { return LookupEventsPage{}, nil }
+}
+
 // Calls returns the calls the front saw, in order: "sts:AssumeRoot",
 // "cloudtrail:LookupEvents", "sts:GetCallerIdentity" for those it
 // answered, and "moto:ACTION" for those it passed on.

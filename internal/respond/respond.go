@@ -440,6 +440,11 @@ func (r *Responder) belowMinSeverity(sev string) string {
 // is written to the audit log.
 func (r *Responder) Reach(ctx context.Context, k Key, vd verify.Verdict) (*finding.Reach, error) {
 	p := parseARN(vd.ARN)
+	if r.refuse(k.ID, p, k.Account, vd.Account) != "" {
+		// The rails that keep keyburn from acting in an account (deny,
+		// allow and canary lists) keep its reads out too.
+		return nil, nil
+	}
 	var out *finding.Reach
 	switch {
 	case p.root:

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/time/rate"
 
+	"github.com/keyburn/keyburn/internal/reach"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
@@ -803,5 +804,41 @@ func TestReachReadsAreRateLimited(t *testing.T) {
 	defer cancel()
 	if err := get(ctx); err == nil || !strings.Contains(err.Error(), "would exceed context deadline") || sent.Load() != 1 {
 		t.Errorf("a second read within the second: %v, %d sent; want it refused, unsent", err, sent.Load())
+	}
+}
+
+// TestReachKeepsToTheRails: a key in an account the rails keep keyburn out
+// of (deny list, allow list, canary) has its reach left unread, as its
+// response is left undone; elsewhere it is read and recorded.
+func TestReachKeepsToTheRails(t *testing.T) {
+	alice := live("arn:aws:iam::123456789012:user/alice")
+	for _, tt := range []struct {
+		name string
+		opts Options
+		read bool
+	}{
+		{"read", Options{Policy: Delete}, true},
+		{"deny list", Options{Policy: Delete, DenyAccounts: []string{"123456789012"}}, false},
+		{"allow list", Options{Policy: Delete, AllowAccounts: []string{"999999999999"}}, false},
+		{"canary", Options{Policy: Delete, CanaryAccounts: []string{"123456789012"}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reads := 0
+			tt.opts.testOnlyReach = func(string) reach.IAM { reads++; return nil }
+			r := responder(t, newFake(iamtypes.StatusTypeActive), tt.opts, selfUser)
+			if !tt.read {
+				if got, err := r.Reach(context.Background(), Key{ID: key}, alice); got != nil || err != nil || reads != 0 {
+					t.Errorf("Reach = %+v, %v after %d reads; want nothing read", got, err, reads)
+				}
+				return
+			}
+			r.opts.testOnlyReach = nil
+			r.opts.RoleName = "" // own account: its own credentials
+			got, err := r.Reach(context.Background(), Key{ID: key}, live("arn:aws:iam::123456789012:root"))
+			log, _ := r.opts.Store.AuditLog(context.Background(), key)
+			if err != nil || got == nil || got.Level != "admin" || len(log) != 1 || log[0].Action != stepReach {
+				t.Errorf("Reach of a root key = %+v, %v; audit %+v", got, err, log)
+			}
+		})
 	}
 }

@@ -35,9 +35,7 @@ func alertPayload(repo string, number int, secretType string) []byte {
 func TestAlertEndToEnd(t *testing.T) {
 	m := awstest.Start(t)
 	front := awstest.StartFront(t, m)
-	front.LookupEvents = func(awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
-		return awstest.LookupEventsPage{}, nil
-	}
+	front.NoEvents()
 	ctx := context.Background()
 	keyID, sec := m.UserKey(t, "deployer")
 	api := ghtest.Start(t)
