@@ -138,14 +138,14 @@ func Prepare(ctx context.Context, gh *github.Client, eng engine.Options, name gh
 		byKey[f.KeyID] = f
 		order = append(order, f.KeyID)
 	}
-	found := time.Time{}
-	if a.CreatedAt != nil {
-		found = a.CreatedAt.Time
-	}
 	locs, err := locations(ctx, gh, name, out.Number)
 	if err != nil {
 		rep.Failed(err)
 	}
+	// When the key was committed is when it leaked (the alert comes
+	// later): CloudTrail's evidence is read from then. Unknown, it is
+	// read from the start of CloudTrail's history.
+	commitDate(ctx, gh, name, locs)
 	var where []finding.Location
 	for _, l := range locs {
 		where = append(where, l.loc)
@@ -167,19 +167,12 @@ func Prepare(ctx context.Context, gh *github.Client, eng engine.Options, name gh
 	if err != nil {
 		rep.Failed(err)
 	}
-	date := ""
-	if !found.IsZero() {
-		date = found.UTC().Format(time.RFC3339)
-	}
 	alertFinding := func(keyID string) *finding.Finding {
 		acct, _ := detect.AccountID(keyID)
-		f := &finding.Finding{Rule: Rule, Severity: "high", KeyID: keyID, AccountID: acct, Temporary: strings.HasPrefix(keyID, "ASIA")}
-		for _, l := range where {
-			l.Date = cmp(l.Date, date)
-			f.Locations = append(f.Locations, l)
-		}
+		f := &finding.Finding{Rule: Rule, Severity: "high", KeyID: keyID, AccountID: acct, Temporary: strings.HasPrefix(keyID, "ASIA"),
+			Locations: slices.Clone(where)}
 		if len(f.Locations) == 0 {
-			f.Locations = []finding.Location{{File: fmt.Sprintf("GitHub secret scanning alert %s#%d", name, out.Number), Date: date}}
+			f.Locations = []finding.Location{{File: fmt.Sprintf("GitHub secret scanning alert %s#%d", name, out.Number)}}
 		}
 		return f
 	}
@@ -198,7 +191,7 @@ func Prepare(ctx context.Context, gh *github.Client, eng engine.Options, name gh
 		if !paired {
 			// The key IDs of the other alerts (or the blobs) may be
 			// this secret's: each tries it.
-			for _, id := range append(order, ids...) {
+			for _, id := range slices.Concat(order, ids) { // a copy: add grows order
 				f, ok := byKey[id]
 				if !ok {
 					f = alertFinding(id)
@@ -219,11 +212,33 @@ func Prepare(ctx context.Context, gh *github.Client, eng engine.Options, name gh
 	return out, nil
 }
 
-func cmp(a, b string) string {
+func or(a, b string) string {
 	if a != "" {
 		return a
 	}
 	return b
+}
+
+// commitDate sets the date of the first commit location's commit on the
+// locations of that commit: one API call, read from the repository (never
+// from the alert's URLs).
+func commitDate(ctx context.Context, gh *github.Client, name ghrepo.Name, locs []location) {
+	for _, l := range locs {
+		if l.loc.Commit == "" {
+			continue
+		}
+		c, _, err := gh.Git.GetCommit(ctx, name.Owner, name.Repo, l.loc.Commit)
+		if err != nil || c.GetCommitter().Date == nil {
+			return
+		}
+		date := c.GetCommitter().GetDate().UTC().Format(time.RFC3339)
+		for i := range locs {
+			if locs[i].loc.Commit == l.loc.Commit {
+				locs[i].loc.Date = date
+			}
+		}
+		return
+	}
 }
 
 // location is an alert location: where it is, and the blob holding it.
@@ -271,7 +286,7 @@ func label(s string) string {
 	if r := []rune(s); len(r) > 300 {
 		s = string(r[:300]) + "…"
 	}
-	return cmp(s, "?")
+	return or(s, "?")
 }
 
 // scanBlob fetches a blob by its SHA (bounded) and scans it with the
@@ -300,7 +315,7 @@ func scanBlob(ctx context.Context, gh *github.Client, eng engine.Options, name g
 	}
 	for _, f := range res.Findings {
 		for i := range f.Locations {
-			f.Locations[i].Commit, f.Locations[i].Blob = l.loc.Commit, l.blob
+			f.Locations[i].Commit, f.Locations[i].Blob, f.Locations[i].Date = l.loc.Commit, l.blob, l.loc.Date
 		}
 	}
 	return res.Findings, nil
@@ -394,7 +409,7 @@ func (a *Alert) Resolve(ctx context.Context, gh *github.Client, st *store.Store)
 		if t.Verification.Status == string(verify.Live) {
 			why = "the key is live and was not revoked"
 			if t.Response != nil {
-				why += " (" + t.Response.Action + cmp(paren(t.Response.Reason), "") + ")"
+				why += " (" + t.Response.Action + paren(t.Response.Reason) + ")"
 			}
 		} else if t.Verification.Error != "" {
 			why += " (" + t.Verification.Error + ")"

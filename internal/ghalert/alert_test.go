@@ -90,6 +90,7 @@ func TestPrepare(t *testing.T) {
 				api.AddAlert(a)
 			}
 			api.AddBlob(blobA, []byte(tt.blob))
+			api.AddCommit(commitA, time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC))
 			gh := api.Client("")
 			ctx := context.Background()
 			al, err := Get(ctx, gh, name, 1)
@@ -118,7 +119,7 @@ func TestPrepare(t *testing.T) {
 				t.Errorf("target tries %d alternates, want the other alert's secret only", len(f.Alternates))
 			}
 			for _, r := range api.Requests() {
-				if tt.noBlob && !strings.HasPrefix(r, "GET /repos/acme/app/secret-scanning/alerts") {
+				if tt.noBlob && !strings.HasPrefix(r, "GET /repos/acme/app/secret-scanning/alerts") && r != "GET /repos/acme/app/git/commits/"+commitA {
 					t.Errorf("with a hostile blob SHA, asked for %q", r)
 				}
 			}
@@ -126,8 +127,8 @@ func TestPrepare(t *testing.T) {
 				t.Errorf("failures %v, want %q", fails, tt.failed)
 			}
 			if tt.blob != "" && !tt.noBlob && tt.failed == "" {
-				if l := f.Locations[0]; l.Commit != commitA || l.File == "" {
-					t.Errorf("location %+v, want the alert's commit", l)
+				if l := f.Locations[0]; l.Commit != commitA || l.File == "" || l.Date != "2026-11-20T09:30:00Z" {
+					t.Errorf("location %+v, want the alert's commit and its date (when the key leaked)", l)
 				}
 			}
 		})

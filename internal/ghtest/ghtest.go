@@ -3,7 +3,7 @@
 // repository's and an organisation's open alerts, paginated, and the
 // update that resolves one), raw blobs, a repository's visibility and
 // issues. It holds the secrets its alerts carry, as GitHub's API does, and
-// records every change asked of it. It checks what GitHub checks of an
+// records every change asked of it. Commits answer with a committer date. It checks what GitHub checks of an
 // update: a resolution with "resolved", no comment with "open".
 package ghtest
 
@@ -59,6 +59,7 @@ type API struct {
 	mu       sync.Mutex
 	alerts   []*Alert
 	blobs    map[string][]byte
+	commits  map[string]time.Time // committer dates
 	private  bool
 	updates  []Update
 	issues   []map[string]any
@@ -68,7 +69,7 @@ type API struct {
 // Start starts an API, closed at the test's end.
 func Start(t testing.TB) *API {
 	t.Helper()
-	a := &API{blobs: map[string][]byte{}}
+	a := &API{blobs: map[string][]byte{}, commits: map[string]time.Time{}}
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	a.URL = srv.URL
@@ -106,6 +107,13 @@ func (a *API) AddBlob(sha string, data []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.blobs[sha] = data
+}
+
+// AddCommit gives a commit its committer date.
+func (a *API) AddCommit(sha string, date time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.commits[sha] = date
 }
 
 // SetPrivate makes the repositories private.
@@ -174,6 +182,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&m)
 		a.issues = append(a.issues, m)
 		writeJSON(w, 201, map[string]any{"number": len(a.issues)})
+	case len(parts) == 6 && parts[0] == "repos" && parts[3] == "git" && parts[4] == "commits" && r.Method == http.MethodGet:
+		date, ok := a.commits[parts[5]]
+		if !ok {
+			writeJSON(w, 404, map[string]string{"message": "Not Found"})
+			return
+		}
+		who := map[string]any{"name": "Dev", "email": "dev@example.invalid", "date": date.UTC().Format(time.RFC3339)}
+		writeJSON(w, 200, map[string]any{"sha": parts[5], "author": who, "committer": who, "message": "deploy"})
 	case len(parts) == 6 && parts[0] == "repos" && parts[3] == "git" && parts[4] == "blobs" && r.Method == http.MethodGet:
 		data, ok := a.blobs[parts[5]]
 		if !ok {

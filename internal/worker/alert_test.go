@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/detect"
@@ -35,13 +36,21 @@ func alertPayload(repo string, number int, secretType string) []byte {
 func TestAlertEndToEnd(t *testing.T) {
 	m := awstest.Start(t)
 	front := awstest.StartFront(t, m)
-	front.NoEvents()
+	committed := time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)
+	var from []float64
+	front.LookupEvents = func(c awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
+		if c.Body.StartTime != nil {
+			from = append(from, *c.Body.StartTime)
+		}
+		return awstest.LookupEventsPage{}, nil
+	}
 	ctx := context.Background()
 	keyID, sec := m.UserKey(t, "deployer")
 	api := ghtest.Start(t)
 	api.Token = "ghs_installation"
 	blob, commit := strings.Repeat("ab", 20), strings.Repeat("cd", 20)
 	api.AddBlob(blob, []byte("AWS_ACCESS_KEY_ID="+keyID+"\nAWS_SECRET_ACCESS_KEY="+sec+"\n"))
+	api.AddCommit(commit, committed)
 	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 42, SecretType: "aws_access_key_id", Secret: keyID,
 		Locations: []ghtest.Location{{Path: "deploy/prod.env", Line: 1, Column: 18, Blob: blob, Commit: commit}}})
 	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 43, SecretType: "aws_secret_access_key", Secret: sec,
@@ -100,6 +109,10 @@ func TestAlertEndToEnd(t *testing.T) {
 	}
 	if got := strings.Join(steps, ","); !strings.Contains(got, "delete:ok,evidence:ok") {
 		t.Errorf("audit %s", got)
+	}
+	// The evidence was read from the commit that leaked the key.
+	if len(from) != 1 || int64(from[0]) != committed.Unix() {
+		t.Errorf("CloudTrail read from %v, want the commit's date %v", from, committed)
 	}
 	for _, req := range api.Requests() {
 		if strings.Contains(req, "..") {
