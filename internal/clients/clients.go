@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -76,10 +77,15 @@ func (c Check) Responder(ctx context.Context, cfg aws.Config) (*respond.Responde
 // GitHubTimeout bounds every GitHub API call.
 const GitHubTimeout = 30 * time.Second
 
+// MaxGitHubResponse bounds what is read of one GitHub API answer: a page
+// of 100 alerts or repositories is far below it.
+const MaxGitHubResponse = 64 << 20
+
 // GitHub builds the REST client: token (may be empty) for github.com, or a
-// GitHub Enterprise server's API at apiURL.
+// GitHub Enterprise server's API at apiURL. Every answer is read through a
+// cap (MaxGitHubResponse): an API answer is input like any other.
 func GitHub(token, apiURL string) (*github.Client, error) {
-	gh := github.NewClient(&http.Client{Timeout: GitHubTimeout})
+	gh := github.NewClient(&http.Client{Timeout: GitHubTimeout, Transport: Capped{Base: http.DefaultTransport, Max: MaxGitHubResponse}})
 	if token != "" {
 		gh = gh.WithAuthToken(token)
 	}
@@ -115,4 +121,39 @@ func SQS(cfg aws.Config, endpoint string) *sqs.Client {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
+}
+
+// Capped is a transport whose response bodies fail once they pass Max
+// bytes, instead of being read without end.
+type Capped struct {
+	Base http.RoundTripper
+	Max  int64
+}
+
+// RoundTrip sends the request and caps the answer's body.
+func (c Capped) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.Base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: c.Max, max: c.Max, host: req.URL.Host}
+	return resp, nil
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left, max int64
+	host      string
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("an answer from %s is over keyburn's cap of %d bytes", b.host, b.max)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

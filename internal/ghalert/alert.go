@@ -299,6 +299,9 @@ func scanBlob(ctx context.Context, gh *github.Client, eng engine.Options, name g
 	req.Header.Set("Accept", "application/vnd.github.raw+json")
 	resp, err := gh.BareDo(ctx, req)
 	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
 		return nil, fmt.Errorf("blob %s of %s: %w", l.blob, name, err)
 	}
 	defer resp.Body.Close()
