@@ -17,10 +17,11 @@ import (
 
 const auditUsage = `usage: keyburn scan audit [--state FILE] [--key KEYID] [--format text|json] [-v]
 
-Prints the deletions still pending (with the time each is due) and the audit
-log: every step taken on a key (last use, owner check, deactivate, delete,
-cancelled deletions, revoked sessions), when, and the key's status before
-and after. -v adds each step's detail, AWS request ID and actor; JSON has
+Prints the deletions still pending (with the time each is due), the audit
+log: every step taken on a key (last use, reach, owner check, deactivate,
+delete, cancelled deletions, revoked sessions, evidence), when, and the key's
+status before and after; and the notifications not delivered (waiting for a
+retry, or parked with the reason). -v adds each step's detail, AWS request ID and actor; JSON has
 every field. Secrets are never in it.
 
 Flags:
@@ -34,6 +35,18 @@ const auditWidth = 100
 type auditReport struct {
 	PendingDeletions []store.Deletion    `json:"pending_deletions"`
 	Records          []store.AuditRecord `json:"records"`
+	// Notifications are those not sent: waiting for a retry, or parked
+	// after too many failures, with the reason.
+	Notifications []undelivered `json:"undelivered_notifications"`
+}
+
+// undelivered is a notification not sent, as the audit shows it.
+type undelivered struct {
+	Target    string `json:"target"` // kind and fingerprint, never the URL
+	About     string `json:"about"`  // key, event, action, repository
+	Status    string `json:"status"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
@@ -51,7 +64,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 	if *format != "text" && *format != "json" {
 		return exitError, fmt.Errorf("--format %q: want text or json", *format)
 	}
-	rep := auditReport{PendingDeletions: []store.Deletion{}, Records: []store.AuditRecord{}}
+	rep := auditReport{PendingDeletions: []store.Deletion{}, Records: []store.AuditRecord{}, Notifications: []undelivered{}}
 	switch _, err := os.Stat(*state); {
 	case errors.Is(err, fs.ErrNotExist):
 		// Nothing was ever recorded here; do not create the file.
@@ -77,13 +90,24 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 			}
 		}
 		rep.Records = append(rep.Records, log...)
+		ns, err := st.Notifications(ctx)
+		if err != nil {
+			return exitError, err
+		}
+		for _, n := range ns {
+			if n.Status == store.Sent || *key != "" && !strings.HasPrefix(n.Dedupe, *key+" ") {
+				continue
+			}
+			rep.Notifications = append(rep.Notifications, undelivered{Target: n.Target, About: n.Dedupe, Status: n.Status,
+				Attempts: n.Attempts, LastError: n.LastError})
+		}
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return exitClean, enc.Encode(rep)
 	}
-	if len(rep.Records) == 0 && len(rep.PendingDeletions) == 0 {
+	if len(rep.Records) == 0 && len(rep.PendingDeletions) == 0 && len(rep.Notifications) == 0 {
 		u.printf("nothing recorded in %s", *state)
 		return exitClean, nil
 	}
@@ -163,6 +187,16 @@ func writeAudit(w io.Writer, rep auditReport, now time.Time, verbose bool) error
 				if len(parts) > 0 {
 					line("    " + strings.Join(parts, "; "))
 				}
+			}
+		}
+	}
+	if n := len(rep.Notifications); n > 0 {
+		b.WriteString("\n")
+		line(fmt.Sprintf("NOTIFICATIONS NOT DELIVERED (%d)", n))
+		for _, u := range rep.Notifications {
+			line(fmt.Sprintf("  %-6s  %-23s  %d attempt(s)  %s", u.Status, u.Target, u.Attempts, u.About))
+			if u.LastError != "" {
+				line("    " + u.LastError)
 			}
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/ghtest"
+	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/testkeys"
 )
 
@@ -435,5 +436,35 @@ func TestFourUsersReport(t *testing.T) {
 	if d := os.Getenv("KEEP_REPORTS"); d != "" {
 		os.WriteFile(filepath.Join(d, "four-users.txt"), []byte(text), 0o644)
 		os.WriteFile(filepath.Join(d, "four-users.html"), []byte(html), 0o644)
+	}
+}
+
+// TestAuditShowsUndeliveredNotifications: `scan audit` lists the
+// notifications not sent, with the reason, by the target's fingerprint (a
+// URL is a secret of its own); --key keeps those about that key.
+func TestAuditShowsUndeliveredNotifications(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	for _, key := range []string{"AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"} {
+		if _, err := st.AddNotification(ctx, store.Notification{Target: "slack:0123456789abcdef", Body: []byte(`{}`), Dedupe: key + " acted deleted acme/app"}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns, _ := st.Notifications(ctx)
+	st.NotificationFailed(ctx, ns[0].ID, "the target answered 503 Service Unavailable", now, 1)
+	st.NotificationSent(ctx, ns[1].ID)
+	st.Close()
+	code, out, _ := runCLI("audit", "--state", state)
+	if code != exitClean || !strings.Contains(out, "NOTIFICATIONS NOT DELIVERED (1)") || !strings.Contains(out, "parked  slack:0123456789abcdef") ||
+		!strings.Contains(out, "503 Service Unavailable") || strings.Contains(out, "AKIABBBBBBBBBBBBBBBB") {
+		t.Errorf("audit: exit %d\n%s", code, out)
+	}
+	if _, out, _ := runCLI("audit", "--state", state, "--key", "AKIABBBBBBBBBBBBBBBB"); strings.Contains(out, "NOT DELIVERED") {
+		t.Errorf("audit --key of a key whose notification was sent:\n%s", out)
 	}
 }
