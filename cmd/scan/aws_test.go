@@ -285,8 +285,8 @@ func TestAlertsBacklog(t *testing.T) {
 
 // TestNotifyEndToEnd: a live key found, deleted, and told about: a JSON
 // target (signed) and a Slack-compatible one, both on loopback, both
-// failing their first call, get the news within the run, retried; neither
-// gets the secret. A [notify] section in a .keyburn.toml found in the
+// failing their first call, get the news within the run (found live, then
+// killed), retried; neither gets the secret. A [notify] section in a .keyburn.toml found in the
 // scanned tree is ignored, with a warning: the tree's own file could send
 // news of its keys anywhere.
 func TestNotifyEndToEnd(t *testing.T) {
@@ -346,19 +346,33 @@ func TestNotifyEndToEnd(t *testing.T) {
 	if code != exitFindings || m.KeyStatus(t, "builder", id) != "" {
 		t.Fatalf("exit %d, key %q\n%s\n%s", code, m.KeyStatus(t, "builder", id), out, stderr)
 	}
-	if len(hook.bodies) != 1 || len(slack.bodies) != 1 || hook.calls != 2 || slack.calls != 2 {
-		t.Fatalf("json target got %d (%d calls), slack %d (%d calls); want one each after a retry\n%s", len(hook.bodies), hook.calls, len(slack.bodies), slack.calls, stderr)
+	// Two messages each: the key found live (stored before it was acted
+	// on), then killed; the first attempt fails and is retried.
+	if len(hook.bodies) != 2 || len(slack.bodies) != 2 || hook.calls != 3 || slack.calls != 3 {
+		t.Fatalf("json target got %d (%d calls), slack %d (%d calls); want two each after a retry\n%s", len(hook.bodies), hook.calls, len(slack.bodies), slack.calls, stderr)
 	}
-	var msg struct {
+	events := map[string]struct {
 		Event, Severity, Action, Reach string
 		KeyID                          string `json:"key_id"`
+	}{}
+	for _, b := range hook.bodies {
+		var msg struct {
+			Event, Severity, Action, Reach string
+			KeyID                          string `json:"key_id"`
+		}
+		if err := json.Unmarshal([]byte(b), &msg); err != nil {
+			t.Fatalf("json message %s: %v", b, err)
+		}
+		events[msg.Event] = msg
 	}
-	if err := json.Unmarshal([]byte(hook.bodies[0]), &msg); err != nil || msg.Event != "acted" || msg.KeyID != id || msg.Action != "deleted" || msg.Severity == "" || msg.Reach == "" {
-		t.Errorf("json message %s: %+v, %v", hook.bodies[0], msg, err)
+	if live, acted := events["live"], events["acted"]; live.KeyID != id || live.Action != "" || acted.KeyID != id || acted.Action != "deleted" ||
+		acted.Severity == "" || acted.Reach == "" {
+		t.Errorf("json messages %q", hook.bodies)
 	}
-	if !strings.Contains(slack.bodies[0], "Live AWS key killed") || strings.Contains(hook.bodies[0]+slack.bodies[0]+stderr, sec) ||
-		strings.Contains(stderr, "SLACKSECRET") {
-		t.Errorf("slack message %s; or a secret shown", slack.bodies[0])
+	slackText := strings.Join(slack.bodies, "\n")
+	if !strings.Contains(slackText, "Live AWS key killed") || !strings.Contains(slackText, "*Live AWS key* `"+id) ||
+		strings.Contains(strings.Join(hook.bodies, "")+slackText+stderr, sec) || strings.Contains(stderr, "SLACKSECRET") {
+		t.Errorf("slack messages %s; or a secret shown", slackText)
 	}
 }
 

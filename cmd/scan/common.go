@@ -512,7 +512,17 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	if len(fs) == 0 {
 		return nil
 	}
-	if err := check.Run(ctx, fs, v, r); err != nil {
+	var hooks check.Hooks
+	if len(s.notify) > 0 {
+		// News of a live key is stored before it is acted on: a run that
+		// dies during the action loses none.
+		hooks.Live = func(ctx context.Context, f *finding.Finding) error {
+			now := time.Now()
+			_, err := notify.Enqueue(ctx, st, s.notify, notify.Messages([]*finding.Finding{f}, notify.Where{Repository: s.where}, now), now)
+			return err
+		}
+	}
+	if err := check.RunWith(ctx, fs, v, r, hooks); err != nil {
 		u.Failed(fmt.Errorf("state %s: %w", c.statePath, err))
 	}
 	u.debugf("verification: %d STS call(s)", v.Calls())

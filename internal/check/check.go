@@ -31,12 +31,26 @@ const workers = 8
 // accounts. The error joins every failure of keyburn's own state (the
 // verdict cache, the audit log): the findings are complete regardless.
 func Run(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *respond.Responder) error {
+	return RunWith(ctx, fs, v, r, Hooks{})
+}
+
+// Hooks are told of what check finds as it goes.
+type Hooks struct {
+	// Live, when set, is told of each key proved live, once its reach and
+	// severity are known and before anything is done to it: news written
+	// then is not lost if the run dies during the action. It may be
+	// called concurrently; its error joins Run's.
+	Live func(ctx context.Context, f *finding.Finding) error
+}
+
+// RunWith is Run with hooks.
+func RunWith(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *respond.Responder, h Hooks) error {
 	p := pool.New().WithMaxGoroutines(workers)
 	var mu sync.Mutex
 	var errs []error
 	for _, f := range fs {
 		p.Go(func() {
-			if err := one(ctx, f, v, r); err != nil {
+			if err := one(ctx, f, v, r, h); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", f.KeyID, err))
 				mu.Unlock()
@@ -47,7 +61,7 @@ func Run(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *resp
 	return errors.Join(errs...)
 }
 
-func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond.Responder) error {
+func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond.Responder, h Hooks) error {
 	if f.KeyID == "" {
 		return nil // a secret without its key ID signs nothing on its own
 	}
@@ -101,10 +115,7 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 	if vd.Status == verify.Live && respond.IsRootARN(vd.ARN) {
 		f.Verification.Root, f.Severity = true, finding.SeverityCritical
 	}
-	if r == nil {
-		return errors.Join(errs...)
-	}
-	if vd.Status == verify.Live {
+	if r != nil && vd.Status == verify.Live {
 		// What it could do decides its severity, and may decide whether
 		// it is acted on.
 		var err error
@@ -114,6 +125,12 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 			f.Severity = f.Verification.Reach.Severity()
 		}
 		key.Severity = f.Severity
+	}
+	if h.Live != nil && vd.Status == verify.Live {
+		errs = append(errs, h.Live(ctx, f))
+	}
+	if r == nil {
+		return errors.Join(errs...)
 	}
 	res := r.Respond(ctx, key, vd)
 	errs = append(errs, res.Err)

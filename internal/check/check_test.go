@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -563,5 +564,45 @@ func TestReachSteersResponseMoto(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestLiveHookBeforeAction: the Live hook hears of each key proved live,
+// once, with its reach known and before it is acted on (so news stored
+// then survives a run that dies during the action); not of a dead key.
+func TestLiveHookBeforeAction(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	liveID, liveSecret := m.UserKey(t, "dana")
+	deadID, deadSecret := m.UserKey(t, "erin")
+	m.DeleteKey(t, "erin", deadID)
+	fs := scanDir(t, map[string]string{"live.env": envFile(liveID, liveSecret), "dead.env": envFile(deadID, deadSecret)})
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()})
+	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var heard []string
+	hooks := Hooks{Live: func(_ context.Context, f *finding.Finding) error {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, fmt.Sprintf("%s reach=%v acted=%v key=%s", f.KeyID, f.Verification.Reach != nil, f.Response != nil, m.KeyStatus(t, "dana", liveID)))
+		return nil
+	}}
+	if err := RunWith(ctx, fs, v, r, hooks); err != nil {
+		t.Fatal(err)
+	}
+	want := liveID + " reach=true acted=false key=Active"
+	if len(heard) != 1 || heard[0] != want {
+		t.Errorf("heard %q, want [%q]", heard, want)
+	}
+	if f := byKey(fs)[liveID]; f.Response == nil || f.Response.Action != string(respond.ActionDeleted) {
+		t.Errorf("after the hook, the live key was not deleted: %+v", f.Response)
 	}
 }

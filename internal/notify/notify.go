@@ -1,8 +1,9 @@
 // Package notify tells the people who must act about live keys: through
 // Slack-compatible incoming webhooks and a generic JSON webhook whose body
 // is signed (HMAC-SHA256, X-Keyburn-Signature-256: sha256=HEX, as GitHub
-// signs its own). A message is sent when a key is found live, acted on, or
-// could not be acted on. It names the key ID, account, severity and reach,
+// signs its own). A message is sent when a key is found live (stored
+// before it is acted on, through check's Live hook), and again when it was
+// acted on or could not be. It names the key ID, account, severity and reach,
 // repository and commit, verdict and action; never the secret, and never
 // the file of a key that is still live unless the repository is known to
 // be private.

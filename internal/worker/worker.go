@@ -318,7 +318,7 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 	}
 	res.Findings = r.Findings
 	if w.o.Verifier != nil {
-		if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
+		if err := check.RunWith(ctx, res.Findings, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
 			w.o.Log.Error("state", "repo", name.String(), "err", err)
 		}
 	}
@@ -331,6 +331,17 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 		}
 	}
 	return res, nil
+}
+
+// hooks tell the notification outbox of each live key before it is acted
+// on, so that a worker that dies during the action loses no news.
+func (w *Worker) hooks(name ghrepo.Name) check.Hooks {
+	if w.o.Notify == nil {
+		return check.Hooks{}
+	}
+	return check.Hooks{Live: func(ctx context.Context, f *finding.Finding) error {
+		return w.o.Notify(ctx, []*finding.Finding{f}, notify.Where{Repository: name.String()})
+	}}
 }
 
 // notify hands the findings to the notification outbox; a failure to
@@ -560,7 +571,7 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 	}
 	res.Findings = r.Findings
 	if w.o.Verifier != nil {
-		if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
+		if err := check.RunWith(ctx, res.Findings, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
 			w.o.Log.Error("state", "repo", name.String(), "err", err)
 		}
 	}
@@ -640,7 +651,7 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 		res.Alert = "left open: verification is off"
 		return res, nil
 	}
-	if err := check.Run(ctx, res.Findings, w.o.Verifier, w.o.Responder); err != nil {
+	if err := check.RunWith(ctx, res.Findings, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
 		log.Error("state", "err", err)
 	}
 	w.notify(ctx, name, res.Findings)
