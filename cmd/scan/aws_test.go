@@ -114,6 +114,17 @@ func awsEnv(t *testing.T, m *awstest.Server) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
+// motoFront starts moto with the SDK's credentials pointed at its admin,
+// and a front for the calls moto lacks, with no CloudTrail events.
+func motoFront(t *testing.T) (*awstest.Server, *awstest.Front) {
+	t.Helper()
+	m := awstest.Start(t)
+	awsEnv(t, m)
+	front := awstest.StartFront(t, m)
+	front.NoEvents()
+	return m, front
+}
+
 func runCLI(args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), args, nil, &out, &errOut)
@@ -220,10 +231,7 @@ func TestVerifyWithABrokenAWSConfig(t *testing.T) {
 // and its secret's) are resolved as revoked after the key is deleted once;
 // the alert of a key AWS does not know is left open, with the reason.
 func TestAlertsBacklog(t *testing.T) {
-	m := awstest.Start(t)
-	awsEnv(t, m)
-	front := awstest.StartFront(t, m)
-	front.NoEvents()
+	m, front := motoFront(t)
 	keyID, sec := m.UserKey(t, "deployer")
 	rng := rand.New(rand.NewPCG(14, 9))
 	deadID, deadSecret := testkeys.KeyID(rng, "AKIA", 123456789012), testkeys.Secret(rng)
@@ -286,14 +294,11 @@ func TestAlertsBacklog(t *testing.T) {
 // TestNotifyEndToEnd: a live key found, deleted, and told about: a JSON
 // target (signed) and a Slack-compatible one, both on loopback, both
 // failing their first call, get the news within the run (found live, then
-// killed), retried; neither gets the secret. A [notify] section in a .keyburn.toml found in the
-// scanned tree is ignored, with a warning: the tree's own file could send
-// news of its keys anywhere.
+// killed), retried; neither gets the secret. A [notify] section in a
+// .keyburn.toml found in the scanned tree is ignored, with a warning: the
+// tree's own file could send news of its keys anywhere.
 func TestNotifyEndToEnd(t *testing.T) {
-	m := awstest.Start(t)
-	awsEnv(t, m)
-	front := awstest.StartFront(t, m)
-	front.NoEvents()
+	m, front := motoFront(t)
 	id, sec := m.UserKey(t, "builder")
 	type got struct {
 		mu     sync.Mutex
@@ -384,10 +389,7 @@ func TestNotifyEndToEnd(t *testing.T) {
 // the two critical keys only and writes the HTML report. KEEP_REPORTS=DIR
 // keeps both outputs.
 func TestFourUsersReport(t *testing.T) {
-	m := awstest.Start(t)
-	awsEnv(t, m)
-	front := awstest.StartFront(t, m)
-	front.NoEvents()
+	m, front := motoFront(t)
 	ctx := context.Background()
 	c := m.IAM()
 	must := func(_ any, err error) {

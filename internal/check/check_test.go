@@ -107,16 +107,7 @@ func TestVerifyAndRespondMoto(t *testing.T) {
 	if found["AKIAIOSFODNN7EXAMPLE"] != nil {
 		t.Fatalf("the documentation example was reported")
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()})
-	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, v, r := motoCheck(t, m, respond.Options{Policy: respond.Delete})
 	mustRun(t, ctx, fs, v, r)
 
 	// An old-format key ID alone: its account is named by
@@ -528,17 +519,7 @@ func TestReachSteersResponseMoto(t *testing.T) {
 	}
 	emptyID, emptySecret := m.UserKey(t, "intern")
 	fs := scanDir(t, map[string]string{"ops.env": envFile(adminID, adminSecret), "intern.env": envFile(emptyID, emptySecret)})
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()})
-	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, MinSeverity: finding.SeverityCritical, Credentials: m.AdminProvider(),
-		Endpoint: m.URL, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, v, r := motoCheck(t, m, respond.Options{Policy: respond.Delete, MinSeverity: finding.SeverityCritical})
 	mustRun(t, ctx, fs, v, r)
 	found := byKey(fs)
 	ops, intern := found[adminID], found[emptyID]
@@ -577,16 +558,7 @@ func TestLiveHookBeforeAction(t *testing.T) {
 	deadID, deadSecret := m.UserKey(t, "erin")
 	m.DeleteKey(t, "erin", deadID)
 	fs := scanDir(t, map[string]string{"live.env": envFile(liveID, liveSecret), "dead.env": envFile(deadID, deadSecret)})
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v := verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()})
-	r, err := respond.New(ctx, respond.Options{Policy: respond.Delete, Credentials: m.AdminProvider(), Endpoint: m.URL, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, v, r := motoCheck(t, m, respond.Options{Policy: respond.Delete})
 	var mu sync.Mutex
 	var heard []string
 	hooks := Hooks{Live: func(_ context.Context, f *finding.Finding) error {
@@ -605,4 +577,21 @@ func TestLiveHookBeforeAction(t *testing.T) {
 	if f := byKey(fs)[liveID]; f.Response == nil || f.Response.Action != string(respond.ActionDeleted) {
 		t.Errorf("after the hook, the live key was not deleted: %+v", f.Response)
 	}
+}
+
+// motoCheck is a state file, a verifier and a responder (with opts) acting
+// as moto's admin against moto.
+func motoCheck(t *testing.T, m *awstest.Server, opts respond.Options) (*store.Store, *verify.Verifier, *respond.Responder) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	opts.Credentials, opts.Endpoint, opts.Store = m.AdminProvider(), m.URL, st
+	r, err := respond.New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()}), r
 }
