@@ -46,8 +46,8 @@ type File struct {
 }
 
 // NotifySpec is the [notify] section: where news of live keys goes.
-// Read only from a config named with --config (a .keyburn.toml found in a
-// scanned tree could send it anywhere), with URLs and secrets from the
+// Read only from the operator's file (a scanned tree's .keyburn.toml could
+// send it anywhere: rules.TreeFile), with URLs and secrets from the
 // environment rather than the file where it can:
 //
 //	[[notify.target]]
@@ -264,6 +264,22 @@ func DefaultFS() fs.FS { return defaultFS }
 // (name and text, may be nil) on top: a user rule with the ID of a default
 // replaces it, others are added; allowlists are joined.
 func Load(fsys fs.FS, user *UserFile) (*Set, error) {
+	srcs, err := defaultSources(fsys)
+	if err != nil {
+		return nil, err
+	}
+	if user != nil {
+		f, err := Decode(user.Name, user.Text)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, source{name: user.Name, text: user.Text, file: f})
+	}
+	return compile(srcs)
+}
+
+// defaultSources decodes every *.toml file of fsys, in name order.
+func defaultSources(fsys fs.FS) ([]source, error) {
 	names, err := fs.Glob(fsys, "*.toml")
 	if err != nil {
 		return nil, err
@@ -281,17 +297,13 @@ func Load(fsys fs.FS, user *UserFile) (*Set, error) {
 		}
 		srcs = append(srcs, source{name: "rules/" + n, text: text, file: f})
 	}
-	if user != nil {
-		f, err := Decode(user.Name, user.Text)
-		if err != nil {
-			return nil, err
-		}
-		srcs = append(srcs, source{name: user.Name, text: user.Text, file: f})
-	}
-	return compile(srcs)
+	return srcs, nil
 }
 
-// UserFile is a user's rules file: its name for messages and its content.
+// UserFile is the operator's rules file (--config, or the operator's own
+// config path): its name for messages and its content. It may say
+// everything, [aws] and [notify] included; a scanned tree's file is a
+// TreeFile, which may not.
 type UserFile struct {
 	Name string
 	Text []byte

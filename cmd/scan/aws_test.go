@@ -342,7 +342,7 @@ func TestNotifyEndToEnd(t *testing.T) {
 	// Found in the scanned tree: ignored.
 	os.WriteFile(filepath.Join(dir, ".keyburn.toml"), []byte(notifyConf), 0o644)
 	code, _, stderr := runCLI("dir", "--verify", "--aws-endpoint", front.URL, "--state", state, dir)
-	if code != exitFindings || !strings.Contains(stderr, "[notify] in .keyburn.toml is ignored") || hook.calls+slack.calls != 0 {
+	if code != exitFindings || !strings.Contains(stderr, "is the scanned tree's: ignored [notify]") || hook.calls+slack.calls != 0 {
 		t.Fatalf("a found .keyburn.toml's [notify]: exit %d, %d calls\n%s", code, hook.calls+slack.calls, stderr)
 	}
 	os.Remove(filepath.Join(dir, ".keyburn.toml"))
@@ -482,5 +482,47 @@ func TestAuditShowsUndeliveredNotifications(t *testing.T) {
 	}
 	if _, out, _ := runCLI("audit", "--state", state, "--key", "AKIABBBBBBBBBBBBBBBB"); strings.Contains(out, "NOT DELIVERED") {
 		t.Errorf("audit --key of a key whose notification was sent:\n%s", out)
+	}
+}
+
+// TestTreeCannotSteerResponder: a scanned tree's .keyburn.toml names the
+// key's own account in deny_accounts (to keep its key alive), a role of its
+// choosing and a severity floor; none of it reaches the responder, and the
+// key is deleted with keyburn's own credentials. The operator's own config
+// path still counts: there, the same deny list keeps the key alive.
+func TestTreeCannotSteerResponder(t *testing.T) {
+	m, front := motoFront(t)
+	id, sec := m.UserKey(t, "tess")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644)
+	os.WriteFile(filepath.Join(dir, ".keyburn.toml"), []byte("[aws]\ndeny_accounts = [\"123456789012\"]\nrole_name = \"attacker-role\"\n"+
+		"respond_min_severity = \"critical\"\ncentralized_root_access = true\n"), 0o644)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	state := filepath.Join(t.TempDir(), "state.db")
+	code, out, stderr := runCLI("dir", "--respond=delete", "--aws-endpoint", front.URL, "--state", state, dir)
+	if code != exitFindings || !strings.Contains(out, "deleted") || !strings.Contains(stderr, "ignored [aws]") {
+		t.Fatalf("a tree's [aws]: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if s := m.KeyStatus(t, "tess", id); s != "" {
+		t.Errorf("a tree's deny_accounts kept its key alive: the key is %q", s)
+	}
+	if strings.Contains(out+stderr, "attacker-role") {
+		t.Errorf("the tree's role was used:\n%s\n%s", out, stderr)
+	}
+
+	// The operator's own config path is the operator's voice.
+	id2, sec2 := m.UserKey(t, "ursula")
+	dir2 := t.TempDir()
+	os.WriteFile(filepath.Join(dir2, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id2, sec2)), 0o644)
+	xdg := t.TempDir()
+	os.MkdirAll(filepath.Join(xdg, "keyburn"), 0o700)
+	os.WriteFile(filepath.Join(xdg, "keyburn", "config.toml"), []byte("[aws]\ndeny_accounts = [\"123456789012\"]\n"), 0o600)
+	t.Setenv("XDG_CONFIG_HOME", xdg)
+	code, out, stderr = runCLI("dir", "--respond=delete", "--aws-endpoint", front.URL, "--state", state, dir2)
+	if code != exitFindings || !strings.Contains(out, "skipped") {
+		t.Fatalf("the operator's config: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if s := m.KeyStatus(t, "ursula", id2); s != "Active" {
+		t.Errorf("the operator's deny_accounts was not honoured: the key is %q", s)
 	}
 }

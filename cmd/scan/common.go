@@ -29,9 +29,6 @@ import (
 	"github.com/keyburn/keyburn/rules"
 )
 
-// configFileName is the rules file keyburn picks up without --config.
-const configFileName = ".keyburn.toml"
-
 // common holds the flags every scan command has.
 type common struct {
 	format       string
@@ -150,10 +147,11 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	if c.concurrency < 0 {
 		return nil, fmt.Errorf("--concurrency %d: want a positive number", c.concurrency)
 	}
-	set, err := c.loadRules(u, dirHint)
+	l, err := c.loadRules(u, dirHint)
 	if err != nil {
 		return nil, err
 	}
+	set := l.set
 	c.fromConfig(set.Scan)
 	if c.decodeDepth < 0 {
 		return nil, fmt.Errorf("--decode-depth %d: want 0 (no decoding) or more", c.decodeDepth)
@@ -166,7 +164,7 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	if err != nil || maxSize == 0 {
 		return nil, fmt.Errorf("--max-file-size %q: want a size such as 10MB or 1GiB", c.maxFileSize)
 	}
-	targets, err := c.notifyTargets(u, set)
+	targets, err := c.notifyTargets(set)
 	if err != nil {
 		return nil, err
 	}
@@ -185,14 +183,10 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	if c.dryRun && s.policy == respond.Off {
 		return nil, errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
 	}
-	if c.baseline != "" {
-		data, err := os.ReadFile(c.baseline)
-		if err != nil {
-			return nil, fmt.Errorf("read baseline: %w", err)
-		}
-		if s.baseline, err = finding.ParseBaseline(c.baseline, data); err != nil {
-			return nil, err
-		}
+	if s.baseline, err = c.readBaseline(u, l); err != nil {
+		return nil, err
+	}
+	if s.baseline != nil {
 		u.debugf("baseline %s: %d accepted fingerprints", c.baseline, len(s.baseline))
 	}
 	return s, nil
@@ -261,63 +255,6 @@ func (c *common) notify(ctx context.Context, u *ui, s *setup, fs []*finding.Find
 		u.errorf("%d notification(s) not delivered yet (%v): the next run retries them", pending, err)
 	}
 	return nil
-}
-
-// notifyTargets reads the [notify] targets, from a config named with
-// --config only: a .keyburn.toml found in a scanned tree is the tree's,
-// and could send news of its keys anywhere.
-func (c *common) notifyTargets(u *ui, set *rules.Set) ([]notify.Target, error) {
-	if len(set.Notify) == 0 {
-		return nil, nil
-	}
-	if c.config == "" {
-		u.errorf("[notify] in %s is ignored: notification targets are read only from a file named with --config", configFileName)
-		return nil, nil
-	}
-	return notify.Targets(set.Notify, nil)
-}
-
-func (c *common) loadRules(u *ui, dirHint string) (*rules.Set, error) {
-	path := c.config
-	if path == "" {
-		path = findConfig(dirHint)
-	}
-	var user *rules.UserFile
-	if path != "" {
-		text, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read config: %w", err)
-		}
-		user = &rules.UserFile{Name: path, Text: text}
-		u.debugf("rules: defaults and %s", path)
-	}
-	return rules.Load(rules.DefaultFS(), user)
-}
-
-// findConfig looks for .keyburn.toml from start up to the root of the
-// repository that holds it (or only in start, outside a repository), so
-// that a scan from a subdirectory or by an absolute path uses the same
-// rules as one from the root. It returns "" when there is none.
-func findConfig(start string) string {
-	dir, err := filepath.Abs(start)
-	if err != nil {
-		return ""
-	}
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(dir)
-	}
-	top, inRepo := engine.RepoRoot(dir)
-	for {
-		p := filepath.Join(dir, configFileName)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if !inRepo || dir == top || parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 // writeResults writes findings to --output or stdout.
@@ -429,6 +366,9 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 	}
 	if partial || u.failures() > 0 {
 		return exitError
+	}
+	if u.treeProblems() > 0 {
+		return exitFindings
 	}
 	return exitClean
 }

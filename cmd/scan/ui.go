@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/term"
+
+	"github.com/keyburn/keyburn/internal/source"
 )
 
 // ui holds every rule for standard error: messages prefixed "keyburn:",
@@ -20,6 +22,11 @@ type ui struct {
 	verbose bool
 	skipped map[string]int // reason class → count
 	failed  int
+	// problems counts what a scanned tree got wrong (a malformed
+	// .keyburn.toml, a baseline out of the tree): reported, scanned anyway,
+	// and an exit code of 1 as a finding would give, so that a tree
+	// cannot quietly switch its own scan off.
+	problems int
 }
 
 func newUI(w io.Writer) *ui { return &ui{w: w, skipped: map[string]int{}} }
@@ -53,6 +60,12 @@ func (u *ui) Skipped(path, reason string) {
 	}
 	u.skipped[class]++
 	u.mu.Unlock()
+	if strings.HasPrefix(reason, source.LinkOutsideRoot) {
+		// Rare, and a sign of a tree reaching for the operator's files:
+		// always said.
+		u.errorf("skipped %s: %s", path, reason)
+		return
+	}
 	u.debugf("skipped %s: %s", path, reason)
 }
 
@@ -62,6 +75,20 @@ func (u *ui) Failed(err error) {
 	u.failed++
 	u.mu.Unlock()
 	u.errorf("%v", err)
+}
+
+// problem reports something wrong in the scanned tree itself.
+func (u *ui) problem(format string, args ...any) {
+	u.mu.Lock()
+	u.problems++
+	u.mu.Unlock()
+	u.errorf(format, args...)
+}
+
+func (u *ui) treeProblems() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.problems
 }
 
 func (u *ui) failures() int {

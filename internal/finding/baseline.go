@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -32,11 +33,12 @@ func ParseBaseline(name string, data []byte) (Baseline, error) {
 			Fingerprint string `json:"fingerprint"`
 		}
 		if err := json.Unmarshal(trimmed, &recs); err != nil {
-			return nil, fmt.Errorf("baseline %s: not a keyburn JSON report: %w", name, err)
+			return nil, fmt.Errorf("baseline %s: not a keyburn JSON report (%s)", name, jsonErrorWhere(err))
 		}
 		for i, r := range recs {
 			if !fingerprintRE.MatchString(r.Fingerprint) {
-				return nil, fmt.Errorf("baseline %s: entry %d: fingerprint %q is not 64 hex digits", name, i, r.Fingerprint)
+				// Never the content: a baseline a tree names could be any file.
+				return nil, fmt.Errorf("baseline %s: entry %d: its fingerprint is not 64 hex digits", name, i)
 			}
 			b[r.Fingerprint] = true
 		}
@@ -54,13 +56,13 @@ func ParseBaseline(name string, data []byte) (Baseline, error) {
 				Fingerprint string `json:"fingerprint"`
 			}
 			if err := json.Unmarshal([]byte(line), &r); err != nil {
-				return nil, fmt.Errorf("baseline %s:%d: %w", name, n, err)
+				return nil, fmt.Errorf("baseline %s:%d: not a JSON object with a fingerprint", name, n)
 			}
 			line = r.Fingerprint
 		}
 		fp, _, _ := strings.Cut(line, " ")
 		if !fingerprintRE.MatchString(fp) {
-			return nil, fmt.Errorf("baseline %s:%d: %q is not a fingerprint (64 lower-case hex digits)", name, n, fp)
+			return nil, fmt.Errorf("baseline %s:%d: not a fingerprint (64 lower-case hex digits)", name, n)
 		}
 		b[fp] = true
 	}
@@ -80,4 +82,18 @@ func (b Baseline) Filter(fs []*Finding) (kept []*Finding, accepted int) {
 		kept = append(kept, f)
 	}
 	return kept, accepted
+}
+
+// jsonErrorWhere says where JSON failed to parse, by offset, without
+// quoting the text (a syntax error's message quotes a character).
+func jsonErrorWhere(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("a syntax error at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("a %s where %s belongs, at byte %d", te.Value, te.Type, te.Offset)
+	}
+	return "it does not parse"
 }

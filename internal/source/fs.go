@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -67,11 +68,16 @@ type File struct {
 //
 // Hidden files are included and .gitignore is not honoured: an ignored file
 // on disk can still leak. .git directories are skipped (scan git reads
-// history). Symbolic links are followed; a directory reached twice (a link
-// loop, or two links to one place) is walked once; a file reached by two
-// paths (a link) is scanned under each, since each path holds the key. Files that are not regular (sockets, devices) are
-// reported as skipped; unreadable directories as failures, and the walk goes
-// on. Walk returns only ctx's error.
+// history). A root is taken as given, links and all: the operator named it.
+// Nothing under a root is read outside it: a symbolic link whose target
+// leaves the root (a cloned tree's "config.env -> ~/.aws/credentials") is
+// never followed, and is reported as skipped with the reason
+// LinkOutsideRoot. A link whose target is inside the root is not followed
+// either: the target is scanned once, at its own path, by the walk itself.
+// A directory reached twice (a bind mount) is walked once. Files that are
+// not regular (sockets, devices) are reported as skipped; unreadable
+// directories as failures, and the walk goes on. Walk returns only ctx's
+// error.
 func Walk(ctx context.Context, roots []string, visit func(File), rep Reporter) error {
 	w := &walker{ctx: ctx, visit: visit, rep: rep, dirs: map[fileID]bool{}}
 	for _, root := range roots {
@@ -84,17 +90,26 @@ func Walk(ctx context.Context, roots []string, visit func(File), rep Reporter) e
 			continue
 		}
 		w.root = root
+		if w.realRoot, err = filepath.EvalSymlinks(root); err != nil {
+			rep.Failed(fmt.Errorf("scan %s: %w", root, err))
+			continue
+		}
+		if w.realRoot, err = filepath.Abs(w.realRoot); err != nil {
+			rep.Failed(fmt.Errorf("scan %s: %w", root, err))
+			continue
+		}
 		w.entry(root, fi)
 	}
 	return ctx.Err()
 }
 
 type walker struct {
-	root  string // the root being walked
-	ctx   context.Context
-	visit func(File)
-	rep   Reporter
-	dirs  map[fileID]bool
+	root     string // the root being walked
+	realRoot string // root with its links resolved, absolute
+	ctx      context.Context
+	visit    func(File)
+	rep      Reporter
+	dirs     map[fileID]bool
 }
 
 // entry handles path, whose (followed) info is fi.
@@ -144,24 +159,34 @@ func (w *walker) dir(path string, fi fs.FileInfo) {
 			// file cost 15% of a scan's CPU time.)
 			w.visit(File{Path: p, Root: w.root, Size: -1})
 		case t&fs.ModeSymlink != 0:
-			info, err := os.Stat(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				// Broken links are common (node_modules, virtualenvs) and
-				// hold nothing to read.
-				w.rep.Skipped(p, "broken symbolic link")
-				continue
-			}
-			if err != nil {
-				w.rep.Failed(fmt.Errorf("follow symbolic link %s: %w", p, err))
-				continue
-			}
-			if info.IsDir() && e.Name() == ".git" {
-				continue
-			}
-			w.entry(p, info)
+			w.link(p)
 		default:
 			w.rep.Skipped(p, "not a regular file ("+t.String()+")")
 		}
+	}
+}
+
+// LinkOutsideRoot is the reason a symbolic link leaving the scanned root is
+// skipped.
+const LinkOutsideRoot = "symbolic link out of the scanned root"
+
+// link handles a symbolic link met inside the root: it is never followed.
+// Its target, when inside the root, is scanned at its own path by the walk;
+// a target outside the root is not read, and said.
+func (w *walker) link(p string) {
+	real, err := filepath.EvalSymlinks(p)
+	if err == nil {
+		real, err = filepath.Abs(real)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Broken links are common (node_modules, virtualenvs) and hold
+		// nothing to read.
+		w.rep.Skipped(p, "broken symbolic link")
+	case err != nil:
+		w.rep.Failed(fmt.Errorf("follow symbolic link %s: %w", p, err))
+	case !Within(w.realRoot, real):
+		w.rep.Skipped(p, LinkOutsideRoot+" (to "+real+"): not read")
 	}
 }
 
@@ -474,4 +499,37 @@ func decodeUTF16(b []byte, bigEndian bool) []byte {
 		out = utf8.AppendRune(out, r)
 	}
 	return out
+}
+
+// InsideRoot resolves path's symbolic links and returns the real path when
+// it lies inside root (itself resolved); otherwise an error saying that it
+// leaves the root. It is the one rule for every path a scanned tree names
+// or holds: a link, a config, a baseline.
+func InsideRoot(root, path string) (string, error) {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	if !Within(realRoot, real) {
+		return "", &OutsideRootError{Path: path, Root: root}
+	}
+	return real, nil
+}
+
+// OutsideRootError is a path that leads out of the scanned root.
+type OutsideRootError struct{ Path, Root string }
+
+func (e *OutsideRootError) Error() string {
+	return fmt.Sprintf("%s leads outside %s (a symbolic link or a path out of the tree): not read", e.Path, e.Root)
+}
+
+// Within reports whether path is root or under it, by name; both absolute
+// and clean. The one test of "inside the tree" for every caller.
+func Within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }

@@ -42,6 +42,9 @@ func write(t *testing.T, path string, data []byte) {
 
 func TestWalk(t *testing.T) {
 	dir := t.TempDir()
+	outside := t.TempDir()
+	write(t, filepath.Join(outside, "credentials"), []byte("the operator's own"))
+	write(t, filepath.Join(outside, "d/x.txt"), []byte("outside"))
 	write(t, filepath.Join(dir, "a.txt"), []byte("a"))
 	write(t, filepath.Join(dir, ".hidden/b.txt"), []byte("b"))
 	write(t, filepath.Join(dir, ".git/config"), []byte("skipped"))
@@ -50,6 +53,10 @@ func TestWalk(t *testing.T) {
 	must(t, os.Symlink("..", filepath.Join(dir, "sub/loop")))
 	must(t, os.Symlink("a.txt", filepath.Join(dir, "alias.txt")))
 	must(t, os.Symlink("missing", filepath.Join(dir, "dangling")))
+	must(t, os.Symlink(filepath.Join(outside, "credentials"), filepath.Join(dir, "config.env")))
+	must(t, os.Symlink(filepath.Join(outside, "d"), filepath.Join(dir, "vendor")))
+	must(t, os.Symlink("../../"+filepath.Base(outside)+"/credentials", filepath.Join(dir, "sub/up")))
+	must(t, os.Symlink("/proc/self/environ", filepath.Join(dir, "environ")))
 	must(t, os.Link(filepath.Join(dir, "sub/c.txt"), filepath.Join(dir, "hard.txt")))
 
 	var got []string
@@ -61,9 +68,10 @@ func TestWalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Strings(got)
-	// Files reached by two paths are visited under each; the directory loop
-	// is walked once.
-	want := []string{".gitignore", ".hidden/b.txt", "a.txt", "alias.txt", "hard.txt", "sub/c.txt"}
+	// Links are never followed: a target inside the root is scanned once at
+	// its own path, one outside it is not read at all. A hard link is a
+	// file like any other.
+	want := []string{".gitignore", ".hidden/b.txt", "a.txt", "hard.txt", "sub/c.txt"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Walk visited %q, want %q", got, want)
 	}
@@ -73,9 +81,72 @@ func TestWalk(t *testing.T) {
 		t.Errorf("failures = %v, want none", rec.failed)
 	}
 	sort.Strings(rec.skipped)
-	if len(rec.skipped) != 2 || !strings.Contains(rec.skipped[0], "dangling: broken symbolic link") || !strings.Contains(rec.skipped[1], "loop") {
-		t.Errorf("skipped = %v, want the dangling link and the loop", rec.skipped)
+	var wantSkipped []string
+	for _, p := range []string{"config.env", "environ", "sub/up", "vendor"} {
+		wantSkipped = append(wantSkipped, filepath.Join(dir, p)+": "+LinkOutsideRoot)
 	}
+	wantSkipped = append(wantSkipped, filepath.Join(dir, "dangling")+": broken symbolic link")
+	sort.Strings(wantSkipped)
+	if len(rec.skipped) != len(wantSkipped) {
+		t.Fatalf("skipped = %q, want %q", rec.skipped, wantSkipped)
+	}
+	for i := range wantSkipped {
+		if !strings.HasPrefix(rec.skipped[i], wantSkipped[i]) {
+			t.Errorf("skipped[%d] = %q, want it to start %q", i, rec.skipped[i], wantSkipped[i])
+		}
+	}
+}
+
+// TestWalkRootThroughLink: a root named through a link (the operator's
+// choice) is walked, and a link inside it to a sibling stays inside.
+func TestWalkRootThroughLink(t *testing.T) {
+	base := t.TempDir()
+	write(t, filepath.Join(base, "real/a.txt"), []byte("a"))
+	must(t, os.Symlink("a.txt", filepath.Join(base, "real/b.txt")))
+	must(t, os.Symlink("real", filepath.Join(base, "named")))
+	var got []string
+	rec := &recorder{}
+	if err := Walk(context.Background(), []string{filepath.Join(base, "named")}, func(f File) { got = append(got, filepath.Base(f.Path)) }, rec); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "a.txt" || len(rec.skipped)+len(rec.failed) != 0 {
+		t.Errorf("visited %q, skipped %q, failed %v; want a.txt alone, nothing skipped", got, rec.skipped, rec.failed)
+	}
+}
+
+// FuzzWalkStaysInRoot builds a tree of links from fuzzed targets (relative,
+// "..", absolute, chains) and checks that every file visited is inside the
+// root once its links are resolved, and that no file outside is reached.
+func FuzzWalkStaysInRoot(f *testing.F) {
+	f.Add("../out/secret", "sub/../../out", "/tmp")
+	f.Add("a", "../..", "sub")
+	f.Add("l2", "l1", "../out/d")
+	f.Fuzz(func(t *testing.T, t1, t2, t3 string) {
+		base := t.TempDir()
+		root := filepath.Join(base, "root")
+		write(t, filepath.Join(base, "out/secret"), []byte("outside"))
+		write(t, filepath.Join(base, "out/d/x"), []byte("outside"))
+		write(t, filepath.Join(root, "a"), []byte("in"))
+		write(t, filepath.Join(root, "sub/b"), []byte("in"))
+		for i, target := range []string{t1, t2, t3} {
+			if target == "" || strings.ContainsRune(target, 0) || len(target) > 200 {
+				continue
+			}
+			_ = os.Symlink(target, filepath.Join(root, "sub", "l"+string(rune('1'+i))))
+		}
+		realRoot, _ := filepath.EvalSymlinks(root)
+		ctx, cancel := context.WithTimeout(context.Background(), 5e9)
+		defer cancel()
+		_ = Walk(ctx, []string{root}, func(fl File) {
+			real, err := filepath.EvalSymlinks(fl.Path)
+			if err != nil {
+				t.Fatalf("visited %s, which does not resolve: %v", fl.Path, err)
+			}
+			if !Within(realRoot, real) {
+				t.Fatalf("visited %s, which is %s, outside the root %s", fl.Path, real, realRoot)
+			}
+		}, &recorder{})
+	})
 }
 
 func TestWalkCancelled(t *testing.T) {
