@@ -206,11 +206,14 @@ func runAlerts(ctx context.Context, f orgFlags, o org.Options, s *setup, u *ui, 
 				defer st.Close()
 			}
 		}
-		resolved := 0
+		resolved, would := 0, 0
 		for _, p := range prepared {
-			out, err := p.Resolve(ctx, o.Client, st)
+			out, err := p.Resolve(ctx, o.Client, ghalert.ResolveOptions{State: st, DryRun: f.c.dryRun})
 			resolveErr = errors.Join(resolveErr, err)
 			switch {
+			case out.Would:
+				would++
+				u.printf("%s#%d: left open: a dry run; it would be resolved as revoked (%s)", p.Repo, p.Number, out.Comment)
 			case out.Resolved:
 				resolved++
 				u.printf("%s#%d: resolved as revoked (%s)", p.Repo, p.Number, out.Comment)
@@ -218,7 +221,11 @@ func runAlerts(ctx context.Context, f orgFlags, o org.Options, s *setup, u *ui, 
 				u.printf("%s#%d: left open: %s", p.Repo, p.Number, out.Why)
 			}
 		}
-		u.printf("%d of %d alert(s) resolved as revoked", resolved, len(list))
+		if would > 0 {
+			u.printf("%d of %d alert(s) would be resolved as revoked (a dry run resolves nothing)", would, len(list))
+		} else {
+			u.printf("%d of %d alert(s) resolved as revoked", resolved, len(list))
+		}
 	})
 	if err == nil && resolveErr != nil {
 		return exitError, resolveErr

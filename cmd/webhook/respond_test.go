@@ -222,3 +222,75 @@ func motoEnv(t *testing.T, m *awstest.Server) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
+
+// TestAlertForAnotherKeysSecret: GitHub raises an alert for secret S_B, in
+// a file that also holds key A with its own secret S_A. The running
+// receiver deletes A (live with S_A), but S_B is not A's: B's alert stays
+// open (B is still live, and GitHub must keep showing it), and no issue
+// says "pushed" for a key that was revoked.
+func TestAlertForAnotherKeysSecret(t *testing.T) {
+	m := awstest.Start(t)
+	front := awstest.StartFront(t, m)
+	front.NoEvents()
+	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
+	motoEnv(t, m)
+	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
+	idA, secA := m.UserKey(t, "a")
+	idB, secB := m.UserKey(t, "b")
+	api := ghtest.Start(t)
+	api.Token = "ghp_receiver"
+	blob, commit := "bf5626b4a114abcb82d63db7c8082c3c4756e51b", "e14d7debf9775f957cf4f1e8176da0786431f72b"
+	api.AddBlob(blob, []byte("export AWS_ACCESS_KEY_ID="+idA+"\nexport AWS_SECRET_ACCESS_KEY="+secA+"\n# the old one\nexport OLD_AWS_SECRET_ACCESS_KEY="+secB+"\n"))
+	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 43, SecretType: "aws_secret_access_key", Secret: secB,
+		Locations: []ghtest.Location{{Path: "deploy/prod.env", Line: 4, Column: 33, Blob: blob, Commit: commit}}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	event := bytes.Replace(payload(t, "secret-scanning-alert.json"), []byte(`"number": 42`), []byte(`"number": 43`), 1)
+	event = bytes.Replace(event, []byte(`"secret_type": "aws_access_key_id"`), []byte(`"secret_type": "aws_secret_access_key"`), 1)
+	delivered := false
+	log := runUntil(t, []string{"--listen", addr, "--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
+		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL}, func() bool {
+		if !delivered {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(event))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", "secret_scanning_alert")
+			req.Header.Set("X-GitHub-Delivery", "82d3162e-cc78-11e3-81ab-4c9367dc0958")
+			req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), event))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("delivery answered %d", resp.StatusCode)
+			}
+			delivered = true
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `keyburn_alerts_total{outcome=`)
+	})
+	if s := m.KeyStatus(t, "a", idA); s != "" {
+		t.Errorf("key A is %q, want deleted (it was live in the alert's file)", s)
+	}
+	if s := m.KeyStatus(t, "b", idB); s != "Active" {
+		t.Errorf("key B is %q, want Active (its ID was nowhere)", s)
+	}
+	if a := api.Alert("acme/app", 43); a.State != "open" || len(api.Updates()) != 0 {
+		t.Errorf("B's alert is %s after %d updates, want it left open: B is live\n%s", a.State, len(api.Updates()), log)
+	}
+	if is := api.Issues(); len(is) != 0 {
+		t.Errorf("issues %v, want none: the only live key found was revoked", is)
+	}
+	if !strings.Contains(log, "alert left open") || strings.Contains(log, secB) || strings.Contains(log, secA) {
+		t.Errorf("the log does not say the alert was left open, or shows a secret:\n%s", log)
+	}
+}

@@ -206,7 +206,7 @@ func Prepare(ctx context.Context, gh *github.Client, eng engine.Options, name gh
 	for _, id := range order {
 		out.Findings = append(out.Findings, byKey[id])
 	}
-	if out.Target() == nil && out.keyID == "" {
+	if out.keyID == "" && !out.tries() {
 		out.Skip = "no key ID was found for this secret access key (not where GitHub found it, nor in another open alert)"
 	}
 	return out, nil
@@ -346,10 +346,11 @@ func others(ctx context.Context, gh *github.Client, name ghrepo.Name, number int
 }
 
 // Target is the finding the alert is about: its key ID's, or, for a
-// secret, the key's that verified live with it (else the first that tried
-// it). Nil when there is none.
+// secret, the one whose secret it is (paired where it was found, or proven
+// its key's by verification). A key that merely tried the secret, and was
+// proven live with another, is not the alert's: resolving the alert for it
+// would hide a live leak. Nil when there is none.
 func (a *Alert) Target() *finding.Finding {
-	var tried *finding.Finding
 	for _, f := range a.Findings {
 		if a.keyID != "" {
 			if f.KeyID == a.keyID {
@@ -360,18 +361,27 @@ func (a *Alert) Target() *finding.Finding {
 		if f.Secret.Reveal() == a.secret.Reveal() {
 			return f
 		}
-		for _, s := range f.Alternates {
-			if s.Reveal() == a.secret.Reveal() && tried == nil {
-				tried = f
-			}
+	}
+	return nil
+}
+
+// tries reports whether any finding holds or tries the alert's secret.
+func (a *Alert) tries() bool {
+	if a.Target() != nil {
+		return true
+	}
+	for _, f := range a.Findings {
+		if slices.ContainsFunc(f.Alternates, func(s secret.Secret) bool { return s.Reveal() == a.secret.Reveal() }) {
+			return true
 		}
 	}
-	return tried
+	return false
 }
 
 // Outcome is what was done with an alert after its key was checked.
 type Outcome struct {
 	Resolved bool   // resolved as revoked, with Comment
+	Would    bool   // a dry run: it would have been resolved, with Comment
 	Comment  string // the resolution comment
 	Why      string // why it was left open
 }
@@ -379,29 +389,61 @@ type Outcome struct {
 // ErrResolve wraps a failure to resolve an alert whose key was acted on.
 var ErrResolve = errors.New("resolve the alert")
 
+// ResolveOptions are what Resolve reads besides the alert.
+type ResolveOptions struct {
+	// State's audit log names keys keyburn acted on before (nil: none).
+	State *store.Store
+	// DryRun resolves nothing: the outcome says what would be.
+	DryRun bool
+}
+
 // Resolve resolves the alert as revoked, with a comment naming the action
-// and the audit record, when its key was acted on (deactivated or
+// and the audit record, when its own key was acted on (deactivated or
 // deleted); otherwise it leaves the alert open and says why. GitHub takes
 // a comment only with a resolution (it must be null when an alert is
 // open), so an alert left open carries none: the why is for the caller's
-// report.
+// report. Under DryRun nothing is sent: Outcome.Would says what would be.
 //
 // A key keyburn acted on before (the other alert of the same key, found
-// first) verifies invalid now: when st's audit log says keyburn
-// deactivated or deleted it, the alert is resolved citing that.
-func (a *Alert) Resolve(ctx context.Context, gh *github.Client, st *store.Store) (Outcome, error) {
+// first) verifies invalid now: when the audit log says keyburn deactivated
+// or deleted it, the alert is resolved citing that. For a secret's alert,
+// only when the audit records that this secret verified the key then.
+func (a *Alert) Resolve(ctx context.Context, gh *github.Client, o ResolveOptions) (Outcome, error) {
 	t := a.Target()
 	var earlier string
+	if t == nil && a.Skip == "" && a.keyID == "" && o.State != nil {
+		// The secret's key may have been acted on by an earlier run
+		// (it verifies invalid now, so no key took the secret this time):
+		// a key that tried it counts only if the audit records that this
+		// secret verified it when it was acted on.
+		for _, f := range a.Findings {
+			if !slices.ContainsFunc(f.Alternates, func(s secret.Secret) bool { return s.Reveal() == a.secret.Reveal() }) ||
+				f.Verification == nil || f.Verification.Status != string(verify.Invalid) {
+				continue
+			}
+			done, err := a.actedBefore(ctx, o.State, f.KeyID)
+			if err != nil {
+				return Outcome{Why: "the audit log could not be read"}, err
+			}
+			if done != "" {
+				t, earlier = f, done
+				break
+			}
+		}
+	}
 	switch {
+	case earlier != "":
 	case a.Skip != "":
 		return Outcome{Why: a.Skip}, nil
+	case t == nil && a.keyID == "":
+		return Outcome{Why: "no key verified live with this secret (a key that tried it was not its own)"}, nil
 	case t == nil:
 		return Outcome{Why: "no key was found for it"}, nil
 	case t.Verification == nil:
 		return Outcome{Why: "the key was not verified"}, nil
-	case t.Verification.Status == string(verify.Invalid) && st != nil:
+	case t.Verification.Status == string(verify.Invalid) && o.State != nil:
 		var err error
-		if earlier, err = actedBefore(ctx, st, t.KeyID); err != nil {
+		if earlier, err = a.actedBefore(ctx, o.State, t.KeyID); err != nil {
 			return Outcome{Why: "the key is invalid, and the audit log could not be read"}, err
 		}
 	}
@@ -431,6 +473,9 @@ func (a *Alert) Resolve(ctx context.Context, gh *github.Client, st *store.Store)
 	if r := []rune(comment); len(r) > maxComment {
 		comment = string(r[:maxComment-1]) + "…"
 	}
+	if o.DryRun {
+		return Outcome{Would: true, Comment: comment, Why: "a dry run: it would be resolved as revoked"}, nil
+	}
 	body := struct {
 		State      string `json:"state"`
 		Resolution string `json:"resolution"`
@@ -449,14 +494,24 @@ func (a *Alert) Resolve(ctx context.Context, gh *github.Client, st *store.Store)
 
 // actedBefore reads the audit log for keyburn's own deactivation or
 // deletion of keyID: "deleted it at T" or "deactivated it at T", "" when
-// there is none.
-func actedBefore(ctx context.Context, st *store.Store, keyID string) (string, error) {
+// there is none. For a secret's alert, an action counts only when the
+// audit records that the alert's secret verified the key in that run: the
+// key that was deleted must be the one the secret belongs to.
+func (a *Alert) actedBefore(ctx context.Context, st *store.Store, keyID string) (string, error) {
 	log, err := st.AuditLog(ctx, keyID)
 	if err != nil {
 		return "", err
 	}
+	sha := ""
+	if a.keyID == "" {
+		sha = a.secret.SHA256()
+	}
+	ours := sha == ""
 	done := ""
 	for _, r := range log {
+		if sha != "" && r.SecretSHA256 == sha {
+			ours = true
+		}
 		if r.Outcome != "ok" || r.Before == r.After {
 			continue
 		}
@@ -468,6 +523,9 @@ func actedBefore(ctx context.Context, st *store.Store, keyID string) (string, er
 				done = "deactivated it at " + r.At.UTC().Format(time.RFC3339)
 			}
 		}
+	}
+	if !ours {
+		return "", nil
 	}
 	return done, nil
 }

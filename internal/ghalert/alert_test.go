@@ -14,6 +14,7 @@ import (
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/ghtest"
+	"github.com/keyburn/keyburn/internal/secret"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/testkeys"
 	"github.com/keyburn/keyburn/rules"
@@ -109,6 +110,15 @@ func TestPrepare(t *testing.T) {
 				return
 			}
 			f := p.Target()
+			if f == nil && p.keyID == "" && tt.alternate != "" {
+				// A secret whose key ID is elsewhere: the key tries it, and
+				// is its alert's target only once it verifies with it.
+				for _, g := range p.Findings {
+					if g.KeyID == id {
+						f = g
+					}
+				}
+			}
 			if f == nil || f.KeyID != id {
 				t.Fatalf("target %+v among %d findings, want key %s", f, len(p.Findings), id)
 			}
@@ -163,7 +173,7 @@ func TestResolve(t *testing.T) {
 			api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 7, SecretType: TypeKeyID, Secret: id})
 			f := &finding.Finding{KeyID: id, Verification: tt.v, Response: tt.r}
 			a := &Alert{Repo: ghrepo.Name{Owner: "acme", Repo: "app"}, Number: 7, keyID: id, Findings: []*finding.Finding{f}}
-			out, err := a.Resolve(context.Background(), api.Client(""), nil)
+			out, err := a.Resolve(context.Background(), api.Client(""), ResolveOptions{})
 			if err != nil || out.Resolved != tt.resolved || !strings.Contains(out.Why, tt.why) {
 				t.Fatalf("Resolve = %+v, %v; want resolved %v (%q)", out, err, tt.resolved, tt.why)
 			}
@@ -184,8 +194,65 @@ func TestResolve(t *testing.T) {
 	api := ghtest.Start(t)
 	f := &finding.Finding{KeyID: id, Verification: &finding.Verification{Status: "live"}, Response: &finding.Response{Action: "deleted"}}
 	a := &Alert{Repo: ghrepo.Name{Owner: "acme", Repo: "app"}, Number: 99, keyID: id, Findings: []*finding.Finding{f}}
-	if out, err := a.Resolve(context.Background(), api.Client(""), nil); err == nil || out.Resolved || !strings.Contains(out.Why, "could not be resolved") {
+	if out, err := a.Resolve(context.Background(), api.Client(""), ResolveOptions{}); err == nil || out.Resolved || !strings.Contains(out.Why, "could not be resolved") {
 		t.Errorf("resolving a missing alert: %+v, %v", out, err)
+	}
+	// A dry run resolves nothing, and says what it would resolve.
+	api2 := ghtest.Start(t)
+	api2.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 7, SecretType: TypeKeyID, Secret: id})
+	a = &Alert{Repo: ghrepo.Name{Owner: "acme", Repo: "app"}, Number: 7, keyID: id, Findings: []*finding.Finding{f}}
+	if out, err := a.Resolve(context.Background(), api2.Client(""), ResolveOptions{DryRun: true}); err != nil || out.Resolved || !out.Would || len(api2.Updates()) != 0 {
+		t.Errorf("a dry run: %+v, %v, %d updates; want none, and Would", out, err, len(api2.Updates()))
+	}
+}
+
+// TestResolveOnlyTheAlertsOwnKey: a secret's alert is resolved only for the
+// key that secret belongs to. Key A, verified live with its own secret and
+// deleted, had the alert's secret S_B among the secrets it tried: B's alert
+// stays open (B is still live), whether A was acted on in this run or an
+// earlier one.
+func TestResolveOnlyTheAlertsOwnKey(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 9))
+	idA, secA, secB := testkeys.KeyID(rng, "AKIA", 123456789012), testkeys.Secret(rng), testkeys.Secret(rng)
+	api := ghtest.Start(t)
+	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 5, SecretType: TypeSecret, Secret: secB})
+	name := ghrepo.Name{Owner: "acme", Repo: "app"}
+	ctx := context.Background()
+	// This run: A verified live with its own secret and deleted.
+	a := &Alert{Repo: name, Number: 5, secret: secret.New(secB), Findings: []*finding.Finding{{KeyID: idA, Secret: secret.New(secA),
+		Alternates: []secret.Secret{secret.New(secB)}, Verification: &finding.Verification{Status: "live", ARN: "arn:aws:iam::123456789012:user/a"},
+		Response: &finding.Response{Action: "deleted", At: "2026-12-05T10:00:00Z"}}}}
+	out, err := a.Resolve(ctx, api.Client(""), ResolveOptions{})
+	if err != nil || out.Resolved || !strings.Contains(out.Why, "no key verified live with this secret") || len(api.Updates()) != 0 {
+		t.Fatalf("B's alert after A was deleted with A's secret: %+v, %v, updates %+v; want it left open", out, err, api.Updates())
+	}
+	// An earlier run deleted A, verified with A's secret; now A is invalid.
+	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for _, r := range []store.AuditRecord{
+		{At: at, Action: "deactivate", KeyID: idA, Outcome: "ok", Before: "Active", After: "Inactive", SecretSHA256: secret.New(secA).SHA256()},
+		{At: at, Action: "delete", KeyID: idA, Outcome: "ok", Before: "Inactive", After: "deleted", SecretSHA256: secret.New(secA).SHA256()},
+	} {
+		if err := st.Audit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Findings[0] = &finding.Finding{KeyID: idA, Alternates: []secret.Secret{secret.New(secB)}, Verification: &finding.Verification{Status: "invalid"}}
+	out, err = a.Resolve(ctx, api.Client(""), ResolveOptions{State: st})
+	if err != nil || out.Resolved || len(api.Updates()) != 0 {
+		t.Fatalf("B's alert after an earlier run deleted A with A's secret: %+v, %v; want it left open", out, err)
+	}
+	// Had S_B been what verified A, the alert is A's and is resolved.
+	if err := st.Audit(ctx, store.AuditRecord{At: at, Action: "owner-check", KeyID: idA, Outcome: "ok", SecretSHA256: secret.New(secB).SHA256()}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = a.Resolve(ctx, api.Client(""), ResolveOptions{State: st})
+	if err != nil || !out.Resolved || len(api.Updates()) != 1 {
+		t.Fatalf("B's alert when S_B verified A: %+v, %v; want it resolved", out, err)
 	}
 }
 
@@ -216,9 +283,16 @@ func TestMergeAndEarlierAction(t *testing.T) {
 		alerts = append(alerts, p)
 	}
 	fs := Merge(alerts)
-	if len(fs) != 1 || alerts[0].Target() != fs[0] || alerts[1].Target() != fs[0] || len(fs[0].Alternates) != 1 {
-		t.Fatalf("merged into %d findings; targets %p %p; want one both point at, trying the secret once", len(fs), alerts[0].Target(), alerts[1].Target())
+	if len(fs) != 1 || alerts[0].Target() != fs[0] || alerts[1].Target() != nil || !alerts[1].tries() || len(fs[0].Alternates) != 1 {
+		t.Fatalf("merged into %d findings; targets %p %p; want one the ID's alert points at, trying the secret once", len(fs), alerts[0].Target(), alerts[1].Target())
 	}
+	// Verified live with the secret (check makes it the finding's own), the
+	// key is the secret's alert's too.
+	fs[0].Secret = secret.New(sec)
+	if alerts[1].Target() != fs[0] {
+		t.Fatalf("once the secret verified the key, the secret's alert points at %p, want %p", alerts[1].Target(), fs[0])
+	}
+	fs[0].Secret = secret.Secret{}
 
 	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
@@ -226,20 +300,24 @@ func TestMergeAndEarlierAction(t *testing.T) {
 	}
 	defer st.Close()
 	fs[0].Verification = &finding.Verification{Status: "invalid", Error: "InvalidClientTokenId"}
-	if out, err := alerts[1].Resolve(ctx, gh, st); err != nil || out.Resolved {
+	if out, err := alerts[1].Resolve(ctx, gh, ResolveOptions{State: st}); err != nil || out.Resolved {
 		t.Fatalf("an invalid key keyburn never touched: %+v, %v; want left open", out, err)
 	}
 	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	for _, r := range []store.AuditRecord{
-		{At: at, Action: "deactivate", KeyID: id, Outcome: "started", Before: "Active"},
-		{At: at, Action: "deactivate", KeyID: id, Outcome: "ok", Before: "Active", After: "Inactive"},
+		{At: at, Action: "deactivate", KeyID: id, Outcome: "started", Before: "Active", SecretSHA256: secret.New(sec).SHA256()},
+		{At: at, Action: "deactivate", KeyID: id, Outcome: "ok", Before: "Active", After: "Inactive", SecretSHA256: secret.New(sec).SHA256()},
 		{At: at.Add(time.Second), Action: "delete", KeyID: id, Outcome: "ok", Before: "Inactive", After: "deleted"},
 	} {
 		if err := st.Audit(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out, err := alerts[1].Resolve(ctx, gh, st)
+	// Under a dry run, nothing is resolved.
+	if out, err := alerts[1].Resolve(ctx, gh, ResolveOptions{State: st, DryRun: true}); err != nil || out.Resolved || !out.Would || len(api.Updates()) != 0 {
+		t.Fatalf("a dry run after keyburn deleted the key: %+v, %v, %d updates; want it left alone", out, err, len(api.Updates()))
+	}
+	out, err := alerts[1].Resolve(ctx, gh, ResolveOptions{State: st})
 	if err != nil || !out.Resolved || !strings.Contains(out.Comment, "deleted it at 2026-11-28T10:00:01Z") {
 		t.Fatalf("after keyburn deleted the key: %+v, %v", out, err)
 	}

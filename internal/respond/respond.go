@@ -287,6 +287,10 @@ func (r *Responder) setSelf(keyID, arn string) {
 // Self returns the responder's own access key ID and ARN.
 func (r *Responder) Self() (keyID, arn string) { return r.selfKey, r.selfARN }
 
+// DryRun reports whether the responder changes nothing: then neither may
+// anything acting on its results (an alert's resolution).
+func (r *Responder) DryRun() bool { return r != nil && r.opts.DryRun }
+
 // Describe says in one line what the responder will do, for a start-up log.
 func (r *Responder) Describe() string {
 	o := r.opts
@@ -659,6 +663,9 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		return skip("the key does not belong to an IAM user (" + vd.ARN + "): act by hand")
 	}
 	a := r.auditor(k.ID, vd.Account, p.user)
+	if !vd.Secret.IsZero() {
+		a.secretSHA = vd.Secret.SHA256()
+	}
 	c := r.iam(vd.Account)
 	if !r.lastUsedFirst(k.ID) {
 		if err := a.lastUsedAfter(ctx, c); err != nil {
@@ -809,6 +816,9 @@ func (r *Responder) deleteDue(ctx context.Context, d store.Deletion) Result {
 type auditor struct {
 	r                    *Responder
 	keyID, account, user string
+	// secretSHA is the SHA-256 of the secret that verified the key live,
+	// written on each record of an action (never the secret).
+	secretSHA string
 	// root: the key is the account's root user's, and the IAM calls are
 	// made in a root session (AssumeRoot), where they name no user: IAM
 	// takes the root user from the session.
@@ -842,6 +852,9 @@ func (a auditor) owner() string {
 // write appends a record, filling in who and which key.
 func (a auditor) write(ctx context.Context, rec store.AuditRecord) error {
 	rec.Actor, rec.KeyID, rec.Account, rec.UserName = a.r.selfARN, a.keyID, a.account, a.user
+	if rec.SecretSHA256 == "" {
+		rec.SecretSHA256 = a.secretSHA
+	}
 	if rec.At.IsZero() {
 		rec.At = a.r.opts.Now()
 	}

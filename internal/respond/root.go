@@ -73,6 +73,9 @@ func (r *Responder) rootSession(ctx context.Context, account string) (IAMAPI, st
 func (r *Responder) respondRoot(ctx context.Context, k Key, vd verify.Verdict, account string) Result {
 	res := Result{KeyID: k.ID, At: r.opts.Now()}
 	a := r.auditor(k.ID, account, rootUser)
+	if !vd.Secret.IsZero() {
+		a.secretSHA = vd.Secret.SHA256()
+	}
 	a.root = true
 	if !r.opts.RootAccess {
 		// Say who can, and record why nothing was done.

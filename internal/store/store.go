@@ -118,6 +118,10 @@ var migrations = []string{
 	);
 	CREATE UNIQUE INDEX outbox_dedupe ON outbox (target, dedupe);
 	CREATE INDEX outbox_due ON outbox (status, next_at);`,
+	// 7: which secret verified a key live when it was acted on (its
+	// SHA-256), so that an alert about a secret is resolved only when that
+	// secret's key was the one acted on.
+	`ALTER TABLE audit ADD COLUMN secret_sha256 TEXT NOT NULL DEFAULT '';`,
 }
 
 // DefaultPath is where the state lives when no path is given, for the CLI
@@ -326,6 +330,9 @@ type AuditRecord struct {
 	After     string    `json:"after,omitempty"`      // and after
 	Outcome   string    `json:"outcome"`              // ok, failed, skipped, dry-run, started, cancelled
 	Detail    string    `json:"detail,omitempty"`
+	// SecretSHA256 is the SHA-256 of the secret that verified the key live
+	// in the run that wrote the record (never the secret), when known.
+	SecretSHA256 string `json:"secret_sha256,omitempty"`
 }
 
 // Audit appends a record to the audit log.
@@ -333,9 +340,9 @@ func (s *Store) Audit(ctx context.Context, r AuditRecord) error {
 	if r.At.IsZero() {
 		r.At = time.Now()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit (at, actor, action, key_id, account, user_name, request_id, before, after, outcome, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.At.UTC().Format(time.RFC3339Nano), r.Actor, r.Action, r.KeyID, r.Account, r.UserName, r.RequestID, r.Before, r.After, r.Outcome, r.Detail)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO audit (at, actor, action, key_id, account, user_name, request_id, before, after, outcome, detail, secret_sha256)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.At.UTC().Format(time.RFC3339Nano), r.Actor, r.Action, r.KeyID, r.Account, r.UserName, r.RequestID, r.Before, r.After, r.Outcome, r.Detail, r.SecretSHA256)
 	if err != nil {
 		return fmt.Errorf("append to the audit log (%s %s): %w", r.Action, r.KeyID, err)
 	}
@@ -344,7 +351,7 @@ func (s *Store) Audit(ctx context.Context, r AuditRecord) error {
 
 // AuditLog returns the audit log, oldest first; keyID filters when not empty.
 func (s *Store) AuditLog(ctx context.Context, keyID string) ([]AuditRecord, error) {
-	q := `SELECT id, at, actor, action, key_id, account, user_name, request_id, before, after, outcome, detail FROM audit`
+	q := `SELECT id, at, actor, action, key_id, account, user_name, request_id, before, after, outcome, detail, secret_sha256 FROM audit`
 	var args []any
 	if keyID != "" {
 		q += ` WHERE key_id = ?`
@@ -359,7 +366,7 @@ func (s *Store) AuditLog(ctx context.Context, keyID string) ([]AuditRecord, erro
 	for rows.Next() {
 		var r AuditRecord
 		var at string
-		if err := rows.Scan(&r.ID, &at, &r.Actor, &r.Action, &r.KeyID, &r.Account, &r.UserName, &r.RequestID, &r.Before, &r.After, &r.Outcome, &r.Detail); err != nil {
+		if err := rows.Scan(&r.ID, &at, &r.Actor, &r.Action, &r.KeyID, &r.Account, &r.UserName, &r.RequestID, &r.Before, &r.After, &r.Outcome, &r.Detail, &r.SecretSHA256); err != nil {
 			return nil, fmt.Errorf("read the audit log: %w", err)
 		}
 		r.At, _ = time.Parse(time.RFC3339Nano, at)

@@ -297,7 +297,7 @@ func TestIssuesOnePerKey(t *testing.T) {
 		Locations:    []finding.Location{{File: hostile, Line: 3, Commit: strings.Repeat("a", 40)}},
 		Verification: &finding.Verification{Status: "live", ARN: "arn:aws:iam::100000000000:user/ci"}}
 	for range 2 {
-		if err := w.issues(ctx, client, name, "a push to refs/heads/main", []*finding.Finding{f}); err != nil {
+		if err := w.issues(ctx, client, name, where{what: "a push to refs/heads/main", verb: "pushed"}, []*finding.Finding{f}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,7 +312,7 @@ func TestIssuesOnePerKey(t *testing.T) {
 	gh.private = true
 	st2 := openStore(t)
 	w2 := New(Options{Queue: st2, State: st2})
-	if err := w2.issues(ctx, client, name, "a push", []*finding.Finding{f}); err != nil {
+	if err := w2.issues(ctx, client, name, where{what: "a push", verb: "pushed"}, []*finding.Finding{f}); err != nil {
 		t.Fatal(err)
 	}
 	private := gh.issues[1]["body"].(string)

@@ -405,7 +405,7 @@ func (w *Worker) report(ctx context.Context, gh *github.Client, name ghrepo.Name
 	}); err != nil {
 		return fmt.Errorf("commit status: %w", err)
 	}
-	return w.issues(ctx, gh, name, "a push to "+p.Ref, fs)
+	return w.issues(ctx, gh, name, where{what: "a push to " + p.Ref, verb: "pushed"}, fs)
 }
 
 // raiseUnfetchable opens an issue for pushed commits that could not be
@@ -425,7 +425,11 @@ func (w *Worker) raiseUnfetchable(ctx context.Context, gh *github.Client, name g
 // fingerprint, owner, verdict, action) and what to do; where the key is
 // only in a private repository (the API says which: the payload is not
 // trusted for it), since in a public one the issue would tell everyone.
-func (w *Worker) issues(ctx context.Context, gh *github.Client, name ghrepo.Name, what string, fs []*finding.Finding) error {
+// where says what a key was found in, for an issue's body (what) and its
+// title (verb: "pushed", or "found" for what was not a push).
+type where struct{ what, verb string }
+
+func (w *Worker) issues(ctx context.Context, gh *github.Client, name ghrepo.Name, what where, fs []*finding.Finding) error {
 	private := false
 	for _, f := range fs {
 		if f.Verification == nil || f.Verification.Status != string(verify.Live) {
@@ -443,7 +447,8 @@ func (w *Worker) issues(ctx context.Context, gh *github.Client, name ghrepo.Name
 	return nil
 }
 
-func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name, what string, f *finding.Finding, private bool) error {
+func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name, at where, f *finding.Finding, private bool) error {
+	what := at.what
 	action := "none"
 	if f.Response != nil {
 		action = f.Response.Action
@@ -469,7 +474,7 @@ func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name,
 	b.WriteString(". What to do: make sure the key is deactivated and deleted in IAM (keyburn's action is above), " +
 		"create a new key kept in a secret store, and remove this one from the code and from the history. " +
 		"`keyburn scan git` on a clone names the file and commit.")
-	title := issueTitle(f, action)
+	title := issueTitle(f, action, at.verb)
 	var num int
 	if w.o.State != nil {
 		var err error
@@ -577,7 +582,7 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 	}
 	w.notify(ctx, name, res.Findings)
 	if gh != nil {
-		if err := w.issues(ctx, gh, name, "a repository scan", res.Findings); err != nil {
+		if err := w.issues(ctx, gh, name, where{what: "a repository scan", verb: "found"}, res.Findings); err != nil {
 			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
 		}
 	}
@@ -586,15 +591,15 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 
 // issueTitle names the key and what was done; a root key's says it is
 // critical, since it can do everything in its account.
-func issueTitle(f *finding.Finding, action string) string {
+func issueTitle(f *finding.Finding, action, verb string) string {
 	if f.Verification != nil && f.Verification.Root {
-		return fmt.Sprintf("CRITICAL: live AWS ROOT key %s pushed (%s): it can do everything in account %s", f.KeyID, action, f.Verification.Account)
+		return fmt.Sprintf("CRITICAL: live AWS ROOT key %s %s (%s): it can do everything in account %s", f.KeyID, verb, action, f.Verification.Account)
 	}
 	if f.Severity == finding.SeverityCritical && f.Verification != nil && f.Verification.Reach != nil {
 		what, _, _ := strings.Cut(f.Verification.Reach.Summary(), ";")
-		return fmt.Sprintf("CRITICAL: live AWS key %s pushed (%s): %s", f.KeyID, action, what)
+		return fmt.Sprintf("CRITICAL: live AWS key %s %s (%s): %s", f.KeyID, verb, action, what)
 	}
-	return fmt.Sprintf("Live AWS key %s pushed (%s)", f.KeyID, action)
+	return fmt.Sprintf("Live AWS key %s %s (%s)", f.KeyID, verb, action)
 }
 
 // AlertEvent is GitHub's event for its own secret-scanning alerts.
@@ -602,6 +607,10 @@ const AlertEvent = "secret_scanning_alert"
 
 // AlertResolved is Result.Alert for an alert resolved as revoked.
 const AlertResolved = "resolved as revoked"
+
+// AlertWouldResolve is Result.Alert for an alert a dry run left open that
+// would have been resolved.
+const AlertWouldResolve = "left open: a dry run (it would be resolved as revoked)"
 
 // errNoGitHub marks an alert that cannot be acted on without the REST API.
 var errNoGitHub = errors.New("a secret-scanning alert needs the GitHub API (a token or a GitHub App), and the worker has none")
@@ -655,13 +664,16 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 		log.Error("state", "err", err)
 	}
 	w.notify(ctx, name, res.Findings)
-	out, err := p.Resolve(ctx, gh, w.o.State)
+	out, err := p.Resolve(ctx, gh, ghalert.ResolveOptions{State: w.o.State, DryRun: w.o.Responder.DryRun()})
 	switch {
 	case err != nil:
 		// The key was acted on; a failed resolution is logged, not
 		// retried (retrying would act again).
 		log.Error("resolve the alert", "err", err)
 		res.Alert = "left open: " + out.Why
+	case out.Would:
+		res.Alert = AlertWouldResolve
+		log.Info("alert would be resolved as revoked (dry run)", "comment", out.Comment)
 	case out.Resolved:
 		res.Alert = AlertResolved
 		log.Info("alert resolved as revoked", "comment", out.Comment)
@@ -669,7 +681,15 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 		res.Alert = "left open: " + out.Why
 		log.Warn("alert left open", "reason", out.Why)
 	}
-	if err := w.issues(ctx, gh, name, res.Range, res.Findings); err != nil {
+	// An issue for a live key the alert's run did not revoke; one it
+	// revoked is told by the alert's resolution.
+	var unrevoked []*finding.Finding
+	for _, f := range res.Findings {
+		if f.Response == nil || !respond.Action(f.Response.Action).Acted() {
+			unrevoked = append(unrevoked, f)
+		}
+	}
+	if err := w.issues(ctx, gh, name, where{what: res.Range, verb: "found by secret scanning"}, unrevoked); err != nil {
 		log.Error("report to GitHub", "err", err)
 	}
 	return res, nil

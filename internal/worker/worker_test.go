@@ -390,7 +390,7 @@ func TestIssueTitle(t *testing.T) {
 		{&finding.Verification{Status: "live", Account: "123456789012", Reach: &finding.Reach{Level: finding.ReachNone}}, "medium",
 			"Live AWS key AKIAROSDW5AABZW3VLYZ pushed (deleted)"},
 	} {
-		if got := issueTitle(&finding.Finding{KeyID: "AKIAROSDW5AABZW3VLYZ", Severity: tc.severity, Verification: tc.v}, "deleted"); got != tc.want {
+		if got := issueTitle(&finding.Finding{KeyID: "AKIAROSDW5AABZW3VLYZ", Severity: tc.severity, Verification: tc.v}, "deleted", "pushed"); got != tc.want {
 			t.Errorf("issueTitle = %q, want %q", got, tc.want)
 		}
 	}
