@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/google/go-github/v62/github"
 )
+
+var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // Alert is a secret-scanning alert the API serves.
 type Alert struct {
@@ -56,14 +59,21 @@ type API struct {
 	URL   string
 	Token string // when set, every call must carry it
 
-	mu       sync.Mutex
-	alerts   []*Alert
-	blobs    map[string][]byte
-	commits  map[string]time.Time // committer dates
-	private  bool
-	updates  []Update
-	issues   []map[string]any
-	requests []string
+	mu         sync.Mutex
+	alerts     []*Alert
+	blobs      map[string][]byte
+	commits    map[string]time.Time // committer dates
+	private    bool
+	updates    []Update
+	issues     []map[string]any
+	statuses   []Status
+	notCommits []string
+	requests   []string
+}
+
+// Status is a recorded commit status.
+type Status struct {
+	Repo, SHA, State, Context string
 }
 
 // Start starts an API, closed at the test's end.
@@ -137,6 +147,23 @@ func (a *API) Issues() []map[string]any {
 	return slices.Clone(a.issues)
 }
 
+// NotCommits names SHAs that are not commits (a tag object's): a status
+// posted on one is refused, as GitHub refuses it.
+func (a *API) NotCommits(shas ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.notCommits = append(a.notCommits, shas...)
+}
+
+func (a *API) commitless(sha string) bool { return slices.Contains(a.notCommits, sha) }
+
+// Statuses returns the commit statuses posted, in order.
+func (a *API) Statuses() []Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.statuses)
+}
+
 // Requests returns "METHOD path" of every call, in order.
 func (a *API) Requests() []string {
 	a.mu.Lock()
@@ -177,6 +204,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.list(w, r, list)
 	case len(parts) == 3 && parts[0] == "repos" && r.Method == http.MethodGet:
 		writeJSON(w, 200, map[string]any{"full_name": parts[1] + "/" + parts[2], "private": a.private})
+	case len(parts) == 5 && parts[0] == "repos" && parts[3] == "statuses" && r.Method == http.MethodPost:
+		var m struct{ State, Context string }
+		json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&m)
+		if !shaRE.MatchString(parts[4]) || a.commitless(parts[4]) {
+			// GitHub takes a status only on a commit it has.
+			writeJSON(w, 422, map[string]string{"message": "No commit found for SHA: " + parts[4]})
+			return
+		}
+		a.statuses = append(a.statuses, Status{Repo: parts[1] + "/" + parts[2], SHA: parts[4], State: m.State, Context: m.Context})
+		writeJSON(w, 201, map[string]any{"id": len(a.statuses)})
 	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "issues" && r.Method == http.MethodPost:
 		var m map[string]any
 		json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&m)

@@ -30,6 +30,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/keyburn/keyburn/internal/source"
 )
 
 // Rewrite replaces a URL prefix, as git's url.<base>.insteadOf does: a
@@ -145,8 +147,8 @@ func Fetch(ctx context.Context, dir string, src Source, wants []string) (missing
 	}
 	for _, w := range wants {
 		h := plumbing.NewHash(w)
-		if _, err := repo.CommitObject(h); err == nil {
-			continue
+		if _, err := source.Peel(repo, h); err == nil {
+			continue // a commit, or a tag of one (a tag push's "after")
 		}
 		// Not on any ref (force-pushed away, or a branch deleted since):
 		// ask for it by SHA.
@@ -154,7 +156,7 @@ func Fetch(ctx context.Context, dir string, src Source, wants []string) (missing
 		if err := fetch(ctx, repo, src.URL, auth, []config.RefSpec{spec}); err != nil && ctx.Err() != nil {
 			return nil, err
 		}
-		if _, err := repo.CommitObject(h); err != nil {
+		if _, err := source.Peel(repo, h); err != nil {
 			missing = append(missing, w)
 		}
 	}

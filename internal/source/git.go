@@ -347,9 +347,9 @@ func (r *Repo) GitDir() (string, error) {
 }
 
 // HasCommit reports whether the repository holds the commit sha (a hex
-// SHA-1, checked by the caller).
+// SHA-1, checked by the caller), or an annotated tag of one.
 func (r *Repo) HasCommit(sha string) bool {
-	_, err := r.R.CommitObject(plumbing.NewHash(sha))
+	_, err := Peel(r.R, plumbing.NewHash(sha))
 	return err == nil
 }
 

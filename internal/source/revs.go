@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -21,11 +22,8 @@ func (repo *Repo) Tips() ([]plumbing.Hash, error) {
 		if ref.Type() != plumbing.HashReference {
 			return nil
 		}
-		h := ref.Hash()
-		if t, err := repo.R.TagObject(h); err == nil {
-			h = t.Target
-		}
-		if _, err := repo.R.CommitObject(h); err == nil && !seen[h] {
+		h, err := Peel(repo.R, ref.Hash())
+		if err == nil && !seen[h] {
 			seen[h] = true
 			tips = append(tips, h)
 		}
@@ -44,17 +42,48 @@ func (repo *Repo) TreeOf(commit plumbing.Hash) (plumbing.Hash, error) {
 }
 
 // Resolve turns a revision (a hash, a branch, a tag, HEAD, HEAD~2 …) into a
-// commit.
+// commit. A hash that names an annotated tag (what GitHub's push event
+// gives as "after" for a tag push) is peeled to the commit it tags.
 func (repo *Repo) Resolve(rev string) (plumbing.Hash, error) {
-	h, err := repo.R.ResolveRevision(plumbing.Revision(rev))
+	var h plumbing.Hash
+	if plumbing.IsHash(rev) {
+		// go-git's ResolveRevision refuses a tag object's hash.
+		h = plumbing.NewHash(rev)
+	} else {
+		r, err := repo.R.ResolveRevision(plumbing.Revision(rev))
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("resolve %q: %w", rev, err)
+		}
+		h = *r
+	}
+	c, err := Peel(repo.R, h)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("resolve %q: %w", rev, err)
 	}
-	c, err := repo.R.CommitObject(*h)
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("resolve %q: not a commit: %w", rev, err)
+	return c, nil
+}
+
+// maxTagDepth bounds a chain of tags (a tag of a tag …) that Peel follows.
+const maxTagDepth = 16
+
+// Peel follows annotated tags from h, tags of tags included, to the commit
+// they name; a commit is itself. A tag of a tree or a blob is an error, as
+// is a chain longer than maxTagDepth.
+func Peel(r *git.Repository, h plumbing.Hash) (plumbing.Hash, error) {
+	for range maxTagDepth {
+		if _, err := r.CommitObject(h); err == nil {
+			return h, nil
+		}
+		t, err := r.TagObject(h)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("%s is not a commit, nor a tag of one: %w", h, err)
+		}
+		if t.TargetType != plumbing.CommitObject && t.TargetType != plumbing.TagObject {
+			return plumbing.ZeroHash, fmt.Errorf("tag %s names a %s, not a commit", h, t.TargetType)
+		}
+		h = t.Target
 	}
-	return c.Hash, nil
+	return plumbing.ZeroHash, fmt.Errorf("%s: a chain of more than %d tags", h, maxTagDepth)
 }
 
 // MergeBases returns the best common ancestors of two commits, as git

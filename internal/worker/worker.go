@@ -310,9 +310,15 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 		return res, fmt.Errorf("open the mirror of %s: %w", name, err)
 	}
 	defer repo.Close()
+	// A tag push's "after" is the tag object: what it adds is what the
+	// tagged commit adds, and the status goes on that commit.
+	head, err := repo.Resolve(p.After)
+	if err != nil {
+		return res, fmt.Errorf("scan %s %s: %w", name, p.After, err)
+	}
 	from := rangeFrom(repo, p)
 	res.Range = from + ".." + p.After
-	r, err := engine.ScanRevs(ctx, w.o.Engine, repo, from, p.After, engine.GitOptions{}, reporter{w.o.Log})
+	r, err := engine.ScanRevs(ctx, w.o.Engine, repo, from, head.String(), engine.GitOptions{}, reporter{w.o.Log})
 	if err != nil {
 		return res, fmt.Errorf("scan %s %s: %w", name, res.Range, err)
 	}
@@ -324,7 +330,7 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 	}
 	w.notify(ctx, name, res.Findings)
 	if gh != nil {
-		if err := w.report(ctx, gh, name, p, res.Findings); err != nil {
+		if err := w.report(ctx, gh, name, p, head.String(), res.Findings); err != nil {
 			// The scan and the response are done: a failed report is
 			// logged, not retried (retrying would act again).
 			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
@@ -393,14 +399,14 @@ func rangeFrom(repo *source.Repo, p ghpush.Push) string {
 	return ""
 }
 
-// report posts a commit status on the pushed commit and an issue for each
-// live key.
-func (w *Worker) report(ctx context.Context, gh *github.Client, name ghrepo.Name, p ghpush.Push, fs []*finding.Finding) error {
+// report posts a commit status on the pushed commit (head: a tag push's
+// tag peeled) and an issue for each live key.
+func (w *Worker) report(ctx context.Context, gh *github.Client, name ghrepo.Name, p ghpush.Push, head string, fs []*finding.Finding) error {
 	state, desc := "success", "no AWS keys added"
 	if len(fs) > 0 {
 		state, desc = "failure", fmt.Sprintf("%d AWS key(s) added", len(fs))
 	}
-	if _, _, err := gh.Repositories.CreateStatus(ctx, name.Owner, name.Repo, p.After, &github.RepoStatus{
+	if _, _, err := gh.Repositories.CreateStatus(ctx, name.Owner, name.Repo, head, &github.RepoStatus{
 		State: github.String(state), Description: github.String(desc), Context: github.String("keyburn"),
 	}); err != nil {
 		return fmt.Errorf("commit status: %w", err)

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/ghtest"
+	"github.com/keyburn/keyburn/internal/gittest"
+)
+
+// TestAnnotatedTagPush: a tag push names the tag object as "after". The
+// running receiver fetches the repository from git's own http-backend,
+// peels the tag (and a tag of that tag) to its commit, scans what the
+// commit adds (a key reachable from the tag alone), deletes the key in
+// moto, and posts its status on the commit, not on the tag object. No
+// "could not scan" issue, no retries.
+func TestAnnotatedTagPush(t *testing.T) {
+	m := awstest.Start(t)
+	front := awstest.StartFront(t, m)
+	front.NoEvents()
+	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
+	motoEnv(t, m)
+	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
+	keyID, sec := m.UserKey(t, "release")
+
+	// The repository: main holds nothing; a release commit, reachable only
+	// from the tags, holds the key.
+	root := t.TempDir()
+	work := filepath.Join(t.TempDir(), "work")
+	os.MkdirAll(work, 0o755)
+	gittest.Run(t, work, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(work, "README"), []byte("hello\n"), 0o644)
+	gittest.Run(t, work, "add", ".")
+	gittest.Run(t, work, "commit", "-q", "-m", "start")
+	gittest.Run(t, work, "checkout", "-q", "-b", "release")
+	os.WriteFile(filepath.Join(work, "release.env"), []byte("AWS_ACCESS_KEY_ID="+keyID+"\nAWS_SECRET_ACCESS_KEY="+sec+"\n"), 0o644)
+	gittest.Run(t, work, "add", ".")
+	gittest.Run(t, work, "commit", "-q", "-m", "release")
+	commit := strings.TrimSpace(gittest.Run(t, work, "rev-parse", "HEAD"))
+	gittest.Run(t, work, "tag", "-a", "v1", "-m", "v1")
+	gittest.Run(t, work, "tag", "-a", "v1-signed", "v1", "-m", "a tag of a tag")
+	gittest.Run(t, work, "checkout", "-q", "main")
+	gittest.Run(t, work, "branch", "-q", "-D", "release")
+	tagOfTag := strings.TrimSpace(gittest.Run(t, work, "rev-parse", "v1-signed"))
+	if tagOfTag == commit {
+		t.Fatal("v1-signed is not a tag object")
+	}
+	bare := filepath.Join(root, "acme", "app.git")
+	os.MkdirAll(filepath.Dir(bare), 0o755)
+	gittest.Run(t, "", "clone", "-q", "--bare", work, bare)
+	h, err := gittest.HTTPBackend(root)
+	if err != nil {
+		t.Skipf("git http-backend: %v", err)
+	}
+	git := httptest.NewServer(h)
+	defer git.Close()
+
+	api := ghtest.Start(t)
+	api.Token = "ghp_receiver"
+	api.NotCommits(tagOfTag, strings.TrimSpace(gittest.Run(t, work, "rev-parse", "v1")))
+	event, _ := json.Marshal(map[string]any{"ref": "refs/tags/v1-signed", "before": strings.Repeat("0", 40), "after": tagOfTag,
+		"created": true, "deleted": false, "forced": false, "commits": []any{}, "head_commit": nil,
+		"repository": map[string]any{"full_name": "acme/app", "name": "app", "default_branch": "main", "owner": map[string]any{"login": "acme"}}})
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	delivered := false
+	log := runUntil(t, []string{"--listen", addr, "--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
+		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL, "--github-url", git.URL}, func() bool {
+		if !delivered {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(event))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", "push")
+			req.Header.Set("X-GitHub-Delivery", "92d3162e-cc78-11e3-81ab-4c9367dc0958")
+			req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), event))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("delivery answered %d", resp.StatusCode)
+			}
+			delivered = true
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return (strings.Contains(string(b), `keyburn_actions_total{action="deleted"} 1`) ||
+			strings.Contains(string(b), "keyburn_delivery_errors_total 1"))
+	})
+	if s := m.KeyStatus(t, "release", keyID); s != "" {
+		t.Errorf("the key reachable from the tag alone is %q, want deleted\n%s", s, log)
+	}
+	if st := api.Statuses(); len(st) != 1 || st[0].SHA != commit || st[0].State != "failure" {
+		t.Errorf("statuses %+v, want one failure on the tagged commit %s", st, commit)
+	}
+	for _, is := range api.Issues() {
+		if strings.Contains(is["title"].(string), "could not scan") {
+			t.Errorf("a false issue: %v", is["title"])
+		}
+	}
+	if strings.Contains(log, sec) || strings.Contains(log, "not a commit") {
+		t.Errorf("the log shows the secret, or a failure to read the tag:\n%s", log)
+	}
+}
