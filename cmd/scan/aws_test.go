@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -524,5 +525,71 @@ func TestTreeCannotSteerResponder(t *testing.T) {
 	}
 	if s := m.KeyStatus(t, "ursula", id2); s != "Active" {
 		t.Errorf("the operator's deny_accounts was not honoured: the key is %q", s)
+	}
+}
+
+// TestKilledBetweenDeactivateAndDelete: `keyburn scan dir --respond=delete`
+// (no soak) is killed with SIGKILL after IAM deactivated the key and before
+// its DeleteAccessKey reaches IAM. The key is left Inactive, which STS
+// answers as invalid; the next responding run, which finds nothing, carries
+// out the deletion stored before the first change.
+func TestKilledBetweenDeactivateAndDelete(t *testing.T) {
+	m, front := motoFront(t)
+	id, sec := m.UserKey(t, "victor")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644)
+	state := filepath.Join(t.TempDir(), "state.db")
+	exe := filepath.Join(t.TempDir(), "keyburn")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, exe); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "dir", "--respond=delete", "--aws-endpoint", front.URL, "--state", state, dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	killed := make(chan struct{})
+	var procMu sync.Mutex
+	var proc *os.Process
+	front.SetIntercept(func(action string) *awstest.APIError {
+		if action != "DeleteAccessKey" {
+			return nil
+		}
+		procMu.Lock()
+		defer procMu.Unlock()
+		select {
+		case <-killed:
+		default:
+			proc.Kill() // SIGKILL: between the two IAM calls
+			close(killed)
+		}
+		return &awstest.APIError{Status: 500, Code: "InternalFailure", Message: "the caller is gone"}
+	})
+	procMu.Lock()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	proc = cmd.Process
+	procMu.Unlock()
+	err = cmd.Wait()
+	select {
+	case <-killed:
+	default:
+		t.Fatalf("the run ended (%v) without reaching DeleteAccessKey:\n%s", err, out.String())
+	}
+	if s := m.KeyStatus(t, "victor", id); s != "Inactive" {
+		t.Fatalf("after the kill the key is %q, want Inactive", s)
+	}
+	front.SetIntercept(nil)
+	time.Sleep(1100 * time.Millisecond) // due times are whole seconds, rounded up
+	empty := t.TempDir()
+	code, _, stderr := runCLI("dir", "--respond=delete", "--aws-endpoint", front.URL, "--state", state, empty)
+	if code != exitClean || !strings.Contains(stderr, id+": deleted") {
+		t.Errorf("the next run: exit %d\n%s", code, stderr)
+	}
+	if s := m.KeyStatus(t, "victor", id); s != "" {
+		t.Errorf("after the next run the key is %q, want deleted", s)
 	}
 }

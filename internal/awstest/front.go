@@ -39,6 +39,17 @@ type Front struct {
 
 	mu    sync.Mutex
 	calls []string
+	// intercept: SetIntercept's.
+	intercept func(action string) *APIError
+}
+
+// SetIntercept makes fn see each call passed on to moto, by action, first;
+// a non-nil error is answered instead and moto never sees the call (a test
+// kills the caller there, between two IAM calls). Nil removes it.
+func (f *Front) SetIntercept(fn func(action string) *APIError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.intercept = fn
 }
 
 // Credentials are what AssumeRoot returns. Against moto, give an IAM
@@ -151,6 +162,15 @@ func StartFront(t testing.TB, m *Server) *Front {
 		default:
 			f.saw("moto:" + action)
 		}
+		f.mu.Lock()
+		intercept := f.intercept
+		f.mu.Unlock()
+		if intercept != nil {
+			if e := intercept(form.Get("Action")); e != nil {
+				writeError(w, e)
+				return
+			}
+		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -253,4 +273,13 @@ func (f *Front) lookupEvents(w http.ResponseWriter, body []byte, signer, region 
 			EventTime: float64(e.Time.Unix()), ReadOnly: "true", CloudTrailEvent: string(detail)})
 	}
 	json.NewEncoder(w).Encode(out)
+}
+
+// writeError answers a query-protocol call (IAM, STS) with e, in the shape
+// the SDK reads.
+func writeError(w http.ResponseWriter, e *APIError) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(e.Status)
+	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>front</RequestId></ErrorResponse>`,
+		esc(e.Code), esc(e.Message))
 }

@@ -693,6 +693,18 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		res.Err = err
 		return res
 	}
+	var due time.Time
+	if r.opts.Policy == Delete {
+		// The intent first, before the first change: a run killed between
+		// deactivate and delete leaves a due deletion that the next run
+		// (any run, whatever its findings) carries out. Without it stored,
+		// nothing is done.
+		var err error
+		if due, err = r.opts.Store.ScheduleDeletion(ctx, store.Deletion{KeyID: k.ID, Account: vd.Account, UserName: p.user,
+			DueAt: now.Add(r.opts.Soak), CreatedAt: now}); err != nil {
+			return *a.failed("the deletion could not be stored before acting: "+err.Error()+"; nothing done", err)
+		}
+	}
 	if status == statusActive {
 		if f := a.deactivate(ctx, c); f != nil {
 			return *f
@@ -703,24 +715,19 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		res.Action = ActionDeactivated
 		return res
 	}
+	rctx, cancel := recording(ctx)
+	defer cancel()
 	if r.opts.Soak > 0 {
-		// The key is deactivated: its deletion is scheduled even if the
-		// run is being cancelled by now.
-		rctx, cancel := recording(ctx)
-		defer cancel()
-		due, err := r.opts.Store.ScheduleDeletion(rctx, store.Deletion{KeyID: k.ID, Account: vd.Account, UserName: p.user,
-			DueAt: res.At.Add(r.opts.Soak), CreatedAt: res.At})
-		if err != nil {
-			// Deactivated, and nothing will delete it: say so.
-			res.Action, res.Reason, res.Err = ActionDeactivated, "deactivated, but the deletion could not be scheduled", err
-			return res
-		}
 		res.Action, res.DueAt = ActionScheduled, due
 		res.Err = a.write(rctx, store.AuditRecord{Action: stepSchedule, Outcome: outOK, Before: statusInactive, After: statusInactive,
 			Detail: "deletion due at " + due.UTC().Format(time.RFC3339)})
 		return res
 	}
-	return a.deleteInactive(ctx, c, res)
+	res = a.deleteInactive(ctx, c, res)
+	if res.Action == ActionDeleted {
+		res.Err = errors.Join(res.Err, r.opts.Store.Unschedule(rctx, k.ID))
+	}
+	return res
 }
 
 func (r *Responder) lastUsedFirst(keyID string) bool {
@@ -734,8 +741,11 @@ func (r *Responder) lastUsedFirst(keyID string) bool {
 // (its owner re-activated it) is left alone and its deletion cancelled; only
 // one still Inactive is deleted. Under DryRun nothing is changed and the
 // schedule is kept.
+//
+// Only a delete policy deletes: a deactivate run leaves the deletions an
+// earlier delete run scheduled to the next delete run.
 func (r *Responder) DeleteDue(ctx context.Context) ([]Result, error) {
-	if r.opts.Policy == Off {
+	if r.opts.Policy != Delete {
 		return nil, nil
 	}
 	due, err := r.opts.Store.DueDeletions(ctx, r.opts.Now())
@@ -782,6 +792,18 @@ func (r *Responder) deleteDue(ctx context.Context, d store.Deletion) Result {
 		res.Err = errors.Join(a.write(ctx, store.AuditRecord{Action: stepDelete, Outcome: outOK, Before: statusGone, After: statusGone,
 			Detail: "already gone"}), r.opts.Store.Unschedule(ctx, d.KeyID))
 		return res
+	case status == statusActive && !r.deactivatedSince(ctx, d):
+		// The run that stored the intent was stopped before it
+		// deactivated the key: finish what it started.
+		if r.opts.DryRun {
+			res.Action, res.Reason = ActionDryRun, "would deactivate and delete (an earlier run stopped before deactivating it)"
+			return res
+		}
+		if f := a.deactivate(ctx, c); f != nil {
+			f.DueAt = d.DueAt
+			return *f
+		}
+		status = statusInactive
 	case status == statusActive:
 		why := "the key is Active again (re-activated since keyburn deactivated it): left alone, deletion cancelled"
 		if r.opts.DryRun {
@@ -810,6 +832,24 @@ func (r *Responder) deleteDue(ctx context.Context, d store.Deletion) Result {
 		res.Err = errors.Join(res.Err, r.opts.Store.Unschedule(rctx, d.KeyID))
 	}
 	return res
+}
+
+// deactivatedSince reports whether keyburn deactivated the key after its
+// deletion was scheduled (the audit log says so; a minute's slack covers
+// schedules written just after the deactivation, as before the intent came
+// first); when it cannot tell, it answers yes, and an Active key is left
+// alone.
+func (r *Responder) deactivatedSince(ctx context.Context, d store.Deletion) bool {
+	log, err := r.opts.Store.AuditLog(ctx, d.KeyID)
+	if err != nil {
+		return true
+	}
+	for _, rec := range log {
+		if rec.Action == stepDeactivate && rec.Outcome == outOK && !rec.At.Before(d.CreatedAt.Truncate(time.Second).Add(-time.Minute)) {
+			return true
+		}
+	}
+	return false
 }
 
 // auditor writes one key's steps to the audit log and makes its IAM calls.
@@ -869,18 +909,12 @@ func (a auditor) failed(reason string, err error) *Result {
 // ownerCheck re-reads the key's state among its user's keys: Active,
 // Inactive, or statusGone when the user has no such key.
 func (a auditor) ownerCheck(ctx context.Context, c IAMAPI) (string, *Result) {
-	keys, err := c.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: a.userName()})
+	status, rid, err := a.status(ctx, c)
 	if err != nil {
 		werr := a.write(ctx, store.AuditRecord{Action: stepOwnerCheck, Outcome: outFailed, RequestID: requestID(err), Detail: errText(err)})
 		return "", a.failed("owner check: "+errText(err), werr)
 	}
-	status := statusGone
-	for _, k := range keys.AccessKeyMetadata {
-		if aws.ToString(k.AccessKeyId) == a.keyID {
-			status = string(k.Status)
-		}
-	}
-	rec := store.AuditRecord{Action: stepOwnerCheck, Outcome: outOK, RequestID: requestIDOf(keys.ResultMetadata),
+	rec := store.AuditRecord{Action: stepOwnerCheck, Outcome: outOK, RequestID: rid,
 		Before: status, After: status, Detail: a.owner()}
 	if status == statusGone {
 		rec.Outcome, rec.Detail = outFailed, "the key is not among "+a.owner()+"'s keys"
@@ -891,6 +925,31 @@ func (a auditor) ownerCheck(ctx context.Context, c IAMAPI) (string, *Result) {
 		return "", a.failed("audit log: "+err.Error()+"; nothing done", err)
 	}
 	return status, nil
+}
+
+// reread is status for mutate: nil c (a step that changes no key's
+// status) reads nothing.
+func (a auditor) reread(ctx context.Context, c IAMAPI) (string, string, error) {
+	if c == nil {
+		return "", "", errors.New("nothing to read")
+	}
+	return a.status(ctx, c)
+}
+
+// status reads the key's state among its user's keys: Active, Inactive, or
+// statusGone.
+func (a auditor) status(ctx context.Context, c IAMAPI) (status, requestID string, err error) {
+	keys, err := c.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: a.userName()})
+	if err != nil {
+		return "", "", err
+	}
+	status = statusGone
+	for _, k := range keys.AccessKeyMetadata {
+		if aws.ToString(k.AccessKeyId) == a.keyID {
+			status = string(k.Status)
+		}
+	}
+	return status, requestIDOf(keys.ResultMetadata), nil
 }
 
 // lastUsedAfter records the key's last use after verification, when it could
@@ -916,7 +975,7 @@ func recording(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // mutate makes one mutating call between a "started" record and its
 // outcome. No "started" record, no call.
-func (a auditor) mutate(ctx context.Context, step, before, after string, call func() (requestID string, err error)) error {
+func (a auditor) mutate(ctx context.Context, c IAMAPI, step, before, after string, call func() (requestID string, err error)) error {
 	if err := a.write(ctx, store.AuditRecord{Action: step, Outcome: outStarted, Before: before}); err != nil {
 		return fmt.Errorf("audit log: %w; %s not attempted", err, step)
 	}
@@ -926,6 +985,16 @@ func (a auditor) mutate(ctx context.Context, step, before, after string, call fu
 	ctx, cancel := recording(ctx)
 	defer cancel()
 	if err != nil {
+		// The call's error says what the caller saw, not what IAM did (a
+		// connection closed after IAM applied the change): the key is read
+		// again, and the record says what it is.
+		if now, rrid, rerr := a.reread(ctx, c); rerr == nil && now == after {
+			detail := "the call answered " + errText(err) + ", but a re-read shows the key " + now
+			if werr := a.write(ctx, store.AuditRecord{Action: step, Outcome: outOK, RequestID: rrid, Before: before, After: after, Detail: detail}); werr != nil {
+				return &doneErr{fmt.Errorf("%s done, but its audit record could not be written: %w", step, werr)}
+			}
+			return nil
+		}
 		werr := a.write(ctx, store.AuditRecord{Action: step, Outcome: outFailed, RequestID: requestID(err), Before: before, After: before, Detail: errText(err)})
 		return errors.Join(&stepErr{step: step, err: err}, werr)
 	}
@@ -952,7 +1021,7 @@ func (e *doneErr) Unwrap() error { return e.error }
 // deactivate sets an Active key Inactive (an already inactive or deleted key
 // is success).
 func (a auditor) deactivate(ctx context.Context, c IAMAPI) *Result {
-	err := a.mutate(ctx, stepDeactivate, statusActive, statusInactive, func() (string, error) {
+	err := a.mutate(ctx, c, stepDeactivate, statusActive, statusInactive, func() (string, error) {
 		out, err := c.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{AccessKeyId: aws.String(a.keyID),
 			UserName: a.userName(), Status: iamtypes.StatusTypeInactive})
 		if isCode(err, "NoSuchEntity") {
@@ -991,7 +1060,7 @@ func (a auditor) deleteInactive(ctx context.Context, c IAMAPI, res Result) Resul
 			Detail: "the key is " + status + " again: left alone"})
 		return res
 	}
-	err := a.mutate(ctx, stepDelete, status, statusGone, func() (string, error) {
+	err := a.mutate(ctx, c, stepDelete, status, statusGone, func() (string, error) {
 		out, err := c.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{AccessKeyId: aws.String(a.keyID), UserName: a.userName()})
 		if isCode(err, "NoSuchEntity") {
 			return requestID(err), nil // already gone
@@ -1078,7 +1147,7 @@ func (r *Responder) revokeSessions(ctx context.Context, keyID string, vd verify.
 	}
 	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],`+
 		`"Condition":{"DateLessThan":{"aws:TokenIssueTime":"%s"}}}]}`, stamp)
-	err := a.mutate(ctx, stepRevoke, "", "", func() (string, error) {
+	err := a.mutate(ctx, nil, stepRevoke, "", "", func() (string, error) {
 		out, err := c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role),
 			PolicyName: aws.String(revokeSessionsPolicy), PolicyDocument: aws.String(policy)})
 		if err != nil {

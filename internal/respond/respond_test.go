@@ -2,6 +2,7 @@ package respond
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,10 @@ type fakeIAM struct {
 	// user (a root session); denyUpdate: UpdateAccessKey is AccessDenied,
 	// as a task policy without it answers.
 	root, denyUpdate bool
+	// deleteFails: DeleteAccessKey fails before IAM applies it (the
+	// process dies, the network drops the request); updateLost: IAM
+	// applies UpdateAccessKey but the answer is lost.
+	deleteFails, updateLost error
 }
 
 func newFake(status iamtypes.StatusType) *fakeIAM {
@@ -84,6 +89,9 @@ func (f *fakeIAM) UpdateAccessKey(_ context.Context, in *iam.UpdateAccessKeyInpu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.keys[aws.ToString(in.AccessKeyId)] = in.Status
+	if f.updateLost != nil {
+		return nil, f.updateLost
+	}
 	return &iam.UpdateAccessKeyOutput{}, nil
 }
 
@@ -121,6 +129,9 @@ func (f *fakeIAM) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInpu
 	}
 	if f.during != nil {
 		f.during("delete")
+	}
+	if f.deleteFails != nil {
+		return nil, f.deleteFails
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -607,9 +618,9 @@ func TestRootKeyRails(t *testing.T) {
 		{name: "deactivated only", opts: Options{Policy: Deactivate, RootAccess: true}, self: selfUser,
 			action: ActionDeactivated, calls: "assume-root,list,update"},
 		{name: "task policy denies deactivation: deleted anyway", opts: Options{Policy: Delete, RootAccess: true}, self: selfUser, denyUpdate: true,
-			action: ActionDeleted, reason: "could not be deactivated first (AccessDenied", calls: "assume-root,list,update,list,delete"},
+			action: ActionDeleted, reason: "could not be deactivated first (AccessDenied", calls: "assume-root,list,update,list,list,delete"},
 		{name: "task policy denies deactivation, policy deactivate", opts: Options{Policy: Deactivate, RootAccess: true}, self: selfUser, denyUpdate: true,
-			action: ActionFailed, reason: "set policy delete", calls: "assume-root,list,update"},
+			action: ActionFailed, reason: "set policy delete", calls: "assume-root,list,update,list"},
 		{name: "no soak for a root key", opts: Options{Policy: Delete, RootAccess: true, Soak: 24 * time.Hour}, self: selfUser,
 			action: ActionDeleted, calls: "assume-root,list,update,list,delete"},
 		{name: "dry run assumes nothing", opts: Options{Policy: Delete, RootAccess: true, DryRun: true}, self: selfUser,
@@ -840,5 +851,98 @@ func TestReachKeepsToTheRails(t *testing.T) {
 				t.Errorf("Reach of a root key = %+v, %v; audit %+v", got, err, log)
 			}
 		})
+	}
+}
+
+// TestIntentBeforeTheFirstChange: with --respond=delete and no soak, the
+// deletion is stored before the key is deactivated. A run whose delete
+// never reaches IAM leaves the key Inactive and the deletion due; the next
+// run carries it out whatever it finds. A run stopped after storing the
+// intent but before deactivating is finished too; and only a delete policy
+// deletes.
+func TestIntentBeforeTheFirstChange(t *testing.T) {
+	ctx := context.Background()
+	fake := newFake(iamtypes.StatusTypeActive)
+	fake.deleteFails = errors.New("connection reset by peer")
+	st := testStore(t)
+	clk := &clock{t: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	r := responder(t, fake, Options{Policy: Delete, Store: st, Now: clk.now}, selfUser)
+	res := r.Respond(ctx, Key{ID: key}, live("arn:aws:iam::123456789012:user/alice"))
+	if res.Action != ActionFailed || fake.keys[key] != iamtypes.StatusTypeInactive {
+		t.Fatalf("Respond = %+v, key %v; want failed, the key Inactive", res, fake.keys[key])
+	}
+	if pending, _ := st.PendingDeletions(ctx); len(pending) != 1 || pending[0].KeyID != key {
+		t.Fatalf("pending deletions %+v, want the key's, due now", pending)
+	}
+	log, _ := st.AuditLog(ctx, key)
+	if log[len(log)-1].Action != stepDelete || log[len(log)-1].Outcome != outFailed {
+		t.Errorf("last record %+v, want the failed delete", log[len(log)-1])
+	}
+	// A deactivate run does not carry it out: only a delete policy deletes.
+	clk.advance(time.Second) // due times are whole seconds, rounded up
+	deact := responder(t, fake, Options{Policy: Deactivate, Store: st, Now: clk.now}, selfUser)
+	if done, err := deact.DeleteDue(ctx); err != nil || len(done) != 0 || len(fake.keys) != 1 {
+		t.Fatalf("a deactivate run's DeleteDue = %+v, %v; keys %v; want nothing done", done, err, fake.keys)
+	}
+	// The next delete run, which finds nothing live, deletes it.
+	fake.deleteFails = nil
+	done, err := r.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionDeleted || len(fake.keys) != 0 {
+		t.Fatalf("the next run's DeleteDue = %+v, %v; keys %v", done, err, fake.keys)
+	}
+	if pending, _ := st.PendingDeletions(ctx); len(pending) != 0 {
+		t.Errorf("still pending after the deletion: %+v", pending)
+	}
+
+	// Stopped between storing the intent and deactivating: still Active,
+	// no deactivation recorded; the next run deactivates and deletes.
+	fake2 := newFake(iamtypes.StatusTypeActive)
+	st2 := testStore(t)
+	at := time.Now().Add(-time.Hour)
+	if _, err := st2.ScheduleDeletion(ctx, store.Deletion{KeyID: key, Account: "123456789012", UserName: "alice", DueAt: at, CreatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	r2 := responder(t, fake2, Options{Policy: Delete, Store: st2}, selfUser)
+	done, err = r2.DeleteDue(ctx)
+	if err != nil || len(done) != 1 || done[0].Action != ActionDeleted || len(fake2.keys) != 0 || !strings.Contains(fake2.callList(), "update") {
+		t.Fatalf("an intent never begun: %+v, %v; calls %s", done, err, fake2.callList())
+	}
+
+	// The intent cannot be stored: nothing is done.
+	fake3 := newFake(iamtypes.StatusTypeActive)
+	st3 := testStore(t)
+	r3 := responder(t, fake3, Options{Policy: Delete, Store: st3}, selfUser)
+	st3.DB().Exec(`DROP TABLE due_deletions`)
+	res = r3.Respond(ctx, Key{ID: key}, live("arn:aws:iam::123456789012:user/alice"))
+	if res.Action != ActionFailed || mutated(fake3.callList()) || fake3.keys[key] != iamtypes.StatusTypeActive {
+		t.Errorf("with no place for the intent: %+v, calls %s; want nothing changed", res, fake3.callList())
+	}
+}
+
+// TestOutcomeFromAReread: IAM applies the deactivation but the answer is
+// lost; the key is read again and the record says what it is (ok, with
+// the error kept in the detail), and the deletion goes on.
+func TestOutcomeFromAReread(t *testing.T) {
+	ctx := context.Background()
+	fake := newFake(iamtypes.StatusTypeActive)
+	fake.updateLost = errors.New("use of closed network connection")
+	st := testStore(t)
+	r := responder(t, fake, Options{Policy: Delete, Store: st}, selfUser)
+	res := r.Respond(ctx, Key{ID: key}, live("arn:aws:iam::123456789012:user/alice"))
+	if res.Action != ActionDeleted || len(fake.keys) != 0 {
+		t.Fatalf("Respond = %+v, keys %v; want deleted", res, fake.keys)
+	}
+	log, _ := st.AuditLog(ctx, key)
+	found := false
+	for _, rec := range log {
+		if rec.Action == stepDeactivate && rec.Outcome == outOK && strings.Contains(rec.Detail, "a re-read shows the key Inactive") {
+			found = true
+		}
+		if rec.Action == stepDeactivate && rec.Outcome == outFailed {
+			t.Errorf("a failed deactivation was recorded for one IAM applied: %+v", rec)
+		}
+	}
+	if !found {
+		t.Errorf("no deactivation recorded from the re-read: %+v", log)
 	}
 }

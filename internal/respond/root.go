@@ -96,7 +96,7 @@ func (r *Responder) respondRoot(ctx context.Context, k Key, vd verify.Verdict, a
 		return res
 	}
 	var c IAMAPI
-	err := a.mutate(ctx, stepAssumeRoot, "", "", func() (string, error) {
+	err := a.mutate(ctx, nil, stepAssumeRoot, "", "", func() (string, error) {
 		var rid string
 		var err error
 		c, rid, err = r.rootSession(ctx, account)
