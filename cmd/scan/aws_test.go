@@ -593,3 +593,58 @@ func TestKilledBetweenDeactivateAndDelete(t *testing.T) {
 		t.Errorf("after the next run the key is %q, want deleted", s)
 	}
 }
+
+// TestChainIdentitiesAreGuarded: keyburn's credentials are a role profile
+// (role_arn with source_profile). The source user's own key, leaked, is
+// keyburn's own: deleting it would lock keyburn out. So is a key of a user
+// the role's trust policy lets assume it. Both are found live and refused,
+// and stay Active; a stranger's key in the same file is deleted.
+func TestChainIdentitiesAreGuarded(t *testing.T) {
+	m, front := motoFront(t)
+	ctx := context.Background()
+	srcID, srcSec := m.UserKey(t, "keyburn-src")
+	opsID, opsSec := m.UserKey(t, "ops")
+	strangerID, strangerSec := m.UserKey(t, "stranger")
+	c := m.IAM()
+	if _, err := c.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("keyburn-src"), PolicyName: aws.String("assume"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/keyburn-src",` +
+		`"arn:aws:iam::123456789012:user/ops"]},"Action":"sts:AssumeRole"}]}`
+	if _, err := c.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("keyburn-responder"), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("keyburn-responder"), PolicyName: aws.String("all"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "config")
+	os.WriteFile(conf, []byte("[profile src]\naws_access_key_id = "+srcID+"\naws_secret_access_key = "+srcSec+"\n\n"+
+		"[profile responder]\nrole_arn = arn:aws:iam::123456789012:role/keyburn-responder\nsource_profile = src\n"), 0o600)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_CONFIG_FILE", conf)
+	t.Setenv("AWS_PROFILE", "responder")
+	t.Setenv("AWS_ENDPOINT_URL_STS", front.URL) // the SDK's own AssumeRole goes to moto too
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "src.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", srcID, srcSec)), 0o644)
+	os.WriteFile(filepath.Join(dir, "ops.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", opsID, opsSec)), 0o644)
+	os.WriteFile(filepath.Join(dir, "stranger.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", strangerID, strangerSec)), 0o644)
+	code, out, stderr := runCLI("dir", "--respond=delete", "-v", "--aws-endpoint", front.URL, "--state", filepath.Join(t.TempDir(), "s.db"), dir)
+	if code != exitFindings || !strings.Contains(stderr, "assumed-role/keyburn-responder") {
+		t.Fatalf("exit %d: the responder is not the role session\n%s\n%s", code, out, stderr)
+	}
+	for _, k := range []struct{ user, id string }{{"keyburn-src", srcID}, {"ops", opsID}} {
+		if s := m.KeyStatus(t, k.user, k.id); s != "Active" {
+			t.Errorf("%s's key is %q, want Active: it is keyburn's own identity\n%s", k.user, s, out)
+		}
+	}
+	if !strings.Contains(out, "a key behind the responder's own credentials") || !strings.Contains(out, "it may assume the responder's role keyburn-responder") {
+		t.Errorf("the refusals do not say why:\n%s", out)
+	}
+	if s := m.KeyStatus(t, "stranger", strangerID); s != "" {
+		t.Errorf("the stranger's key is %q, want deleted\n%s\n%s", s, out, stderr)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-github/v62/github"
 
@@ -37,6 +38,31 @@ func AWS(ctx context.Context) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// maxSourceDepth bounds a chain of source profiles.
+const maxSourceDepth = 10
+
+// SourceCredentials are the static keys behind cfg's credentials that are
+// not the credentials themselves: with a profile of role_arn and
+// source_profile, the source profile's key (and its source's, …). The
+// responder guards them as its own.
+func SourceCredentials(cfg aws.Config) []aws.CredentialsProvider {
+	var out []aws.CredentialsProvider
+	seen := map[string]bool{}
+	for _, src := range cfg.ConfigSources {
+		sc, ok := src.(awsconfig.SharedConfig)
+		if !ok || sc.RoleARN == "" {
+			continue // no role: the profile's own key is the responder's
+		}
+		for p, n := sc.Source, 0; p != nil && n < maxSourceDepth; p, n = p.Source, n+1 {
+			if k := p.Credentials; k.HasKeys() && !seen[k.AccessKeyID] {
+				seen[k.AccessKeyID] = true
+				out = append(out, credentials.StaticCredentialsProvider{Value: k})
+			}
+		}
+	}
+	return out
 }
 
 // Check is what verification and response are built from.
@@ -69,7 +95,7 @@ func (c Check) Responder(ctx context.Context, cfg aws.Config) (*respond.Responde
 		role = c.Rules.RoleName
 	}
 	return respond.New(ctx, respond.Options{Policy: c.Policy, DryRun: c.DryRun, Soak: c.Soak,
-		Credentials: cfg.Credentials, Endpoint: c.Endpoint, RoleName: role, RootAccess: c.Rules.CentralizedRootAccess,
+		Credentials: cfg.Credentials, ChainCredentials: SourceCredentials(cfg), Endpoint: c.Endpoint, RoleName: role, RootAccess: c.Rules.CentralizedRootAccess,
 		EvidenceRegions: c.Rules.EvidenceRegions, MinSeverity: c.Rules.RespondMinSeverity, Store: c.Store,
 		AllowAccounts: c.Rules.AllowAccounts, DenyAccounts: c.Rules.DenyAccounts, CanaryAccounts: c.Rules.CanaryAccounts})
 }

@@ -184,9 +184,14 @@ type Options struct {
 
 	// Credentials are the responder's own (the SDK's default chain).
 	Credentials aws.CredentialsProvider
-	Endpoint    string // IAM and STS endpoint URL; empty: AWS's
-	Region      string
-	HTTPClient  *http.Client
+	// ChainCredentials are the other identities behind Credentials: a role
+	// profile's source profile (and its source, …). Their keys, and every
+	// key of their principals, are keyburn's own too: deleting one locks
+	// keyburn out.
+	ChainCredentials []aws.CredentialsProvider
+	Endpoint         string // IAM and STS endpoint URL; empty: AWS's
+	Region           string
+	HTTPClient       *http.Client
 	// RoleName, when set, is assumed in the key's account
 	// (arn:aws:iam::{account}:role/{RoleName}) to act there.
 	RoleName string
@@ -231,6 +236,12 @@ type Responder struct {
 	selfKey string    // the responder's own access key ID
 	selfARN string    // and ARN
 	self    principal // parsed from selfARN
+	// guarded are the other identities keyburn must never act on: those
+	// in its credential chain, and the principals that may assume the role
+	// it acts as.
+	guarded []ownIdentity
+	// unguarded says what could not be read to fill guarded ("" when all).
+	unguarded string
 
 	clientMu sync.Mutex
 	clients  map[string]IAMAPI
@@ -277,6 +288,7 @@ func New(ctx context.Context, opts Options) (*Responder, error) {
 		return nil, fmt.Errorf("respond: who is the responder (sts:GetCallerIdentity with its own credentials): %w", err)
 	}
 	r.setSelf(creds.AccessKeyID, aws.ToString(out.Arn))
+	r.guardChain(ctx)
 	return r, nil
 }
 
@@ -306,6 +318,16 @@ func (r *Responder) Describe() string {
 		b.WriteString(" DRY RUN: nothing is changed, what would be done is recorded")
 	}
 	fmt.Fprintf(&b, "; acting as %s", r.selfARN)
+	for _, g := range r.guarded {
+		if g.arn != "" {
+			fmt.Fprintf(&b, "; never %s (%s)", g.arn, g.why)
+		} else {
+			fmt.Fprintf(&b, "; never key %s (%s)", g.keyID, g.why)
+		}
+	}
+	if r.unguarded != "" {
+		fmt.Fprintf(&b, "; NOT READ, so not guarded by name: %s", r.unguarded)
+	}
 	if o.RoleName != "" {
 		fmt.Fprintf(&b, " through role %s in each key's account", o.RoleName)
 	}
@@ -411,6 +433,8 @@ func parseARN(arn string) principal {
 		p.user = res[strings.LastIndexByte(res, '/')+1:]
 	case parts[2] == "sts" && strings.HasPrefix(res, "assumed-role/"):
 		p.role, _, _ = strings.Cut(strings.TrimPrefix(res, "assumed-role/"), "/")
+	case parts[2] == "iam" && strings.HasPrefix(res, "role/"):
+		p.role = res[strings.LastIndexByte(res, '/')+1:]
 	case parts[2] == "iam" && res == "root":
 		p.root = true
 	}
@@ -575,6 +599,14 @@ func (r *Responder) refuse(keyID string, p principal, accounts ...string) string
 	}
 	if p.role != "" && p.role == r.opts.RoleName {
 		return "it is a session of role " + p.role + ", the role_name the responder acts through"
+	}
+	for _, g := range r.guarded {
+		switch {
+		case g.keyID != "" && keyID == g.keyID:
+			return "it is " + g.why
+		case g.p.account != "" && p.account == g.p.account && (g.p.user != "" && p.user == g.p.user || g.p.role != "" && p.role == g.p.role):
+			return "it belongs to " + g.arn + ": " + g.why
+		}
 	}
 	return ""
 }

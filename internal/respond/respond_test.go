@@ -946,3 +946,18 @@ func TestOutcomeFromAReread(t *testing.T) {
 		t.Errorf("no deactivation recorded from the re-read: %+v", log)
 	}
 }
+
+func TestTrustedPrincipals(t *testing.T) {
+	tests := []struct{ doc, want string }{
+		{`{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:user/a"},"Action":"sts:AssumeRole"}]}`, "arn:aws:iam::1:user/a"},
+		{`{"Statement":{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::1:user/a","arn:aws:iam::1:role/r"]}}}`, "arn:aws:iam::1:user/a,arn:aws:iam::1:role/r"},
+		{url.QueryEscape(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:user/enc"}}]}`), "arn:aws:iam::1:user/enc"},
+		{`{"Statement":[{"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::1:user/a"}},{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"}}]}`, ""},
+		{`not json`, ""},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(trustedPrincipals(tt.doc), ","); got != tt.want {
+			t.Errorf("trustedPrincipals(%s) = %q, want %q", tt.doc, got, tt.want)
+		}
+	}
+}
