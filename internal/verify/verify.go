@@ -482,7 +482,13 @@ func retryable(err error) bool {
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		code := re.HTTPStatusCode()
-		return code == 0 || code >= 500 || code == 429 // 0: no answer at all
+		// 0: no answer at all; below 400: an answer that could not be
+		// read whole (the connection closed after its status line).
+		return code == 0 || code < 400 || code >= 500 || code == 429
+	}
+	var de *smithy.DeserializationError
+	if errors.As(err, &de) {
+		return true
 	}
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }

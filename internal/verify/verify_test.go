@@ -112,13 +112,16 @@ func TestVerifyFaults(t *testing.T) {
 		body     string
 		want     Status
 		calls    int64
+		cut      bool // the status line and part of the body, then the connection closes
 	}{
-		{"throttled then ok", 2, 400, `<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>`, Live, 3},
-		{"5xx then ok", 1, 503, `<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>x</Message></Error></ErrorResponse>`, Live, 2},
-		{"5xx always", 99, 500, `<ErrorResponse><Error><Code>InternalFailure</Code><Message>x</Message></Error></ErrorResponse>`, Error, 3},
-		{"invalid", 99, 403, `<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>x</Message></Error></ErrorResponse>`, Invalid, 1},
-		{"iam-shaped invalid", 99, 403, `<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>x</Message></Error></Errors></ErrorResponse>`, Invalid, 1},
-		{"expired", 99, 403, `<ErrorResponse><Error><Code>ExpiredToken</Code><Message>x</Message></Error></ErrorResponse>`, Expired, 1},
+		{name: "answer cut after its 200 status line, then ok", failures: 1, status: 200, body: stsOK[:40], want: Live, calls: 2, cut: true},
+		{name: "answer cut always", failures: 99, status: 200, body: stsOK[:40], want: Error, calls: 3, cut: true},
+		{"throttled then ok", 2, 400, `<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>`, Live, 3, false},
+		{"5xx then ok", 1, 503, `<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>x</Message></Error></ErrorResponse>`, Live, 2, false},
+		{"5xx always", 99, 500, `<ErrorResponse><Error><Code>InternalFailure</Code><Message>x</Message></Error></ErrorResponse>`, Error, 3, false},
+		{"invalid", 99, 403, `<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>x</Message></Error></ErrorResponse>`, Invalid, 1, false},
+		{"iam-shaped invalid", 99, 403, `<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>x</Message></Error></Errors></ErrorResponse>`, Invalid, 1, false},
+		{"expired", 99, 403, `<ErrorResponse><Error><Code>ExpiredToken</Code><Message>x</Message></Error></ErrorResponse>`, Expired, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,7 +131,18 @@ func TestVerifyFaults(t *testing.T) {
 					t.Errorf("User-Agent %q lacks keyburn", ua)
 				}
 				w.Header().Set("Content-Type", "text/xml")
-				if n.Add(1) <= int64(tt.failures) {
+				if n.Add(1) <= int64(tt.failures) && tt.cut {
+					conn, buf, err := w.(http.Hijacker).Hijack()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s", len(stsOK), tt.body)
+					buf.Flush()
+					conn.Close()
+					return
+				}
+				if n.Load() <= int64(tt.failures) {
 					w.WriteHeader(tt.status)
 					fmt.Fprint(w, tt.body)
 					return
