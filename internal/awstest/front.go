@@ -88,8 +88,13 @@ type LookupEventsCall struct {
 // Event is one CloudTrail event of a LookupEvents answer.
 type Event struct {
 	ID, Name, Source, Region, SourceIP, UserAgent, AccessKeyID string
+	RequestID                                                  string // the call's AWS request ID
 	Time                                                       time.Time
 }
+
+// CallerIdentityRequestID is the request ID of every sts:GetCallerIdentity
+// the front answers itself (CallerIdentity).
+const CallerIdentityRequestID = "front-gci"
 
 // LookupEventsPage is one page of a LookupEvents answer.
 type LookupEventsPage struct {
@@ -153,9 +158,10 @@ func StartFront(t testing.TB, m *Server) *Front {
 				f.saw("sts:GetCallerIdentity")
 				account := strings.Split(arn, ":")[4]
 				w.Header().Set("Content-Type", "text/xml")
+				w.Header().Set("X-Amzn-Requestid", CallerIdentityRequestID) // where the SDK reads it, as AWS sends it
 				fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>`+
 					`<Arn>%s</Arn><UserId>%s</UserId><Account>%s</Account></GetCallerIdentityResult>`+
-					`<ResponseMetadata><RequestId>front-gci</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, esc(arn), esc(account), esc(account))
+					`<ResponseMetadata><RequestId>`+CallerIdentityRequestID+`</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, esc(arn), esc(account), esc(account))
 				return
 			}
 			f.saw("moto:" + action)
@@ -268,7 +274,7 @@ func (f *Front) lookupEvents(w http.ResponseWriter, body []byte, signer, region 
 	for _, e := range page.Events {
 		detail, _ := json.Marshal(map[string]any{"eventVersion": "1.09", "eventID": e.ID, "eventName": e.Name, "eventSource": e.Source,
 			"awsRegion": e.Region, "sourceIPAddress": e.SourceIP, "userAgent": e.UserAgent,
-			"eventTime": e.Time.UTC().Format(time.RFC3339), "userIdentity": map[string]string{"accessKeyId": e.AccessKeyID}})
+			"eventTime": e.Time.UTC().Format(time.RFC3339), "userIdentity": map[string]string{"accessKeyId": e.AccessKeyID}, "requestID": e.RequestID})
 		out.Events = append(out.Events, event{EventId: e.ID, EventName: e.Name, EventSource: e.Source, AccessKeyId: e.AccessKeyID,
 			EventTime: float64(e.Time.Unix()), ReadOnly: "true", CloudTrailEvent: string(detail)})
 	}

@@ -117,8 +117,12 @@ type Evidence struct {
 	Regions []string `json:"regions_read"`
 	// Calls is how many calls the key made in the window, keyburn's own
 	// verification excluded (Own counts those).
-	Calls       int       `json:"calls"`
+	Calls int `json:"calls"`
+	// Own counts the calls keyburn recorded making with the key (by
+	// request ID), listed in OwnCalls; they are not in Calls. A call that
+	// only says it is keyburn's (its User-Agent) is the key user's.
 	Own         int       `json:"keyburn_calls,omitempty"`
+	OwnCalls    []OwnCall `json:"keyburn_calls_list,omitempty"`
 	First       time.Time `json:"first,omitzero"`
 	Last        time.Time `json:"last,omitzero"`
 	SourceIPs   []Count   `json:"source_ips,omitempty"`   // most first
@@ -207,6 +211,14 @@ type Count struct {
 	N     int    `json:"n"`
 }
 
+// OwnCall is one call keyburn made with the key, found in CloudTrail.
+type OwnCall struct {
+	At        time.Time `json:"at"`
+	Event     string    `json:"event"`
+	RequestID string    `json:"request_id"`
+	SourceIP  string    `json:"source_ip,omitempty"`
+}
+
 // Summary is the evidence in one line, for the audit log and the text
 // report.
 func (e *Evidence) Summary() string {
@@ -229,7 +241,19 @@ func (e *Evidence) Summary() string {
 		}
 	}
 	if e.Own > 0 {
-		fmt.Fprintf(&b, "; besides %d by keyburn's own verification", e.Own)
+		var at []string
+		for i, c := range e.OwnCalls {
+			if i == 3 {
+				at = append(at, fmt.Sprintf("and %d more", len(e.OwnCalls)-3))
+				break
+			}
+			at = append(at, c.Event+" at "+c.At.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(&b, "; besides %d by keyburn's own verification (told by the request IDs it recorded", e.Own)
+		if len(at) > 0 {
+			b.WriteString(": " + strings.Join(at, ", "))
+		}
+		b.WriteString(")")
 	}
 	for _, n := range e.Notes {
 		b.WriteString("; " + n)

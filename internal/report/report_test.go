@@ -39,7 +39,7 @@ func sample() []*finding.Finding {
 			Policies: []string{"read-data"}, Groups: []string{"readers"}}}
 	fs[0].Response = &finding.Response{Action: "deleted", At: "2024-03-01T10:01:00Z", Evidence: &finding.Evidence{
 		From: time.Date(2024, 2, 28, 9, 0, 0, 0, time.UTC), To: time.Date(2024, 3, 1, 10, 1, 0, 0, time.UTC), Regions: []string{"us-east-1"},
-		Calls: 3, Own: 1, First: time.Date(2024, 2, 29, 22, 14, 5, 0, time.UTC), Last: time.Date(2024, 2, 29, 23, 2, 41, 0, time.UTC),
+		Calls: 3, Own: 1, OwnCalls: []finding.OwnCall{{At: time.Date(2024, 3, 1, 10, 0, 5, 0, time.UTC), Event: "GetCallerIdentity", RequestID: "c0ffee00-0000-4000-8000-000000000001"}}, First: time.Date(2024, 2, 29, 22, 14, 5, 0, time.UTC), Last: time.Date(2024, 2, 29, 23, 2, 41, 0, time.UTC),
 		SourceIPs:   []finding.Count{{Value: "203.0.113.9", N: 2}, {Value: "198.51.100.4", N: 1}},
 		EventNames:  []finding.Count{{Value: "CreateUser", N: 1}, {Value: "GetCallerIdentity", N: 1}, {Value: "ListBuckets", N: 1}},
 		CallRegions: []finding.Count{{Value: "us-east-1", N: 3}},

@@ -112,15 +112,23 @@ func (r *Responder) evidence(ctx context.Context, a auditor, leakedAt time.Time)
 
 	ips, names, regions := map[string]int{}, map[string]int{}, map[string]int{}
 	var unread []string
+	own, err := r.opts.Store.OwnCalls(ctx, a.keyID)
+	if err != nil {
+		unread = append(unread, "keyburn's own calls could not be read, so none is told apart: "+err.Error())
+	}
+	claimed := 0
 	for _, region := range ev.Regions {
 		c, why := r.cloudTrail(a.account, region)
 		if c == nil {
 			unread = append(unread, why)
 			break // the same for every region
 		}
-		if err := r.lookup(ctx, c, a, region, ev, ips, names, regions); err != nil {
+		if err := r.lookup(ctx, c, a, region, ev, own, &claimed, ips, names, regions); err != nil {
 			unread = append(unread, region+": "+lookupErrText(err))
 		}
+	}
+	if claimed > 0 {
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%d call(s) had a User-Agent naming keyburn that keyburn has no record of making: counted as the key user's", claimed))
 	}
 	ev.Unread = strings.Join(unread, "; ")
 	ev.SourceIPs, ev.EventNames, ev.CallRegions = ranked(ips), ranked(names), ranked(regions)
@@ -135,7 +143,8 @@ func (r *Responder) evidence(ctx context.Context, a auditor, leakedAt time.Time)
 
 // lookup reads one region's events of the key, page by page, at
 // CloudTrail's rate.
-func (r *Responder) lookup(ctx context.Context, c CloudTrailAPI, a auditor, region string, ev *finding.Evidence, ips, names, regions map[string]int) error {
+func (r *Responder) lookup(ctx context.Context, c CloudTrailAPI, a auditor, region string, ev *finding.Evidence, own map[string]store.OwnCall,
+	claimed *int, ips, names, regions map[string]int) error {
 	lim := r.limits.get(a.account, region)
 	in := &cloudtrail.LookupEventsInput{
 		LookupAttributes: []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyAccessKeyId, AttributeValue: aws.String(a.keyID)}},
@@ -158,9 +167,15 @@ func (r *Responder) lookup(ctx context.Context, c CloudTrailAPI, a auditor, regi
 			if d.AccessKeyID != "" && d.AccessKeyID != a.keyID {
 				continue // not this key's (a lookup answers only with it)
 			}
-			if strings.Contains(d.UserAgent, "keyburn") {
+			if c, ok := own[d.RequestID]; ok && d.RequestID != "" {
+				// A call keyburn recorded making: listed apart.
 				ev.Own++
+				ev.OwnCalls = append(ev.OwnCalls, finding.OwnCall{At: cmp.Or(aws.ToTime(e.EventTime), c.At), Event: aws.ToString(e.EventName),
+					RequestID: d.RequestID, SourceIP: d.SourceIP})
 				continue
+			}
+			if strings.Contains(strings.ToLower(d.UserAgent), "keyburn") {
+				*claimed++ // says it is keyburn; keyburn has no record of it
 			}
 			at := aws.ToTime(e.EventTime)
 			if ev.Calls == 0 || at.Before(ev.First) {
@@ -186,6 +201,7 @@ type eventDetail struct {
 	SourceIP     string `json:"sourceIPAddress"`
 	UserAgent    string `json:"userAgent"`
 	Region       string `json:"awsRegion"`
+	RequestID    string `json:"requestID"`
 	UserIdentity struct {
 		AccessKeyID string `json:"accessKeyId"`
 	} `json:"userIdentity"`

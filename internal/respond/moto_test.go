@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/secret"
+	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
 )
 
@@ -320,14 +321,18 @@ func TestRootKeyMoto(t *testing.T) {
 		return awstest.Credentials{KeyID: sessionKey, Secret: sessionSecret, Token: ""}, nil
 	}
 	// What the key did before it died, as CloudTrail's event history holds
-	// it: three calls by an attacker, one by keyburn's verification.
+	// it: four calls by an attacker (one with a User-Agent that says it is
+	// keyburn's), one by keyburn's verification, told by its request ID.
 	leakedAt := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
 	attack := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
 	history := []awstest.Event{
 		{ID: "e1", Name: "GetCallerIdentity", Source: "sts.amazonaws.com", Region: "us-east-1", SourceIP: "203.0.113.9", UserAgent: "aws-cli/2.15", AccessKeyID: leaked, Time: attack},
 		{ID: "e2", Name: "ListBuckets", Source: "s3.amazonaws.com", Region: "us-east-1", SourceIP: "203.0.113.9", UserAgent: "aws-cli/2.15", AccessKeyID: leaked, Time: attack.Add(time.Minute)},
 		{ID: "e3", Name: "CreateUser", Source: "iam.amazonaws.com", Region: "us-east-1", SourceIP: "198.51.100.4", UserAgent: "Boto3/1.34", AccessKeyID: leaked, Time: attack.Add(time.Hour)},
-		{ID: "e4", Name: "GetCallerIdentity", Source: "sts.amazonaws.com", Region: "us-east-1", SourceIP: "192.0.2.1", UserAgent: "aws-sdk-go-v2/1.47.8 keyburn/verify", AccessKeyID: leaked, Time: time.Now()},
+		{ID: "e4", Name: "GetCallerIdentity", Source: "sts.amazonaws.com", Region: "us-east-1", SourceIP: "192.0.2.1", UserAgent: "aws-sdk-go-v2/1.47.8 keyburn/verify", AccessKeyID: leaked,
+			RequestID: awstest.CallerIdentityRequestID, Time: time.Now()},
+		{ID: "e5", Name: "ListBuckets", Source: "s3.amazonaws.com", Region: "us-east-1", SourceIP: "203.0.113.9", UserAgent: "aws-sdk-go-v2/1.47.8 keyburn/verify", AccessKeyID: leaked,
+			RequestID: "spoofed-1", Time: attack.Add(2 * time.Minute)},
 	}
 	var lookups []awstest.LookupEventsCall
 	front.LookupEvents = func(c awstest.LookupEventsCall) (awstest.LookupEventsPage, *awstest.APIError) {
@@ -345,8 +350,8 @@ func TestRootKeyMoto(t *testing.T) {
 		}
 		return page, nil
 	}
-	verifyRoot := func() verify.Verdict {
-		v := verify.New(verify.Options{Endpoint: front.URL, Backoff: time.Millisecond})
+	verifyRoot := func(st *store.Store) verify.Verdict {
+		v := verify.New(verify.Options{Endpoint: front.URL, Backoff: time.Millisecond, Cache: st})
 		vd := v.Fresh(ctx, leaked, "", secret.New(leakedSecret), secret.Secret{})
 		if vd.Status != verify.Live || !IsRootARN(vd.ARN) {
 			t.Fatalf("verdict %s %s, want live, root", vd.Status, vd.ARN)
@@ -360,7 +365,7 @@ func TestRootKeyMoto(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := r.Respond(ctx, Key{ID: leaked}, verifyRoot())
+		res := r.Respond(ctx, Key{ID: leaked}, verifyRoot(st))
 		if res.Action != ActionDryRun || len(assumed) != 0 || m.KeyStatus(t, "root-standin", leaked) != "Active" {
 			t.Errorf("dry run: %+v, %d AssumeRoot calls, key %q; want dry-run, none, Active", res, len(assumed), m.KeyStatus(t, "root-standin", leaked))
 		}
@@ -372,7 +377,7 @@ func TestRootKeyMoto(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := r.Respond(ctx, Key{ID: leaked, LeakedAt: leakedAt}, verifyRoot())
+		res := r.Respond(ctx, Key{ID: leaked, LeakedAt: leakedAt}, verifyRoot(st))
 		if res.Action != ActionDeleted || !strings.Contains(res.Reason, "could not be deactivated first (AccessDenied") {
 			t.Fatalf("respond: %+v; want deleted, after moto refused the deactivation", res)
 		}
@@ -404,14 +409,18 @@ func TestRootKeyMoto(t *testing.T) {
 		// The evidence: read with the responder's own credentials (the
 		// key's account is its own), by the key's ID, from the leak.
 		ev := res.Evidence
-		if ev == nil || ev.Calls != 3 || ev.Own != 1 || !ev.First.Equal(attack) || !ev.Last.Equal(attack.Add(time.Hour)) || ev.Unread != "" {
-			t.Fatalf("evidence %+v; want 3 calls from %v to %v, 1 of keyburn's", ev, attack, attack.Add(time.Hour))
+		if ev == nil || ev.Calls != 4 || ev.Own != 1 || !ev.First.Equal(attack) || !ev.Last.Equal(attack.Add(time.Hour)) || ev.Unread != "" {
+			t.Fatalf("evidence %+v; want 4 calls from %v to %v, 1 of keyburn's", ev, attack, attack.Add(time.Hour))
 		}
-		if fmt.Sprint(ev.SourceIPs) != "[{203.0.113.9 2} {198.51.100.4 1}]" || fmt.Sprint(ev.EventNames) != "[{CreateUser 1} {GetCallerIdentity 1} {ListBuckets 1}]" {
+		if fmt.Sprint(ev.SourceIPs) != "[{203.0.113.9 3} {198.51.100.4 1}]" || fmt.Sprint(ev.EventNames) != "[{ListBuckets 2} {CreateUser 1} {GetCallerIdentity 1}]" {
 			t.Errorf("evidence source IPs %v, event names %v", ev.SourceIPs, ev.EventNames)
 		}
-		if len(lookups) != 2 {
-			t.Errorf("%d LookupEvents calls, want 2 (two pages)", len(lookups))
+		if len(ev.OwnCalls) != 1 || ev.OwnCalls[0].RequestID != awstest.CallerIdentityRequestID || ev.OwnCalls[0].SourceIP != "192.0.2.1" ||
+			!strings.Contains(ev.Summary(), "1 call(s) had a User-Agent naming keyburn that keyburn has no record of making") {
+			t.Errorf("keyburn's own calls %+v, summary %q: want the recorded one listed apart, the spoofed one counted and said", ev.OwnCalls, ev.Summary())
+		}
+		if len(lookups) != 3 {
+			t.Errorf("%d LookupEvents calls, want 3 (three pages)", len(lookups))
 		}
 		for _, c := range lookups {
 			attr := c.Body.LookupAttributes
@@ -420,7 +429,7 @@ func TestRootKeyMoto(t *testing.T) {
 				t.Errorf("LookupEvents call %+v: want the key's events from %v, signed by the responder (%s)", c, leakedAt, m.Admin.AccessKeyID)
 			}
 		}
-		if last := log[len(log)-1]; !strings.Contains(last.Detail, "3 call(s) by the key") || !strings.Contains(last.Detail, "203.0.113.9 (2)") {
+		if last := log[len(log)-1]; !strings.Contains(last.Detail, "4 call(s) by the key") || !strings.Contains(last.Detail, "203.0.113.9 (3)") {
 			t.Errorf("evidence audit record: %q", last.Detail)
 		}
 		if s := m.KeyStatus(t, "root-standin", sessionKey); s != "Active" {

@@ -122,6 +122,15 @@ var migrations = []string{
 	// SHA-256), so that an alert about a secret is resolved only when that
 	// secret's key was the one acted on.
 	`ALTER TABLE audit ADD COLUMN secret_sha256 TEXT NOT NULL DEFAULT '';`,
+	// 8: the STS calls keyburn made with a key (its request IDs), so that
+	// CloudTrail's evidence tells keyburn's own calls from the key user's
+	// by what keyburn recorded, not by a User-Agent anyone can send.
+	`CREATE TABLE own_calls (
+		key_id     TEXT NOT NULL,
+		request_id TEXT NOT NULL,
+		at         INTEGER NOT NULL,
+		PRIMARY KEY (key_id, request_id)
+	);`,
 }
 
 // DefaultPath is where the state lives when no path is given, for the CLI
@@ -471,4 +480,42 @@ func (s *Store) SetRepoTips(ctx context.Context, repo string, tips []string) err
 		return fmt.Errorf("remember the scan of %s: %w", repo, err)
 	}
 	return nil
+}
+
+// OwnCall is an STS call keyburn made with a key (to verify it).
+type OwnCall struct {
+	KeyID     string
+	RequestID string // AWS's request ID: CloudTrail's requestID
+	At        time.Time
+}
+
+// AddOwnCall records a call keyburn made with a key.
+func (s *Store) AddOwnCall(ctx context.Context, c OwnCall) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO own_calls (key_id, request_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		c.KeyID, c.RequestID, c.At.Unix())
+	if err != nil {
+		return fmt.Errorf("record keyburn's own call with %s: %w", c.KeyID, err)
+	}
+	return nil
+}
+
+// OwnCalls returns the calls keyburn recorded making with keyID, by
+// request ID.
+func (s *Store) OwnCalls(ctx context.Context, keyID string) (map[string]OwnCall, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT request_id, at FROM own_calls WHERE key_id = ?`, keyID)
+	if err != nil {
+		return nil, fmt.Errorf("read keyburn's own calls with %s: %w", keyID, err)
+	}
+	defer rows.Close()
+	out := map[string]OwnCall{}
+	for rows.Next() {
+		var c OwnCall
+		var at int64
+		if err := rows.Scan(&c.RequestID, &at); err != nil {
+			return nil, err
+		}
+		c.KeyID, c.At = keyID, time.Unix(at, 0)
+		out[c.RequestID] = c
+	}
+	return out, rows.Err()
 }

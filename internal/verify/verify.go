@@ -407,6 +407,13 @@ func (v *Verifier) callIn(ctx context.Context, region, keyID, account string, s 
 		v.calls.Add(1)
 		out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 		vd = classify(out, err)
+		if vd.RequestID != "" && v.opts.Cache != nil {
+			// What keyburn itself did with the key, for the evidence read
+			// later: by request ID, which no one else can claim.
+			if rerr := v.opts.Cache.AddOwnCall(ctx, store.OwnCall{KeyID: keyID, RequestID: vd.RequestID, At: time.Now()}); rerr != nil {
+				vd.StoreErr = rerr
+			}
+		}
 		switch {
 		case vd.Status == WrongSecret && !retriedSig:
 			retriedSig = true
