@@ -197,3 +197,30 @@ func TestInterrupt(t *testing.T) {
 		t.Errorf("stderr does not say the scan was partial:\n%s", stderr.String())
 	}
 }
+
+// TestControlCharactersEscaped: a file named with a terminal escape (clear
+// the screen) and a newline that forges a summary line is printed escaped,
+// in the findings and on standard error.
+func TestControlCharactersEscaped(t *testing.T) {
+	dir := t.TempDir()
+	name := "x\x1b[2J\nkeyburn: 0 findings\u202e.env"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("AKIAROSDW5AABZW3VLYZ 5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF\n"), 0o644); err != nil {
+		t.Skipf("this file system refuses the name: %v", err)
+	}
+	if err := os.Symlink("/proc/self/environ", filepath.Join(dir, "y\x1b]0;owned\a")); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"dir", dir}, nil, &out, &errOut)
+	if code != exitFindings {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	for what, s := range map[string]string{"stdout": out.String(), "stderr": errOut.String()} {
+		if strings.ContainsAny(s, "\x1b\a\u202e") {
+			t.Errorf("%s holds a raw control character: %q", what, s)
+		}
+	}
+	if !strings.Contains(out.String(), `x\x1b[2J\x0akeyburn: 0 findings\u202e.env`) || !strings.Contains(errOut.String(), `y\x1b]0;owned\x07`) {
+		t.Errorf("the names are not shown escaped:\n%s\n%s", out.String(), errOut.String())
+	}
+}

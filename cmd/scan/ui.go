@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/keyburn/keyburn/internal/report"
 	"github.com/keyburn/keyburn/internal/source"
 )
 
@@ -34,7 +35,24 @@ func newUI(w io.Writer) *ui { return &ui{w: w, skipped: map[string]int{}} }
 func (u *ui) errorf(format string, args ...any) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	fmt.Fprintf(u.w, "keyburn: "+format+"\n", args...)
+	fmt.Fprintf(u.w, "keyburn: "+format+"\n", printable(args)...)
+}
+
+// printable escapes the control characters of every text argument: paths,
+// refs and errors that name them come from scanned repositories.
+func printable(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			out[i] = report.Printable(v)
+		case error:
+			out[i] = report.Printable(v.Error())
+		default:
+			out[i] = a
+		}
+	}
+	return out
 }
 
 func (u *ui) printf(format string, args ...any) { u.errorf(format, args...) }
@@ -42,7 +60,7 @@ func (u *ui) printf(format string, args ...any) { u.errorf(format, args...) }
 func (u *ui) hint(format string, args ...any) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	fmt.Fprintf(u.w, "hint: "+format+"\n", args...)
+	fmt.Fprintf(u.w, "hint: "+format+"\n", printable(args)...)
 }
 
 func (u *ui) debugf(format string, args ...any) {

@@ -65,7 +65,7 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 				fmt.Fprintf(bw, "  %s", v.ARN)
 			}
 			if v.Error != "" {
-				fmt.Fprintf(bw, "  (%s)", v.Error)
+				fmt.Fprintf(bw, "  (%s)", Printable(v.Error))
 			}
 			bw.WriteString("\n")
 		}
@@ -94,9 +94,9 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 			}
 			switch {
 			case r.Error != "":
-				fmt.Fprintf(bw, "  (%s)", r.Error)
+				fmt.Fprintf(bw, "  (%s)", Printable(r.Error))
 			case r.Reason != "":
-				fmt.Fprintf(bw, "  (%s)", r.Reason)
+				fmt.Fprintf(bw, "  (%s)", Printable(r.Reason))
 			}
 			bw.WriteString("\n")
 			if r.Evidence != nil {
@@ -115,7 +115,7 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 			if j > 0 {
 				label = "            "
 			}
-			fmt.Fprintf(bw, "  %s %s\n", label, locationText(l))
+			fmt.Fprintf(bw, "  %s %s\n", label, Printable(locationText(l)))
 		}
 		fmt.Fprintf(bw, "  fingerprint  %s\n", paint(ansiDim, f.Fingerprint()))
 	}
