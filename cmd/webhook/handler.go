@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/keyburn/keyburn/internal/ghalert"
 	"github.com/keyburn/keyburn/internal/ghpush"
 	"github.com/keyburn/keyburn/internal/ghrepo"
@@ -28,6 +30,27 @@ import (
 // maxBody caps a delivery's body before anything reads it: GitHub caps
 // webhook payloads at 25 MB.
 const maxBody = 25 << 20
+
+// Bodies are read before their signature can be checked: anyone may send
+// them. bodyBudget bounds the bytes all requests being read may hold at
+// once (a request reserves its Content-Length, or maxBody when it has
+// none); one that cannot reserve within bodyWait is answered 503 with
+// Retry-After, as GitHub retries. 24 bodies of 25 MB at once took the
+// receiver from 25 MB to 1 GB before this bound.
+const (
+	bodyBudget = 4 * maxBody
+	bodyWait   = 2 * time.Second
+)
+
+// bodies is the budget of bytes held by bodies being read and checked.
+type bodies struct {
+	sem  *semaphore.Weighted
+	wait time.Duration
+}
+
+func newBodies(budget int64, wait time.Duration) *bodies {
+	return &bodies{sem: semaphore.NewWeighted(budget), wait: wait}
+}
 
 // handler receives GitHub webhook deliveries: it checks the signature,
 // stores push deliveries durably, and only then answers 202.
@@ -43,6 +66,9 @@ type handler struct {
 	// /readyz fails when one has died.
 	workers int
 	alive   atomic.Int32
+	// bodies bounds the memory of bodies read before their signature is
+	// checked.
+	bodies *bodies
 }
 
 type metrics struct {
@@ -111,6 +137,20 @@ func (m *metrics) observe(res worker.Result, took time.Duration, err error) {
 	}
 }
 
+// readBody reads the body into one buffer of its declared length (no
+// doubling as it grows), capped at maxBody.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, maxBody)
+	if r.ContentLength < 0 {
+		return io.ReadAll(rd)
+	}
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
 // enqueuer stores a delivery: the SQLite store or an SQS queue.
 type enqueuer interface {
 	Enqueue(ctx context.Context, d store.Delivery) error
@@ -136,7 +176,24 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusUnsupportedMediaType, "unsupported-media-type", "content type must be application/json or "+formType+" (GitHub's two)")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if r.ContentLength > maxBody {
+		reply(http.StatusRequestEntityTooLarge, "too-large", "body over 25 MB")
+		return
+	}
+	reserve := r.ContentLength
+	if reserve < 0 {
+		reserve = maxBody // no length given: the most it may be
+	}
+	wctx, cancel := context.WithTimeout(r.Context(), h.bodies.wait)
+	err = h.bodies.sem.Acquire(wctx, reserve)
+	cancel()
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		reply(http.StatusServiceUnavailable, "busy", "too many deliveries being read at once; retry")
+		return
+	}
+	defer h.bodies.sem.Release(reserve)
+	body, err := readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

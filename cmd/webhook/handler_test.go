@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -8,8 +9,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +21,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	flag "github.com/spf13/pflag"
 
@@ -78,7 +82,8 @@ func newTestServer(t *testing.T) *testServer {
 	}
 	t.Cleanup(func() { st.Close() })
 	logs := &bytes.Buffer{}
-	h := &handler{secret: []byte(testSecret), store: st, log: slog.New(slog.NewJSONHandler(logs, nil)), metrics: newMetrics()}
+	h := &handler{secret: []byte(testSecret), store: st, log: slog.New(slog.NewJSONHandler(logs, nil)), metrics: newMetrics(),
+		bodies: newBodies(bodyBudget, bodyWait)}
 	srv := httptest.NewServer(newServer("", h).Handler)
 	t.Cleanup(srv.Close)
 	return &testServer{srv: srv, store: st, logs: logs, h: h}
@@ -331,5 +336,76 @@ func TestSecretScanningAlertDelivery(t *testing.T) {
 	}
 	if string(d.Payload) != `{"action":"created","alert":{"number":42,"secret_type":"aws_access_key_id","updated_at":"2026-11-27T21:14:05Z"},"repository":{"full_name":"acme/app"}}` {
 		t.Errorf("stored payload %s", d.Payload)
+	}
+}
+
+// TestUnauthenticatedBodiesAreBounded: bodies are read before anyone is
+// authenticated, so together they may hold only a budget of memory. A
+// sender that declares a large body and stalls holds its share; another
+// that does not fit is answered 503 with Retry-After (GitHub retries), one
+// that fits goes on, and once the first is gone there is room again. A
+// declared length over the cap is refused before anything is read.
+func TestUnauthenticatedBodiesAreBounded(t *testing.T) {
+	ts := newTestServer(t)
+	ts.h.bodies = newBodies(2048, 200*time.Millisecond)
+	addr := strings.TrimPrefix(ts.srv.URL, "http://")
+	stall, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(stall, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n"+
+		"X-GitHub-Delivery: stall\r\nContent-Length: 1500\r\n\r\n{\"ref\":")
+	// Wait until the stalled request holds its reservation.
+	for i := 0; ; i++ {
+		if !ts.h.bodies.sem.TryAcquire(1000) {
+			break // 1,500 of 2,048 bytes are held
+		}
+		ts.h.bodies.sem.Release(1000)
+		if i == 200 {
+			t.Fatal("the stalled request never reserved its body")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	post := func(n int) (int, string) {
+		body := bytes.Repeat([]byte(" "), n)
+		req, _ := http.NewRequest("POST", ts.srv.URL+"/webhook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "ping")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprint("d", n))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if code, retry := post(1000); code != http.StatusServiceUnavailable || retry == "" {
+		t.Errorf("a body beyond the budget: %d (Retry-After %q), want 503 with Retry-After", code, retry)
+	}
+	if code, _ := post(400); code != http.StatusUnauthorized {
+		t.Errorf("a body within the budget: %d, want 401 (read, then its missing signature refused)", code)
+	}
+	stall.Close()
+	var code int
+	for range 100 {
+		if code, _ = post(1000); code == http.StatusUnauthorized {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code != http.StatusUnauthorized {
+		t.Errorf("after the stalled sender left: %d, want 401", code)
+	}
+	// A declared length over the cap: refused at once, nothing reserved.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", maxBody+1)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.Contains(line, "413") {
+		t.Errorf("a declared body over the cap: %q, want 413", line)
 	}
 }

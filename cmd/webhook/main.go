@@ -183,7 +183,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	wopts.Wake = wake
 	mets := newMetrics()
 	wopts.Observe = mets.observe
-	h := &handler{secret: secret, store: st, log: log, metrics: mets, wake: wake, owners: wopts.Owners,
+	h := &handler{secret: secret, store: st, log: log, metrics: mets, wake: wake, owners: wopts.Owners, bodies: newBodies(bodyBudget, bodyWait),
 		workers: max(0, c.workers)}
 	if c.queueURL != "" {
 		cfg, err := clients.AWS(ctx)
