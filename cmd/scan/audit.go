@@ -16,13 +16,17 @@ import (
 )
 
 const auditUsage = `usage: keyburn scan audit [--state FILE] [--key KEYID] [--format text|json] [-v]
+       keyburn scan audit [--state FILE] --requeue ID|all ...
 
 Prints the deletions still pending (with the time each is due), the audit
 log: every step taken on a key (last use, reach, owner check, deactivate,
 delete, cancelled deletions, revoked sessions, evidence), when, and the key's
-status before and after; and the notifications not delivered (waiting for a
-retry, or parked with the reason). -v adds each step's detail, AWS request ID and actor; JSON has
-every field. Secrets are never in it.
+status before and after; the notifications not delivered (waiting for a
+retry, or parked with the reason); and the receiver's deliveries parked after
+failing (a GitHub or AWS outage outlasting their retries), with the reason.
+--requeue puts parked deliveries back in the queue ("all" for every one); the
+receiver sharing the state file picks them up. -v adds each step's detail, AWS
+request ID and actor; JSON has every field. Secrets are never in it.
 
 Flags:
 `
@@ -38,6 +42,17 @@ type auditReport struct {
 	// Notifications are those not sent: waiting for a retry, or parked
 	// after too many failures, with the reason.
 	Notifications []undelivered `json:"undelivered_notifications"`
+	// Parked are the receiver's deliveries parked after failing.
+	Parked []parked `json:"parked_deliveries"`
+}
+
+// parked is a parked delivery, as the audit shows it.
+type parked struct {
+	ID        string `json:"id"`
+	Event     string `json:"event"`
+	What      string `json:"what,omitempty"` // its dedupe key: repository, ref and range, or alert
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error"`
 }
 
 // undelivered is a notification not sent, as the audit shows it.
@@ -55,6 +70,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 	key := fset.String("key", "", "only this key `ID`")
 	format := fset.String("format", "text", "text or json")
 	verbose := fset.BoolP("verbose", "v", false, "add each step's detail, request ID and actor")
+	requeue := fset.StringSlice("requeue", nil, "put the parked delivery `ID` back in the queue (repeat, or \"all\")")
 	if err := parseFlags(fset, args, u, auditUsage, stdout); err != nil {
 		return exitError, err
 	}
@@ -64,7 +80,10 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 	if *format != "text" && *format != "json" {
 		return exitError, fmt.Errorf("--format %q: want text or json", *format)
 	}
-	rep := auditReport{PendingDeletions: []store.Deletion{}, Records: []store.AuditRecord{}, Notifications: []undelivered{}}
+	if len(*requeue) > 0 {
+		return runRequeue(ctx, *state, *requeue, u)
+	}
+	rep := auditReport{PendingDeletions: []store.Deletion{}, Records: []store.AuditRecord{}, Notifications: []undelivered{}, Parked: []parked{}}
 	switch _, err := os.Stat(*state); {
 	case errors.Is(err, fs.ErrNotExist):
 		// Nothing was ever recorded here; do not create the file.
@@ -101,13 +120,22 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 			rep.Notifications = append(rep.Notifications, undelivered{Target: n.Target, About: n.Dedupe, Status: n.Status,
 				Attempts: n.Attempts, LastError: n.LastError})
 		}
+		if *key == "" {
+			ds, err := st.Parked(ctx)
+			if err != nil {
+				return exitError, err
+			}
+			for _, d := range ds {
+				rep.Parked = append(rep.Parked, parked{ID: d.ID, Event: d.Event, What: d.DedupeKey, Attempts: d.Attempts, LastError: d.LastError})
+			}
+		}
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return exitClean, enc.Encode(rep)
 	}
-	if len(rep.Records) == 0 && len(rep.PendingDeletions) == 0 && len(rep.Notifications) == 0 {
+	if len(rep.Records) == 0 && len(rep.PendingDeletions) == 0 && len(rep.Notifications) == 0 && len(rep.Parked) == 0 {
 		u.printf("nothing recorded in %s", *state)
 		return exitClean, nil
 	}
@@ -200,6 +228,41 @@ func writeAudit(w io.Writer, rep auditReport, now time.Time, verbose bool) error
 			}
 		}
 	}
+	if n := len(rep.Parked); n > 0 {
+		b.WriteString("\n")
+		line(fmt.Sprintf("PARKED DELIVERIES (%d): 'keyburn scan audit --requeue ID' (or all) retries them", n))
+		for _, d := range rep.Parked {
+			line(fmt.Sprintf("  %-36s  %-22s  %d attempt(s)", d.ID, d.Event, d.Attempts))
+			if d.What != "" {
+				line("    " + d.What)
+			}
+			line("    " + d.LastError)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// runRequeue puts parked deliveries back in the receiver's queue.
+func runRequeue(ctx context.Context, state string, ids []string, u *ui) (int, error) {
+	if _, err := os.Stat(state); err != nil {
+		return exitError, fmt.Errorf("state %s: %w", state, err)
+	}
+	st, err := store.Open(state)
+	if err != nil {
+		return exitError, err
+	}
+	defer st.Close()
+	if len(ids) == 1 && ids[0] == "all" {
+		ids = nil
+	}
+	n, err := st.Requeue(ctx, ids...)
+	if err != nil {
+		return exitError, err
+	}
+	u.printf("%d parked deliver%s requeued", n, map[bool]string{true: "y", false: "ies"}[n == 1])
+	if n == 0 {
+		return exitError, errors.New("nothing requeued: no parked delivery by that ID ('keyburn scan audit' lists them)")
+	}
+	return exitClean, nil
 }

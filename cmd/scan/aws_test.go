@@ -648,3 +648,44 @@ func TestChainIdentitiesAreGuarded(t *testing.T) {
 		t.Errorf("the stranger's key is %q, want deleted\n%s\n%s", s, out, stderr)
 	}
 }
+
+// TestAuditShowsParkedDeliveries: the receiver's parked deliveries are in
+// `scan audit` (text and JSON) with the reason, and --requeue puts them
+// back in the queue the receiver reads.
+func TestAuditShowsParkedDeliveries(t *testing.T) {
+	ctx := context.Background()
+	state := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Enqueue(ctx, store.Delivery{ID: "72d3162e-cc78-11e3-81ab-4c9367dc0958", Event: "push", Payload: []byte("{}"),
+		DedupeKey: "push acme/app refs/heads/main 0000 1111"}); err != nil {
+		t.Fatal(err)
+	}
+	d, _, _ := st.Claim(ctx, time.Minute, 1)
+	if err := st.Fail(ctx, d, "fetch acme/app: GitHub answered 503", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, out, _ := runCLI("audit", "--state", state)
+	if code != exitClean || !strings.Contains(out, "PARKED DELIVERIES (1)") || !strings.Contains(out, "72d3162e-cc78-11e3-81ab-4c9367dc0958") ||
+		!strings.Contains(out, "GitHub answered 503") || !strings.Contains(out, "acme/app refs/heads/main") {
+		t.Errorf("audit: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI("audit", "--state", state, "--format", "json")
+	if code != exitClean || !strings.Contains(out, `"parked_deliveries": [`) || !strings.Contains(out, `"last_error": "fetch acme/app: GitHub answered 503"`) {
+		t.Errorf("audit JSON: exit %d\n%s", code, out)
+	}
+	if code, _, stderr := runCLI("audit", "--state", state, "--requeue", "no-such-id"); code != exitError || !strings.Contains(stderr, "nothing requeued") {
+		t.Errorf("requeue of an unknown ID: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := runCLI("audit", "--state", state, "--requeue", "all"); code != exitClean || !strings.Contains(stderr, "1 parked delivery requeued") {
+		t.Errorf("requeue all: exit %d\n%s", code, stderr)
+	}
+	st, _ = store.Open(state)
+	defer st.Close()
+	if d, _ := st.GetDelivery(ctx, "72d3162e-cc78-11e3-81ab-4c9367dc0958"); d.Status != store.Queued {
+		t.Errorf("after --requeue the delivery is %s", d.Status)
+	}
+}

@@ -284,18 +284,27 @@ func (h *handler) enqueue(ctx context.Context, log *slog.Logger, reply func(int,
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		reply(http.StatusAccepted, "duplicate", "already queued (this delivery, or the same "+what+" under another delivery ID)")
+	case errors.Is(err, store.ErrRequeued):
+		h.wakeWorker()
+		log.Warn(what+" was parked: requeued by its redelivery", logArgs...)
+		reply(http.StatusAccepted, "requeued", "this "+what+" was parked after failing; it is queued again")
 	case err != nil:
 		log.Error("store delivery", "err", err)
 		reply(http.StatusServiceUnavailable, "store-failed", "could not store the delivery; GitHub may redeliver it")
 	default:
-		if h.wake != nil {
-			select {
-			case h.wake <- struct{}{}:
-			default: // a wake-up is already pending
-			}
-		}
+		h.wakeWorker()
 		log.Info(what+" queued", logArgs...)
 		reply(http.StatusAccepted, "queued", "")
+	}
+}
+
+// wakeWorker tells a waiting worker that a delivery is ready.
+func (h *handler) wakeWorker() {
+	if h.wake != nil {
+		select {
+		case h.wake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
 	}
 }
 

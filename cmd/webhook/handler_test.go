@@ -409,3 +409,57 @@ func TestUnauthenticatedBodiesAreBounded(t *testing.T) {
 		t.Errorf("a declared body over the cap: %q, want 413", line)
 	}
 }
+
+// TestParkedDeliveryRequeuedByRedelivery: a push parked after failing (a
+// GitHub outage outlasting its retries) is not "duplicate" when GitHub
+// redelivers it (the same GUID) or the same push arrives under a new one:
+// it is queued again, attempts afresh. /readyz stays ready (out of a load
+// balancer the receiver would lose new deliveries too) and says how many
+// are parked.
+func TestParkedDeliveryRequeuedByRedelivery(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestServer(t)
+	push := payload(t, "push.json")
+	good := sign([]byte(testSecret), push)
+	if code, body := ts.post(t, "push", "p-1", "application/json", push, good); code != 202 || !strings.Contains(body, "queued") {
+		t.Fatalf("first delivery: %d %s", code, body)
+	}
+	park := func() {
+		t.Helper()
+		for range 12 {
+			d, ok, err := ts.store.Claim(ctx, time.Minute, 12)
+			if err != nil || !ok {
+				t.Fatalf("claim: %v %v", ok, err)
+			}
+			if err := ts.store.Fail(ctx, d, "fetch acme/app: GitHub answered 503", 0, 12); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d, _ := ts.store.GetDelivery(ctx, "p-1"); d.Status != store.Parked {
+			t.Fatalf("after 12 failures the delivery is %s", d.Status)
+		}
+	}
+	park()
+	resp, err := http.Get(ts.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "1 parked deliveries") {
+		t.Errorf("/readyz with a parked delivery: %d %q", resp.StatusCode, b)
+	}
+	if code, body := ts.post(t, "push", "p-1", "application/json", push, good); code != 202 || !strings.Contains(body, "requeued") {
+		t.Fatalf("GitHub's redelivery of a parked delivery: %d %s, want 202 requeued", code, body)
+	}
+	if d, _ := ts.store.GetDelivery(ctx, "p-1"); d.Status != store.Queued || d.Attempts != 0 || !strings.Contains(d.LastError, "requeued by a redelivery") {
+		t.Errorf("after the redelivery: %+v", d)
+	}
+	if code, body := ts.post(t, "push", "p-1", "application/json", push, good); code != 202 || !strings.Contains(body, "duplicate") {
+		t.Errorf("a redelivery of a queued delivery: %d %s, want duplicate", code, body)
+	}
+	park()
+	if code, body := ts.post(t, "push", "p-2", "application/json", push, good); code != 202 || !strings.Contains(body, "requeued") {
+		t.Errorf("the same push under a new delivery ID, once parked: %d %s, want requeued", code, body)
+	}
+}

@@ -417,6 +417,13 @@ func newServer(addr string, h *handler) *http.Server {
 			http.Error(w, fmt.Sprintf("%d of %d workers alive", n, h.workers), http.StatusServiceUnavailable)
 			return
 		}
+		if n := depth[store.Parked]; n > 0 {
+			// Still ready: taken out of a load balancer, the receiver would
+			// lose new deliveries too (GitHub does not redeliver on its
+			// own). Said here, in the metric, and by scan audit.
+			fmt.Fprintf(w, "ready; %d parked deliveries need attention ('keyburn scan audit' lists them, --requeue retries them)\n", n)
+			return
+		}
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{}))

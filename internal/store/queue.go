@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -45,6 +46,11 @@ type Delivery struct {
 // already stored.
 var ErrDuplicate = errors.New("delivery already stored")
 
+// ErrRequeued is returned by Enqueue for a delivery ID, or dedupe key,
+// already stored and parked: the redelivery puts it back in the queue with
+// its attempts counted afresh (GitHub's "Redeliver" after an outage).
+var ErrRequeued = errors.New("parked delivery requeued")
+
 // ErrLeaseLost is returned when a delivery is finished, failed or renewed
 // by a worker that no longer holds its lease: another worker has it.
 var ErrLeaseLost = errors.New("the delivery's lease was lost to another worker")
@@ -58,10 +64,58 @@ func (s *Store) Enqueue(ctx context.Context, d Delivery) error {
 	if err != nil {
 		return fmt.Errorf("store delivery %s: %w", d.ID, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrDuplicate
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
 	}
-	return nil
+	res, err = s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = 0, next_at = ?, lease = '', lease_until = 0,
+		last_error = 'requeued by a redelivery; before: ' || last_error
+		WHERE status = ? AND (id = ? OR (dedupe_key != '' AND dedupe_key = ?))`, Queued, now, Parked, d.ID, d.DedupeKey)
+	if err != nil {
+		return fmt.Errorf("requeue delivery %s: %w", d.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return ErrRequeued
+	}
+	return ErrDuplicate
+}
+
+// Parked returns the parked deliveries (without their payloads), oldest
+// first.
+func (s *Store) Parked(ctx context.Context) ([]Delivery, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, event, status, attempts, last_error, dedupe_key FROM deliveries WHERE status = ? ORDER BY created_at`, Parked)
+	if err != nil {
+		return nil, fmt.Errorf("list parked deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		var d Delivery
+		if err := rows.Scan(&d.ID, &d.Event, &d.Status, &d.Attempts, &d.LastError, &d.DedupeKey); err != nil {
+			return nil, fmt.Errorf("list parked deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Requeue puts parked deliveries back in the queue, due now, with their
+// attempts counted afresh: those named by id, or every one when ids is
+// empty. It returns how many were requeued.
+func (s *Store) Requeue(ctx context.Context, ids ...string) (int, error) {
+	q := `UPDATE deliveries SET status = ?, attempts = 0, next_at = ?, last_error = 'requeued by hand; before: ' || last_error WHERE status = ?`
+	args := []any{Queued, time.Now().UnixMilli(), Parked}
+	if len(ids) > 0 {
+		q += ` AND id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("requeue parked deliveries: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }
 
 // Claim takes the next ready delivery (queued and due, or running with an

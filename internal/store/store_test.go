@@ -283,3 +283,55 @@ func TestReleaseAndReplay(t *testing.T) {
 	}
 	t.Errorf("after Release: %s never came back", d.ID)
 }
+
+// TestParkedAndRequeued: parked deliveries are listed, and requeued by ID
+// or all at once, attempts afresh; a delivery not parked is left alone.
+func TestParkedAndRequeued(t *testing.T) {
+	ctx := context.Background()
+	st, _ := open(t)
+	for _, id := range []string{"a", "b", "c"} {
+		if err := st.Enqueue(ctx, Delivery{ID: id, Event: "push", Payload: []byte("{}"), DedupeKey: "push " + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // a and b fail twice each and are parked; c is left queued
+		for _, want := range []string{"a", "b"} {
+			d, ok, err := st.Claim(ctx, time.Minute, 2)
+			if err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			for i := 0; d.ID != want; i++ { // claims go by due time: give back the others
+				if i == 10 {
+					t.Fatalf("never claimed %s", want)
+				}
+				st.Release(ctx, d)
+				if d, ok, err = st.Claim(ctx, time.Minute, 2); err != nil || !ok {
+					t.Fatal(ok, err)
+				}
+			}
+			if err := st.Fail(ctx, d, "boom", 0, 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	parked, err := st.Parked(ctx)
+	if err != nil || len(parked) != 2 || parked[0].LastError != "boom" {
+		t.Fatalf("Parked = %+v, %v; want a and b", parked, err)
+	}
+	if n, err := st.Requeue(ctx, parked[0].ID, "c", "nope"); err != nil || n != 1 {
+		t.Errorf("Requeue(one parked, one queued, one unknown) = %d, %v; want 1", n, err)
+	}
+	if n, err := st.Requeue(ctx); err != nil || n != 1 {
+		t.Errorf("Requeue(all) = %d, %v; want the other one", n, err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if d, _ := st.GetDelivery(ctx, id); d.Status != Queued {
+			t.Errorf("%s is %s after requeueing, want queued", id, d.Status)
+		} else if id != "c" && (d.Attempts != 0 || !strings.Contains(d.LastError, "requeued by hand; before: boom")) {
+			t.Errorf("%s: %+v", id, d)
+		}
+	}
+	if err := st.Enqueue(ctx, Delivery{ID: "a", Event: "push", Payload: []byte("{}")}); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("a redelivery of a queued delivery: %v, want ErrDuplicate", err)
+	}
+}

@@ -87,10 +87,13 @@ type Options struct {
 	App *ghapp.App
 	Log *slog.Logger
 
-	Lease       time.Duration // how long a claim holds; renewed every third of it (default 2 min)
-	Deadline    time.Duration // the longest one delivery may take (default 15 min)
-	MaxAttempts int           // before a delivery is parked (default 5)
-	Backoff     time.Duration // first retry wait (default 10 s, doubling)
+	Lease    time.Duration // how long a claim holds; renewed every third of it (default 2 min)
+	Deadline time.Duration // the longest one delivery may take (default 15 min)
+	// MaxAttempts before a delivery is parked (default 12): with the
+	// default backoff, retries span about 3.4 hours, to outlive a GitHub
+	// or AWS outage.
+	MaxAttempts int
+	Backoff     time.Duration // first retry wait (default 10 s, doubling up to MaxBackoff)
 	Idle        time.Duration // wait when the queue is empty (default 200 ms)
 	// Wake, when set, ends an idle wait at once: the receiver signals it
 	// after storing a delivery.
@@ -118,7 +121,7 @@ func New(o Options) *Worker {
 		o.Deadline = 15 * time.Minute
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 5
+		o.MaxAttempts = 12
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 10 * time.Second
@@ -216,7 +219,7 @@ func (w *Worker) once(stop, work context.Context) (int, error) {
 		if errors.Is(perr, ghpush.ErrNotPush) || errors.Is(perr, errMalformedJob) || errors.Is(perr, ghalert.ErrNotAlert) || errors.Is(perr, errNoGitHub) {
 			attempts = w.o.MaxAttempts // it will never work: park it now
 		}
-		backoff := w.o.Backoff << min(d.Attempts-1, 10)
+		backoff := min(w.o.Backoff<<min(d.Attempts-1, 10), MaxBackoff)
 		log.Warn("delivery failed", "err", perr, "retry_in", backoff.String(), "parked", attempts >= w.o.MaxAttempts)
 		d.Attempts = attempts
 		return 1, w.o.Queue.Fail(settle, d, perr.Error(), backoff, w.o.MaxAttempts)
@@ -607,6 +610,9 @@ func issueTitle(f *finding.Finding, action, verb string) string {
 	}
 	return fmt.Sprintf("Live AWS key %s %s (%s)", f.KeyID, verb, action)
 }
+
+// MaxBackoff caps the wait between two attempts of a delivery.
+const MaxBackoff = time.Hour
 
 // AlertEvent is GitHub's event for its own secret-scanning alerts.
 const AlertEvent = "secret_scanning_alert"
