@@ -46,9 +46,7 @@ func TestRespondEndToEnd(t *testing.T) {
 			SourceIP: "203.0.113.9", UserAgent: "aws-cli/2.15", AccessKeyID: id, Time: time.Now().Add(-time.Hour)}}}, nil
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	keyFile(t, dir, "app.env", id, sec)
 	state := filepath.Join(t.TempDir(), "state.db")
 	t.Setenv("AWS_ACCESS_KEY_ID", m.Admin.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", m.Admin.SecretAccessKey)
@@ -124,6 +122,14 @@ func motoFront(t *testing.T) (*awstest.Server, *awstest.Front) {
 	front := awstest.StartFront(t, m)
 	front.NoEvents()
 	return m, front
+}
+
+// keyFile writes an env file holding one key pair into dir.
+func keyFile(t *testing.T, dir, name, id, sec string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func runCLI(args ...string) (int, string, string) {
@@ -213,7 +219,7 @@ func TestVerifyWithABrokenAWSConfig(t *testing.T) {
 	m := awstest.Start(t)
 	id, sec := m.UserKey(t, "ivy")
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "k.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644)
+	keyFile(t, dir, "k.env", id, sec)
 	broken := filepath.Join(t.TempDir(), "config")
 	os.WriteFile(broken, []byte("[profile x\nsource_profile = \n"), 0o644)
 	t.Setenv("AWS_CONFIG_FILE", broken)
@@ -495,7 +501,7 @@ func TestTreeCannotSteerResponder(t *testing.T) {
 	m, front := motoFront(t)
 	id, sec := m.UserKey(t, "tess")
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644)
+	keyFile(t, dir, "app.env", id, sec)
 	os.WriteFile(filepath.Join(dir, ".keyburn.toml"), []byte("[aws]\ndeny_accounts = [\"123456789012\"]\nrole_name = \"attacker-role\"\n"+
 		"respond_min_severity = \"critical\"\ncentralized_root_access = true\n"), 0o644)
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
@@ -514,7 +520,7 @@ func TestTreeCannotSteerResponder(t *testing.T) {
 	// The operator's own config path is the operator's voice.
 	id2, sec2 := m.UserKey(t, "ursula")
 	dir2 := t.TempDir()
-	os.WriteFile(filepath.Join(dir2, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id2, sec2)), 0o644)
+	keyFile(t, dir2, "app.env", id2, sec2)
 	xdg := t.TempDir()
 	os.MkdirAll(filepath.Join(xdg, "keyburn"), 0o700)
 	os.WriteFile(filepath.Join(xdg, "keyburn", "config.toml"), []byte("[aws]\ndeny_accounts = [\"123456789012\"]\n"), 0o600)
@@ -537,17 +543,9 @@ func TestKilledBetweenDeactivateAndDelete(t *testing.T) {
 	m, front := motoFront(t)
 	id, sec := m.UserKey(t, "victor")
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "app.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, sec)), 0o644)
+	keyFile(t, dir, "app.env", id, sec)
 	state := filepath.Join(t.TempDir(), "state.db")
-	exe := filepath.Join(t.TempDir(), "keyburn")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(self, exe); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "dir", "--respond=delete", "--aws-endpoint", front.URL, "--state", state, dir)
+	cmd := exec.Command(keyburnExe(t), "dir", "--respond=delete", "--aws-endpoint", front.URL, "--state", state, dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	killed := make(chan struct{})
@@ -573,7 +571,7 @@ func TestKilledBetweenDeactivateAndDelete(t *testing.T) {
 	}
 	proc = cmd.Process
 	procMu.Unlock()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	select {
 	case <-killed:
 	default:
@@ -629,9 +627,9 @@ func TestChainIdentitiesAreGuarded(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", front.URL) // the SDK's own AssumeRole goes to moto too
 
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "src.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", srcID, srcSec)), 0o644)
-	os.WriteFile(filepath.Join(dir, "ops.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", opsID, opsSec)), 0o644)
-	os.WriteFile(filepath.Join(dir, "stranger.env"), []byte(fmt.Sprintf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", strangerID, strangerSec)), 0o644)
+	keyFile(t, dir, "src.env", srcID, srcSec)
+	keyFile(t, dir, "ops.env", opsID, opsSec)
+	keyFile(t, dir, "stranger.env", strangerID, strangerSec)
 	code, out, stderr := runCLI("dir", "--respond=delete", "-v", "--aws-endpoint", front.URL, "--state", filepath.Join(t.TempDir(), "s.db"), dir)
 	if code != exitFindings || !strings.Contains(stderr, "assumed-role/keyburn-responder") {
 		t.Fatalf("exit %d: the responder is not the role session\n%s\n%s", code, out, stderr)

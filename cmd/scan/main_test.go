@@ -153,9 +153,10 @@ type fakeWriter []byte
 func (w *fakeWriter) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
 func (w fakeWriter) String() string               { return fmt.Sprintf("%q", []byte(w)) }
 
-// TestInterrupt sends SIGINT to a scan of standard input that is still open:
-// keyburn prints what it found so far, says the scan was partial, and exits 1.
-func TestInterrupt(t *testing.T) {
+// keyburnExe is this test binary under the name "keyburn", which runs the
+// CLI as a process of its own (testscript's TestMain).
+func keyburnExe(t *testing.T) string {
+	t.Helper()
 	exe := filepath.Join(t.TempDir(), "keyburn")
 	self, err := os.Executable()
 	if err != nil {
@@ -164,7 +165,13 @@ func TestInterrupt(t *testing.T) {
 	if err := os.Symlink(self, exe); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "dir", "-")
+	return exe
+}
+
+// TestInterrupt sends SIGINT to a scan of standard input that is still open:
+// keyburn prints what it found so far, says the scan was partial, and exits 1.
+func TestInterrupt(t *testing.T) {
+	cmd := exec.Command(keyburnExe(t), "dir", "-")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -126,15 +126,8 @@ func TestDueDeletionsOnATimer(t *testing.T) {
 // names, verifies the key live against moto, deletes it, and resolves the
 // alert as revoked with a comment naming the action and the audit record.
 func TestSecretScanningAlertEndToEnd(t *testing.T) {
-	m := awstest.Start(t)
-	front := awstest.StartFront(t, m)
-	front.NoEvents()
-	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
-	motoEnv(t, m)
-	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
+	m, front, api := receiverWorld(t)
 	keyID, sec := m.UserKey(t, "ci")
-	api := ghtest.Start(t)
-	api.Token = "ghp_receiver"
 	blob, commit := "af5626b4a114abcb82d63db7c8082c3c4756e51b", "f14d7debf9775f957cf4f1e8176da0786431f72b"
 	api.AddBlob(blob, []byte("# prod\nexport AWS_ACCESS_KEY_ID="+keyID+"\nexport AWS_SECRET_ACCESS_KEY="+sec+"\n"))
 	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 42, SecretType: "aws_access_key_id", Secret: keyID,
@@ -151,43 +144,12 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 	t.Setenv("KEYBURN_TEST_NOTIFY_SECRET", "notify-key")
 	conf := filepath.Join(t.TempDir(), "keyburn.toml")
 	os.WriteFile(conf, []byte("[[notify.target]]\nkind = \"json\"\nurl = \""+hook.URL+"\"\nsecret_env = \"KEYBURN_TEST_NOTIFY_SECRET\"\n"), 0o600)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	event := payload(t, "secret-scanning-alert.json")
-	delivered := false
-	log := runUntil(t, []string{"--listen", addr, "--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
-		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL, "--config", conf}, func() bool {
-		if !delivered {
-			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(event))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-GitHub-Event", "secret_scanning_alert")
-			req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-			req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), event))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return false // not listening yet
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("delivery answered %d", resp.StatusCode)
-			}
-			delivered = true
-		}
-		if api.Alert("acme/app", 42).State != "resolved" {
-			return false
-		}
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), `keyburn_alerts_total{outcome="resolved"} 1`) && strings.Contains(notified.String(), `"event":"acted"`)
-	})
+	log := deliverUntil(t, freeAddr(t), []string{"--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
+		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL, "--config", conf},
+		"secret_scanning_alert", "72d3162e-cc78-11e3-81ab-4c9367dc0958", payload(t, "secret-scanning-alert.json"), func(metrics string) bool {
+			return api.Alert("acme/app", 42).State == "resolved" && strings.Contains(metrics, `keyburn_alerts_total{outcome="resolved"} 1`) &&
+				strings.Contains(notified.String(), `"event":"acted"`)
+		})
 	if n := notified.String(); !strings.Contains(n, `"event":"acted"`) || !strings.Contains(n, `"repository":"acme/app"`) || strings.Contains(n, sec) {
 		t.Errorf("notification %s", n)
 	}
@@ -205,6 +167,67 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 	if !strings.Contains(log, "secret scanning alert queued") || !strings.Contains(log, "alert resolved as revoked") {
 		t.Errorf("the log does not tell the story:\n%s", log)
 	}
+}
+
+// receiverWorld is what an end-to-end receiver test runs against: moto
+// behind a front with no CloudTrail events, a GitHub-shaped API taking the
+// receiver's token, and the receiver's secret and AWS credentials in the
+// environment.
+func receiverWorld(t *testing.T) (*awstest.Server, *awstest.Front, *ghtest.API) {
+	t.Helper()
+	m := awstest.Start(t)
+	front := awstest.StartFront(t, m)
+	front.NoEvents()
+	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
+	motoEnv(t, m)
+	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
+	api := ghtest.Start(t)
+	api.Token = "ghp_receiver"
+	return m, front, api
+}
+
+// freeAddr is a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// deliverUntil runs the receiver with args on addr, delivers one signed
+// event once it listens (202 expected), and returns the log once the
+// receiver's /metrics satisfy done.
+func deliverUntil(t *testing.T, addr string, args []string, event, delivery string, body []byte, done func(metrics string) bool) string {
+	t.Helper()
+	delivered := false
+	return runUntil(t, append([]string{"--listen", addr}, args...), func() bool {
+		if !delivered {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", event)
+			req.Header.Set("X-GitHub-Delivery", delivery)
+			req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false // not listening yet
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("delivery answered %d", resp.StatusCode)
+			}
+			delivered = true
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return done(string(b))
+	})
 }
 
 func hmacOf(key, body []byte) []byte {
@@ -229,55 +252,19 @@ func motoEnv(t *testing.T, m *awstest.Server) {
 // open (B is still live, and GitHub must keep showing it), and no issue
 // says "pushed" for a key that was revoked.
 func TestAlertForAnotherKeysSecret(t *testing.T) {
-	m := awstest.Start(t)
-	front := awstest.StartFront(t, m)
-	front.NoEvents()
-	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
-	motoEnv(t, m)
-	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
+	m, front, api := receiverWorld(t)
 	idA, secA := m.UserKey(t, "a")
 	idB, secB := m.UserKey(t, "b")
-	api := ghtest.Start(t)
-	api.Token = "ghp_receiver"
 	blob, commit := "bf5626b4a114abcb82d63db7c8082c3c4756e51b", "e14d7debf9775f957cf4f1e8176da0786431f72b"
 	api.AddBlob(blob, []byte("export AWS_ACCESS_KEY_ID="+idA+"\nexport AWS_SECRET_ACCESS_KEY="+secA+"\n# the old one\nexport OLD_AWS_SECRET_ACCESS_KEY="+secB+"\n"))
 	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 43, SecretType: "aws_secret_access_key", Secret: secB,
 		Locations: []ghtest.Location{{Path: "deploy/prod.env", Line: 4, Column: 33, Blob: blob, Commit: commit}}})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	event := bytes.Replace(payload(t, "secret-scanning-alert.json"), []byte(`"number": 42`), []byte(`"number": 43`), 1)
 	event = bytes.Replace(event, []byte(`"secret_type": "aws_access_key_id"`), []byte(`"secret_type": "aws_secret_access_key"`), 1)
-	delivered := false
-	log := runUntil(t, []string{"--listen", addr, "--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
-		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL}, func() bool {
-		if !delivered {
-			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(event))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-GitHub-Event", "secret_scanning_alert")
-			req.Header.Set("X-GitHub-Delivery", "82d3162e-cc78-11e3-81ab-4c9367dc0958")
-			req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), event))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("delivery answered %d", resp.StatusCode)
-			}
-			delivered = true
-		}
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), `keyburn_alerts_total{outcome=`)
-	})
+	log := deliverUntil(t, freeAddr(t), []string{"--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
+		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL},
+		"secret_scanning_alert", "82d3162e-cc78-11e3-81ab-4c9367dc0958", event,
+		func(metrics string) bool { return strings.Contains(metrics, `keyburn_alerts_total{outcome=`) })
 	if s := m.KeyStatus(t, "a", idA); s != "" {
 		t.Errorf("key A is %q, want deleted (it was live in the alert's file)", s)
 	}

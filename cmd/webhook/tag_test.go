@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/keyburn/keyburn/internal/awstest"
-	"github.com/keyburn/keyburn/internal/ghtest"
 	"github.com/keyburn/keyburn/internal/gittest"
 )
 
@@ -24,12 +18,7 @@ import (
 // moto, and posts its status on the commit, not on the tag object. No
 // "could not scan" issue, no retries.
 func TestAnnotatedTagPush(t *testing.T) {
-	m := awstest.Start(t)
-	front := awstest.StartFront(t, m)
-	front.NoEvents()
-	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
-	motoEnv(t, m)
-	t.Setenv("GITHUB_TOKEN", "ghp_receiver")
+	m, front, api := receiverWorld(t)
 	keyID, sec := m.UserKey(t, "release")
 
 	// The repository: main holds nothing; a release commit, reachable only
@@ -64,47 +53,16 @@ func TestAnnotatedTagPush(t *testing.T) {
 	git := httptest.NewServer(h)
 	defer git.Close()
 
-	api := ghtest.Start(t)
-	api.Token = "ghp_receiver"
 	api.NotCommits(tagOfTag, strings.TrimSpace(gittest.Run(t, work, "rev-parse", "v1")))
 	event, _ := json.Marshal(map[string]any{"ref": "refs/tags/v1-signed", "before": strings.Repeat("0", 40), "after": tagOfTag,
 		"created": true, "deleted": false, "forced": false, "commits": []any{}, "head_commit": nil,
 		"repository": map[string]any{"full_name": "acme/app", "name": "app", "default_branch": "main", "owner": map[string]any{"login": "acme"}}})
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	delivered := false
-	log := runUntil(t, []string{"--listen", addr, "--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
-		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL, "--github-url", git.URL}, func() bool {
-		if !delivered {
-			req, _ := http.NewRequest("POST", "http://"+addr+"/webhook", bytes.NewReader(event))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-GitHub-Event", "push")
-			req.Header.Set("X-GitHub-Delivery", "92d3162e-cc78-11e3-81ab-4c9367dc0958")
-			req.Header.Set("X-Hub-Signature-256", sign([]byte(testSecret), event))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("delivery answered %d", resp.StatusCode)
-			}
-			delivered = true
-		}
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return (strings.Contains(string(b), `keyburn_actions_total{action="deleted"} 1`) ||
-			strings.Contains(string(b), "keyburn_delivery_errors_total 1"))
-	})
+	log := deliverUntil(t, freeAddr(t), []string{"--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
+		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL, "--github-url", git.URL},
+		"push", "92d3162e-cc78-11e3-81ab-4c9367dc0958", event, func(metrics string) bool {
+			return strings.Contains(metrics, `keyburn_actions_total{action="deleted"} 1`) || strings.Contains(metrics, "keyburn_delivery_errors_total 1")
+		})
 	if s := m.KeyStatus(t, "release", keyID); s != "" {
 		t.Errorf("the key reachable from the tag alone is %q, want deleted\n%s", s, log)
 	}

@@ -5,6 +5,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -142,5 +144,46 @@ func TestSmallBombStopsEarly(t *testing.T) {
 	_, rep := expandAll(t, bomb, "z.gz", 2)
 	if len(rep.reasons) != 1 || !strings.Contains(rep.reasons[0], "budget of 16 MiB") {
 		t.Errorf("a small gzip bomb: %v", rep.reasons)
+	}
+}
+
+// TestArchiveMembersNeverReachTheDisk: an archive's members are read from
+// the archive alone. A tar symbolic or hard link to a file outside (one
+// holding a key) reads nothing; a zip entry marked as a link holds only its
+// target's name; a member named "../../x" or "/etc/x" is a label inside the
+// archive, scanned from the archive's own bytes.
+func TestArchiveMembersNeverReachTheDisk(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "credentials")
+	if err := os.WriteFile(outside, []byte(archivedKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "link", Linkname: outside, Typeflag: tar.TypeSymlink})
+	tw.WriteHeader(&tar.Header{Name: "hard", Linkname: outside, Typeflag: tar.TypeLink})
+	tw.WriteHeader(&tar.Header{Name: "../../escaped.env", Mode: 0o644, Size: int64(len(archivedKey)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(archivedKey))
+	tw.Close()
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	h := &zip.FileHeader{Name: "zlink"}
+	h.SetMode(os.ModeSymlink | 0o777)
+	w, _ := zw.CreateHeader(h)
+	w.Write([]byte(outside))
+	w, _ = zw.Create("/etc/absolute.env")
+	w.Write([]byte(archivedKey))
+	zw.Close()
+	for _, tt := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"links.tar", tb.Bytes(), "links.tar!../../escaped.env"},
+		{"links.zip", zb.Bytes(), "links.zip!/etc/absolute.env"},
+	} {
+		got, rep := expandAll(t, tt.data, tt.name, 1)
+		if strings.Join(got, ",") != tt.want {
+			t.Errorf("%s: keys found in %v (reports %v); want only the member that holds one itself, %s", tt.name, got, rep.reasons, tt.want)
+		}
 	}
 }
