@@ -45,6 +45,9 @@ type Candidate struct {
 	// (the candidate is unpaired).
 	Secret     secret.Secret
 	SecretSpan Span
+	// Weak is true when Secret was paired by proximity alone, with no
+	// keyword naming it: a medium-severity pair.
+	Weak bool
 	// Alternates are the next-best secrets, best first, for a verifier to try
 	// when Secret proves wrong. At most Rule.MaxPairs-1.
 	Alternates []Alternate
@@ -258,30 +261,32 @@ func (m *Matcher) PathAllowed(path string) bool {
 	return false
 }
 
-// Secrets returns the secrets of rule r in data that pass its gates, those
-// after a secret keyword first, for pairing a key ID with a secret found in
-// another file of the same commit.
-func (m *Matcher) Secrets(r *rules.Rule, data []byte) []Alternate {
+// Secrets returns the secrets of rule r in data that pass its gates, for
+// pairing a key ID with a secret found in another file of the same commit:
+// named are those a naming keyword introduces (aws_secret_access_key,
+// SecretAccessKey …), the only ones that may pair across files; others
+// may only be tried.
+func (m *Matcher) Secrets(r *rules.Rule, data []byte) (named, others []Alternate) {
 	if r.Secret == nil {
-		return nil
+		return nil, nil
 	}
-	var with, without []Alternate
 	for _, t := range tokens(Whole(data), r.SecretLength) {
 		if len(t.Value) != r.SecretLength || m.allowSecret(data, t) != "" {
 			continue
 		}
 		kw := keywordBefore(data, t.Span, r.SecretKeywords) != ""
-		if !r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, kw) {
+		t.Named = hasNamingKeyword(data, t.Span)
+		if !r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, kw) || !secretShape(data, t) {
 			continue
 		}
 		a := Alternate{Secret: newSecret(t.Value), Span: t.Span}
-		if kw {
-			with = append(with, a)
+		if t.Named {
+			named = append(named, a)
 		} else {
-			without = append(without, a)
+			others = append(others, a)
 		}
 	}
-	return append(with, without...)
+	return named, others
 }
 
 // Rule returns the rule with the given ID, or nil.
@@ -321,7 +326,8 @@ func (m *Matcher) LoneSecrets(data []byte) []LoneSecret {
 				for _, t := range tokens(Chunk{Data: data[lo:hi], AtStart: lo == 0, AtEnd: hi == len(data)}, r.SecretLength) {
 					t.Span = Span{t.Span.Start + lo, t.Span.End + lo}
 					if len(t.Value) != r.SecretLength || keywordBefore(data, t.Span, loneNames) == "" ||
-						!r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, true) || m.allowSecret(data, t) != "" {
+						!r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, true) || m.allowSecret(data, t) != "" ||
+						!wholeSecret(data, t.Span) {
 						continue
 					}
 					if !slices.ContainsFunc(out, func(o LoneSecret) bool { return o.Span == t.Span }) {

@@ -22,7 +22,11 @@ import (
 // with many ID/secret pairs pairs each ID with its own secret); an ID left
 // without one takes its best secret even if shared. The next best become its
 // alternates. Only the nearest secrets on each side are considered, so the
-// cost stays linear in the number of IDs.
+// cost stays linear in the number of IDs, and only within a cap
+// (withinCap: a few lines without a keyword, a block after one, further
+// after a keyword that names the secret). A secret claimed by one ID is not
+// another's: an ID whose every candidate is claimed stays unpaired, and
+// tries them as alternates only.
 //
 // A secret in another INI section than the ID ([default] … [prod]), or
 // named with another prefix (PROD_AWS_ACCESS_KEY_ID and
@@ -68,7 +72,8 @@ func pair(data []byte, r *rules.Rule, ids []IDMatch, toks []Token) []Candidate {
 			continue
 		}
 		t.Keyword = keywordBefore(data, t.Span, r.SecretKeywords)
-		if !r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, t.Keyword != "") {
+		t.Named = hasNamingKeyword(data, t.Span)
+		if !r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, t.Keyword != "") || !secretShape(data, t) {
 			continue
 		}
 		secs = append(secs, t)
@@ -92,6 +97,10 @@ func assign(data []byte, r *rules.Rule, ids []IDMatch, secs []Token, out []Candi
 		// secs is in order of position: take the nearest ones on each side.
 		k := sort.Search(len(secs), func(j int) bool { return secs[j].Span.Start >= id.Span.End })
 		for j := max(0, k-nearestPerSide); j < min(len(secs), k+nearestPerSide); j++ {
+			if !withinCap(data, id.Span, secs[j].Span, secs[j].Keyword != "", secs[j].Named) ||
+				!withinCap(data, id.Span, secs[j].Span, false, false) && ownedElsewhere(data, id.Span, secs[j].Span) {
+				continue
+			}
 			sc := score(id.Span, secs[j])
 			if idPrefix != "" && secPrefix[j] != "" && idPrefix != secPrefix[j] || between(sections, id.Span, secs[j].Span) {
 				sc += otherPenalty
@@ -112,8 +121,10 @@ func assign(data []byte, r *rules.Rule, ids []IDMatch, secs []Token, out []Candi
 			primary[p.id], taken[p.sec] = p.sec, true
 		}
 	}
+	// A secret claimed by one ID is not free for another, unless both are
+	// the same key ID written twice (AWS_ACCESS_KEY and AWS_ACCESS_KEY_ID).
 	for _, p := range pairs {
-		if primary[p.id] < 0 {
+		if primary[p.id] < 0 && sameIDHolds(ids, primary, p) {
 			primary[p.id] = p.sec
 		}
 	}
@@ -123,10 +134,30 @@ func assign(data []byte, r *rules.Rule, ids []IDMatch, secs []Token, out []Candi
 		switch {
 		case p.sec == primary[p.id]:
 			c.Secret, c.SecretSpan = newSecret(s.Value), s.Span
+			c.Weak = s.Keyword == "" && !s.Named
 		case len(c.Alternates) < r.MaxPairs-1:
 			c.Alternates = append(c.Alternates, Alternate{Secret: newSecret(s.Value), Span: s.Span})
 		}
 	}
+}
+
+// sameIDHolds reports whether the secret of p is the primary of another
+// occurrence of the same key ID.
+func sameIDHolds(ids []IDMatch, primary []int, p scored) bool {
+	for i, sec := range primary {
+		if sec == p.sec && ids[i].Value == ids[p.id].Value {
+			return true
+		}
+	}
+	return false
+}
+
+// secretShape is the whole-token test: a run that is a slice of a longer
+// token, reads as an identifier, or sits in a URL or an ARN is no secret.
+// A run a naming keyword introduces (aws_secret_access_key = …) is not
+// judged by how it reads.
+func secretShape(data []byte, t Token) bool {
+	return wholeSecret(data, t.Span) && (t.Named || !readsAsIdentifier(t.Value))
 }
 
 func score(id Span, t Token) int {

@@ -18,6 +18,7 @@ type Token struct {
 	Value   string // the decoded run
 	Encoded bool   // Value differs from the raw bytes
 	Keyword string // the secret keyword just before the run, lower case; "" if none
+	Named   bool   // a keyword naming a secret access key stands before it
 	Allowed string // why the token is a known non-secret; empty if it is not
 }
 

@@ -65,8 +65,9 @@ func blobText(repo *source.Repo, maxSize int64, rep source.Reporter) func(source
 	}
 }
 
-// pairFrom gives a lone key ID m the first secret found in another blob of
-// its set.
+// pairFrom gives a lone key ID m the first secret a naming keyword
+// introduces in another blob of its set; other secrets there are only
+// tried (alternates).
 func pairFrom(matcher *detect.Matcher, m *finding.Match, set []source.Change, text func(source.Change) []byte) {
 	r := matcher.Rule(m.Rule)
 	if r == nil || r.Secret == nil {
@@ -80,13 +81,22 @@ func pairFrom(matcher *detect.Matcher, m *finding.Match, set []source.Change, te
 		if t == nil {
 			continue
 		}
-		if secs := matcher.Secrets(r, t); len(secs) > 0 {
-			m.Secret = secs[0].Secret
-			for _, s := range secs[1:min(len(secs), r.MaxPairs)] {
+		named, others := matcher.Secrets(r, t)
+		if len(named) > 0 {
+			m.Secret = named[0].Secret
+			for _, s := range named[1:min(len(named), r.MaxPairs)] {
 				m.Alternates = append(m.Alternates, s.Secret)
 			}
 			m.Location.SecretFile = c.Path
 			return
+		}
+		// Never across files without a name for the secret: the others
+		// are only tried, and the ID stays unpaired.
+		for _, s := range others {
+			if len(m.Alternates) >= r.MaxPairs {
+				break
+			}
+			m.Alternates = append(m.Alternates, s.Secret)
 		}
 	}
 }

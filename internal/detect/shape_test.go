@@ -1,0 +1,43 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/keyburn/keyburn/internal/testkeys"
+)
+
+func TestReadsAsIdentifier(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want bool
+	}{
+		{"ConfigServiceConfigChangedFunction8CB6DB", true},
+		{"PublisherServiceTriggerValidatorA1B2C3D4", true},
+		{"TestSecretsManagerRotationLambdaHandler2", true},
+		{"serverlesspressostackpublisherservice123", true},
+		{"wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE12", false},
+		{"5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF", false},
+		{"XA9FCuj67f/VxTPchbu1o68EH55iS+Ro0f9edXs+", false},
+	} {
+		if got := readsAsIdentifier(tt.v); got != tt.want {
+			t.Errorf("readsAsIdentifier(%q) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
+
+// TestIdentifierShapeSparesRandomSecrets: the identifier test rejects no
+// random secret in 2 million (a real secret lost to it would be a key
+// never verified).
+func TestIdentifierShapeSparesRandomSecrets(t *testing.T) {
+	n := 2_000_000
+	if testing.Short() {
+		n = 200_000
+	}
+	rng := rand.New(rand.NewPCG(21, 21))
+	for range n {
+		if s := testkeys.Secret(rng); readsAsIdentifier(s) {
+			t.Fatalf("a random secret reads as an identifier: %s…", s[:4])
+		}
+	}
+}
