@@ -237,6 +237,11 @@ func (m *Matcher) allowID(data []byte, id IDMatch) string {
 	if id.Rule.AccountDecode && len(id.Value) > 4 && longestRun(id.Value[4:]) >= placeholderRun {
 		return "placeholder key ID (an alphabet run)"
 	}
+	if id.Rule.AccountDecode && len(id.Value) > 4 {
+		if why := placeholderShape(id.Value[4:]); why != "" {
+			return "placeholder key ID (" + why + ")"
+		}
+	}
 	if bytes.Contains(lineAround(data, id.Span.Start), allowComment) {
 		return "keyburn:allow comment"
 	}
@@ -274,4 +279,46 @@ func distinct(s string) int {
 		}
 	}
 	return n
+}
+
+// keyboardRows are the letter rows of a QWERTY keyboard: six keys of one in
+// a row mark a typed placeholder (QWERTYUIOP…).
+var keyboardRows = []string{"QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM"}
+
+// placeholderWords are words a placeholder key ID spells (random base32
+// spells one of six letters about once in 200,000 IDs; twice, never).
+var placeholderWords = []string{"NOTAREAL", "NOTREAL", "FAKEKEY", "DUMMYKEY", "TESTKEY", "EXAMPLEKEY", "PLACEHOLDER", "REDACTED"}
+
+// placeholderRepeats are words that, twice in an ID, make it a placeholder
+// (FAKEFAKEFAKE…, TESTTEST…).
+var placeholderRepeats = []string{"FAKE", "TEST", "MOCK", "DUMMY", "SAMPLE", "XXXX"}
+
+// placeholderVariety: a random AWS key ID's 16 characters after the
+// prefix use 5 or fewer distinct characters about once in 10^9.
+const placeholderVariety = 5
+
+// placeholderShape says why the characters after an AWS key ID's prefix
+// look typed rather than random, or "".
+func placeholderShape(tail string) string {
+	for _, row := range keyboardRows {
+		for i := 0; i+6 <= len(row); i++ {
+			if strings.Contains(tail, row[i:i+6]) {
+				return "a keyboard row"
+			}
+		}
+	}
+	for _, w := range placeholderWords {
+		if strings.Contains(tail, w) {
+			return "it spells " + w
+		}
+	}
+	for _, w := range placeholderRepeats {
+		if strings.Count(tail, w) >= 2 {
+			return w + " repeated"
+		}
+	}
+	if distinct(tail) <= placeholderVariety {
+		return "too few distinct characters"
+	}
+	return ""
 }

@@ -41,3 +41,19 @@ func TestIdentifierShapeSparesRandomSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceholderShapeSparesRandomIDs: no random AWS key ID of 2 million
+// looks typed.
+func TestPlaceholderShapeSparesRandomIDs(t *testing.T) {
+	n := 2_000_000
+	if testing.Short() {
+		n = 200_000
+	}
+	rng := rand.New(rand.NewPCG(22, 22))
+	for range n {
+		id := testkeys.KeyID(rng, "AKIA", rng.Uint64N(1_000_000_000_000))
+		if why := placeholderShape(id[4:]); why != "" {
+			t.Fatalf("random ID %s reads as a placeholder: %s", id, why)
+		}
+	}
+}

@@ -377,7 +377,8 @@ func (c *Collector) add(m Match, final bool) {
 		c.byKey[k] = e
 	}
 	if !m.Secret.IsZero() {
-		if e.paired == "" {
+		// The surest pairing anywhere decides.
+		if e.paired == "" || severityRank(m.Severity) > severityRank(e.paired) {
 			e.paired = m.Severity
 		}
 		e.vote(m.Secret, m.Location)
@@ -524,6 +525,11 @@ func Sort(fs []*Finding) {
 func compareLocations(a, b Location) int {
 	return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line),
 		cmp.Compare(a.Column, b.Column), cmp.Compare(a.Commit, b.Commit))
+}
+
+// severityRank orders severities, least first.
+func severityRank(sev string) int {
+	return slices.Index([]string{"low", "medium", "high", SeverityCritical}, sev)
 }
 
 func lower(sev string) string {
