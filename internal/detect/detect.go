@@ -289,6 +289,18 @@ func (m *Matcher) Secrets(r *rules.Rule, data []byte) (named, others []Alternate
 	return named, others
 }
 
+// HoldsKeyID reports whether data holds a key ID of any rule, allowlisted
+// ones included.
+func (m *Matcher) HoldsKeyID(data []byte) bool {
+	c := Whole(data)
+	for _, r := range m.set.Rules {
+		if len(m.findIDs(r, c, nil)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Rule returns the rule with the given ID, or nil.
 func (m *Matcher) Rule(id string) *rules.Rule {
 	for _, r := range m.set.Rules {

@@ -92,12 +92,18 @@ func assign(data []byte, r *rules.Rule, ids []IDMatch, secs []Token, out []Candi
 	for j, t := range secs {
 		secPrefix[j] = namePrefix(data, t.Span.Start)
 	}
+	// A name carries a pair past the block only when the text holds one
+	// key ID: with several, a far secret may be any one's.
+	oneID := true
+	for _, id := range ids[1:] {
+		oneID = oneID && id.Value == ids[0].Value
+	}
 	for i, id := range ids {
 		idPrefix := namePrefix(data, id.Span.Start)
 		// secs is in order of position: take the nearest ones on each side.
 		k := sort.Search(len(secs), func(j int) bool { return secs[j].Span.Start >= id.Span.End })
 		for j := max(0, k-nearestPerSide); j < min(len(secs), k+nearestPerSide); j++ {
-			if !withinCap(data, id.Span, secs[j].Span, secs[j].Keyword != "", secs[j].Named) ||
+			if !withinCap(data, id.Span, secs[j].Span, secs[j].Keyword != "" || secs[j].Named, secs[j].Named && oneID) ||
 				!withinCap(data, id.Span, secs[j].Span, false, false) && ownedElsewhere(data, id.Span, secs[j].Span) {
 				continue
 			}

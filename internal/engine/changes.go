@@ -66,8 +66,9 @@ func blobText(repo *source.Repo, maxSize int64, rep source.Reporter) func(source
 }
 
 // pairFrom gives a lone key ID m the first secret a naming keyword
-// introduces in another blob of its set; other secrets there are only
-// tried (alternates).
+// introduces in another blob of its set that holds no key ID of its own (a
+// secret beside its own ID, even an allowlisted one, is that ID's); other
+// secrets there are only tried (alternates).
 func pairFrom(matcher *detect.Matcher, m *finding.Match, set []source.Change, text func(source.Change) []byte) {
 	r := matcher.Rule(m.Rule)
 	if r == nil || r.Secret == nil {
@@ -82,7 +83,7 @@ func pairFrom(matcher *detect.Matcher, m *finding.Match, set []source.Change, te
 			continue
 		}
 		named, others := matcher.Secrets(r, t)
-		if len(named) > 0 {
+		if len(named) > 0 && !matcher.HoldsKeyID(t) {
 			m.Secret = named[0].Secret
 			for _, s := range named[1:min(len(named), r.MaxPairs)] {
 				m.Alternates = append(m.Alternates, s.Secret)
@@ -90,8 +91,12 @@ func pairFrom(matcher *detect.Matcher, m *finding.Match, set []source.Change, te
 			m.Location.SecretFile = c.Path
 			return
 		}
-		// Never across files without a name for the secret: the others
-		// are only tried, and the ID stays unpaired.
+		// Never across files without a name for the secret, nor to a
+		// file with IDs of its own: those are only tried, and the ID
+		// stays unpaired.
+		if matcher.HoldsKeyID(t) {
+			others = append(named, others...)
+		}
 		for _, s := range others {
 			if len(m.Alternates) >= r.MaxPairs {
 				break

@@ -7,9 +7,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"path/filepath"
 	"runtime"
-	"strings"
 
 	"github.com/sourcegraph/conc"
 
@@ -164,7 +162,7 @@ func plainMatches(m *detect.Matcher, c source.Chunk, lone bool) []finding.Match 
 		if cand.Joined {
 			loc.Encoding = "concatenation"
 		}
-		m := finding.Match{Rule: cand.Rule.ID, Severity: severity(cand, c.Prov.Path), KeyID: cand.KeyID,
+		m := finding.Match{Rule: cand.Rule.ID, Severity: severity(cand), KeyID: cand.KeyID,
 			AccountID: cand.AccountID, Temporary: cand.Temporary, Secret: cand.Secret,
 			SessionToken: cand.SessionToken, Location: loc}
 		for _, a := range cand.Alternates {
@@ -198,16 +196,18 @@ func loneMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
 // severity says how sure the detector is, before any verification (a key
 // verified live is ranked by what it can do, in check):
 //   - low: an account no real key is in (000000000000, AWS's documentation
-//     account 123456789012), or a test fixture by its path;
+//     account 123456789012); a test fixture by its path is made low where
+//     the path is known (finding.Collector: history blobs get theirs
+//     after the scan);
 //   - one level lower than the rule's: an ID put together from string
 //     literals (an evasion, or a test that builds a key on purpose), or a
 //     secret paired by proximity alone, with no keyword naming it;
 //   - the rule's (high for AWS keys): a pair a keyword or the structure
 //     makes. An ID found alone is lowered once findings are merged.
-func severity(c detect.Candidate, path string) string {
+func severity(c detect.Candidate) string {
 	sev := c.Rule.Severity
 	switch {
-	case fakeAccounts[c.AccountID] || fixturePath(path):
+	case fakeAccounts[c.AccountID]:
 		return "low"
 	case c.Joined, !c.Secret.IsZero() && c.Weak:
 		return lowerSeverity(sev)
@@ -218,30 +218,6 @@ func severity(c detect.Candidate, path string) string {
 // fakeAccounts hold no real key: an emulator's default account and AWS's
 // documentation account (a mock STS answer decodes to them).
 var fakeAccounts = map[string]bool{"000000000000": true, "123456789012": true}
-
-// fixturePath reports whether path is a test fixture's: under testdata/,
-// fixtures/, __fixtures__/ or __mocks__/, or a test file by its name
-// (*_test.go, test_*.py, *_test.py, *.spec.js|ts, *.test.js|ts).
-func fixturePath(path string) bool {
-	p := "/" + strings.ToLower(filepath.ToSlash(path))
-	for _, dir := range []string{"/testdata/", "/fixtures/", "/__fixtures__/", "/__mocks__/"} {
-		if strings.Contains(p, dir) {
-			return true
-		}
-	}
-	base := p[strings.LastIndexByte(p, '/')+1:]
-	switch {
-	case strings.HasSuffix(base, "_test.go"), strings.HasPrefix(base, "test_") && strings.HasSuffix(base, ".py"),
-		strings.HasSuffix(base, "_test.py"):
-		return true
-	}
-	for _, suf := range []string{".spec.js", ".spec.ts", ".test.js", ".test.ts"} {
-		if strings.HasSuffix(base, suf) {
-			return true
-		}
-	}
-	return false
-}
 
 func lowerSeverity(sev string) string {
 	switch sev {

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -362,6 +363,9 @@ func NewCollector() *Collector {
 func (c *Collector) Add(m Match) { c.add(m, false) }
 
 func (c *Collector) add(m Match, final bool) {
+	if FixturePath(m.Location.File) {
+		m.Severity = "low" // a test fixture's key, until verified live
+	}
 	k := key{m.Rule, m.KeyID}
 	if m.KeyID == "" { // a secret without its key ID: one finding per secret
 		k.keyID = "secret:" + m.Secret.SHA256()
@@ -525,6 +529,29 @@ func Sort(fs []*Finding) {
 func compareLocations(a, b Location) int {
 	return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line),
 		cmp.Compare(a.Column, b.Column), cmp.Compare(a.Commit, b.Commit))
+}
+
+// FixturePath reports whether path is a test fixture's: under testdata/,
+// fixtures/, __fixtures__/ or __mocks__/, or a test file by its name
+// (*_test.go, test_*.py, *_test.py, *.spec.js|ts, *.test.js|ts). A key
+// found only in such files is low until it is verified live.
+func FixturePath(path string) bool {
+	p := "/" + strings.ToLower(filepath.ToSlash(path))
+	for _, dir := range []string{"/testdata/", "/fixtures/", "/__fixtures__/", "/__mocks__/"} {
+		if strings.Contains(p, dir) {
+			return true
+		}
+	}
+	base := p[strings.LastIndexByte(p, '/')+1:]
+	if strings.HasSuffix(base, "_test.go") || strings.HasSuffix(base, "_test.py") || strings.HasPrefix(base, "test_") && strings.HasSuffix(base, ".py") {
+		return true
+	}
+	for _, suf := range []string{".spec.js", ".spec.ts", ".test.js", ".test.ts"} {
+		if strings.HasSuffix(base, suf) {
+			return true
+		}
+	}
+	return false
 }
 
 // severityRank orders severities, least first.
