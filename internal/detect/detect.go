@@ -48,6 +48,9 @@ type Candidate struct {
 	// Weak is true when Secret was paired by proximity alone, with no
 	// keyword naming it: a medium-severity pair.
 	Weak bool
+	// Marked is true when another scanner's allow comment stands on the
+	// key ID's line (gitleaks:allow …): a low-severity finding.
+	Marked bool
 	// Alternates are the next-best secrets, best first, for a verifier to try
 	// when Secret proves wrong. At most Rule.MaxPairs-1.
 	Alternates []Alternate
@@ -249,6 +252,24 @@ func lineAround(data []byte, pos int) []byte {
 const lineContext = 4 << 10 // 4 KiB
 
 var allowComment = []byte("keyburn:allow")
+
+// otherAllowComments are other scanners' markers of a known non-secret
+// (gitleaks, trufflehog, detect-secrets, ggshield). keyburn still reports
+// the key, at low severity: another tool's word is a hint, not an
+// allowlist of this one.
+var otherAllowComments = [][]byte{[]byte("gitleaks:allow"), []byte("trufflehog:ignore"), []byte("pragma: allowlist secret"), []byte("ggignore")}
+
+// markedByOtherScanner reports whether the line around pos carries another
+// scanner's allow comment.
+func markedByOtherScanner(data []byte, pos int) bool {
+	line := lineAround(data, pos)
+	for _, c := range otherAllowComments {
+		if bytes.Contains(line, c) {
+			return true
+		}
+	}
+	return false
+}
 
 // PathAllowed reports whether path (slash-separated) matches a path
 // allowlist, so that the file need not be read at all.

@@ -52,7 +52,7 @@ type scored struct {
 func pair(data []byte, r *rules.Rule, ids []IDMatch, toks []Token) []Candidate {
 	out := make([]Candidate, len(ids))
 	for i, id := range ids {
-		c := Candidate{Rule: r, KeyID: id.Value, KeySpan: id.Span, Joined: id.Joined}
+		c := Candidate{Rule: r, KeyID: id.Value, KeySpan: id.Span, Joined: id.Joined, Marked: markedByOtherScanner(data, id.Span.Start)}
 		if r.AccountDecode {
 			c.AccountID, _ = AccountID(id.Value)
 		}

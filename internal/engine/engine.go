@@ -196,7 +196,8 @@ func loneMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
 // severity says how sure the detector is, before any verification (a key
 // verified live is ranked by what it can do, in check):
 //   - low: an account no real key is in (000000000000, AWS's documentation
-//     account 123456789012); a test fixture by its path is made low where
+//     account 123456789012); a key ID another scanner's allow comment marks
+//     (gitleaks:allow …); a test fixture by its path is made low where
 //     the path is known (finding.Collector: history blobs get theirs
 //     after the scan);
 //   - one level lower than the rule's: an ID put together from string
@@ -207,7 +208,7 @@ func loneMatches(m *detect.Matcher, c source.Chunk) []finding.Match {
 func severity(c detect.Candidate) string {
 	sev := c.Rule.Severity
 	switch {
-	case fakeAccounts[c.AccountID]:
+	case fakeAccounts[c.AccountID], c.Marked:
 		return "low"
 	case c.Joined, !c.Secret.IsZero() && c.Weak:
 		return lowerSeverity(sev)

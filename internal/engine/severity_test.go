@@ -27,6 +27,7 @@ func TestSeverityLadder(t *testing.T) {
 		{"documentation account", "deploy/prod.env", "AWS_ACCESS_KEY_ID=" + docs + "\nAWS_SECRET_ACCESS_KEY=Y3vZvRrmRFWu5loOQMq2YGt+sW32vMuDsMdnGtJg\n", "low"},
 		{"emulator account", "deploy/prod.env", "AWS_ACCESS_KEY_ID=" + emulator + "\nAWS_SECRET_ACCESS_KEY=Y3vZvRrmRFWu5loOQMq2YGt+sW32vMuDsMdnGtJg\n", "low"},
 		{"fixture directory", "pkg/testdata/creds.env", "AWS_ACCESS_KEY_ID=AKIAH7RH4MBQEQEFGOSL\nAWS_SECRET_ACCESS_KEY=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\n", "low"},
+		{"another scanner's allow comment", "deploy/prod.env", "AWS_ACCESS_KEY_ID=AKIAH7RH4MBQEQEFGOSL # gitleaks:allow\nAWS_SECRET_ACCESS_KEY=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\n", "low"},
 		{"test file", "pkg/aws/aws_test.go", "id := \"AKIAH7RH4MBQEQEFGOSL\"\nsecret := \"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\"\n", "low"},
 	}
 	for _, tt := range tests {
