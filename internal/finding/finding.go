@@ -26,6 +26,11 @@ type Location struct {
 	Column int    `json:"column"`
 	// SecretLine is the line of the paired secret, 0 when unpaired.
 	SecretLine int `json:"secret_line,omitempty"`
+	// Secret is the secret paired here (zero: none here), redacted in
+	// every format: each place says what it holds, which may differ from
+	// the finding's headline secret (the one that verified, else the one
+	// paired most often).
+	Secret secret.Secret `json:"secret_redacted,omitzero"`
 	// SecretFile names the file the secret was in when it is not File (a
 	// commit that added the ID in one file and its secret in another).
 	SecretFile string `json:"secret_file,omitempty"`
@@ -366,6 +371,7 @@ func (c *Collector) add(m Match, final bool) {
 	if FixturePath(m.Location.File) {
 		m.Severity = "low" // a test fixture's key, until verified live
 	}
+	m.Location.Secret = m.Secret
 	k := key{m.Rule, m.KeyID}
 	if m.KeyID == "" { // a secret without its key ID: one finding per secret
 		k.keyID = "secret:" + m.Secret.SHA256()

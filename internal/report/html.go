@@ -96,7 +96,7 @@ func HTML(w io.Writer, fs []*finding.Finding, opts Options) error {
 				k.More = len(f.Locations) - maxWhere
 				break
 			}
-			k.Where = append(k.Where, locationText(l))
+			k.Where = append(k.Where, locationText(l, f.Secret))
 		}
 		data.Keys = append(data.Keys, k)
 	}

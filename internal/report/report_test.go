@@ -21,6 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // Synthetic credentials: random, never issued by AWS.
 const (
 	secret1 = "5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF"
+	secret2 = "Y3vZvRrmRFWu5loOQMq2YGt+sW32vMuDsMdnGtJg"
 	token1  = "IQoJb3JpZ2luX2VjFmKnebxsvOEZPs6ZhJdS0F+XNXJuxS6zzb/XO/6evERvp/AGs1NjmZFEe+rtQqSP+6z7kCJ3F/qvmKRbmg9LuB2cHMM9"
 )
 
@@ -30,6 +31,9 @@ func sample() []*finding.Finding {
 		Secret: secret.New(secret1), Location: finding.Location{File: "config/.env", Line: 3, Column: 19, SecretLine: 4}})
 	c.Add(finding.Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIAROSDW5AABZW3VLYZ", AccountID: "100000000000",
 		Secret: secret.New(secret1), Location: finding.Location{File: "deploy/prod.tf", Line: 12, Column: 16, SecretLine: 13}})
+	// Per-location truth: one place pairs the key with another secret.
+	c.Add(finding.Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIAROSDW5AABZW3VLYZ", AccountID: "100000000000",
+		Secret: secret.New(secret2), Location: finding.Location{File: "old/settings.ini", Line: 7, Column: 9, SecretLine: 8}})
 	c.Add(finding.Match{Rule: "aws-access-key", Severity: "high", KeyID: "ASIATCH6YDSY6SG3DFZG", AccountID: "210987654321", Temporary: true,
 		SessionToken: secret.New(token1), Location: finding.Location{File: "notes/creds with space.txt", Line: 1, Column: 1,
 			Commit: "9fceb02d0ae598e95dc970b74767f19372d61af8", Author: "Alice <alice@example.invalid>", Date: "2024-03-01T10:00:00Z", Ref: "refs/heads/main"}})

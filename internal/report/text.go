@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/secret"
 )
 
 const (
@@ -115,7 +116,7 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 			if j > 0 {
 				label = "            "
 			}
-			fmt.Fprintf(bw, "  %s %s\n", label, Printable(locationText(l)))
+			fmt.Fprintf(bw, "  %s %s\n", label, Printable(locationText(l, f.Secret)))
 		}
 		fmt.Fprintf(bw, "  fingerprint  %s\n", paint(ansiDim, f.Fingerprint()))
 	}
@@ -139,10 +140,15 @@ func hiddenBy(encoding string) string {
 	return "decoded from " + strings.Join(parts, ", then ")
 }
 
-func locationText(l finding.Location) string {
+func locationText(l finding.Location, headline secret.Secret) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d:%d", l.File, l.Line, l.Column)
+	other := !l.Secret.IsZero() && l.Secret.Reveal() != headline.Reveal()
 	switch {
+	case other && l.SecretFile != "":
+		fmt.Fprintf(&b, " (another secret, %s, in %s)", l.Secret.Redacted(), l.SecretFile)
+	case other:
+		fmt.Fprintf(&b, " (another secret, %s, on line %d)", l.Secret.Redacted(), l.SecretLine)
 	case l.SecretFile != "":
 		fmt.Fprintf(&b, " (secret in %s)", l.SecretFile)
 	case l.SecretLine > 0 && l.SecretLine != l.Line:
