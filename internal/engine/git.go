@@ -82,6 +82,7 @@ func ScanHistory(ctx context.Context, opts Options, path string, gopts GitOption
 	if len(graph.Shallow) > 0 {
 		rep.Skipped(path, fmt.Sprintf("shallow clone: history before %d commit(s) is not in the repository", len(graph.Shallow)))
 	}
+	reportMissing(ctx, repo, path, rep)
 
 	coll := newCollector(opts)
 	// Commit and tag messages.
@@ -256,3 +257,26 @@ func (a *attributor) pairAcross(m *finding.Match, intro *source.Introduction, se
 // nativeProcs is how many git cat-file processes read blobs at once: one per
 // core (a third process on two cores gained nothing measurable).
 func nativeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// reportMissing says what a partial clone's history names but does not
+// hold: one failure with the count (a scan that could not read everything
+// is not clean), each absent object as skipped (listed with -v). Nothing is
+// fetched.
+func reportMissing(ctx context.Context, repo *source.Repo, path string, rep source.Reporter) {
+	if !repo.PartialClone() {
+		return
+	}
+	n, listed, err := repo.MissingObjects(ctx)
+	if err != nil {
+		rep.Failed(fmt.Errorf("%s is a partial clone, and what it lacks could not be counted: %w", path, err))
+		return
+	}
+	if n == 0 {
+		return
+	}
+	for _, h := range listed {
+		rep.Skipped("object "+h, "absent from this partial clone")
+	}
+	rep.Failed(fmt.Errorf("%s is a partial clone: %d object(s) its history names are not here, and were not scanned "+
+		"(git fetch --refetch, or a full clone, brings them; -v lists them)", path, n))
+}
