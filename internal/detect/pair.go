@@ -28,7 +28,9 @@ import (
 // another's: an ID whose every candidate is claimed stays unpaired, and
 // tries them as alternates only.
 //
-// A secret in another INI section than the ID ([default] … [prod]), or
+// A secret across the end of a block ('}' or a blank line) scores
+// blockPenalty more: two objects that each name the secret first must not
+// cross. A secret in another INI section than the ID ([default] … [prod]), or
 // named with another prefix (PROD_AWS_ACCESS_KEY_ID and
 // STAGING_AWS_SECRET_ACCESS_KEY; both named with a prefix), scores
 // otherPenalty more: it is another credential's.
@@ -38,7 +40,22 @@ const (
 	beforePenalty    = 32
 	otherPenalty     = 1 << 16
 	nearestPerSide   = 8
+	// blockPenalty: a block ends between the two (a '}' or a blank
+	// line): the secret is likelier another object's. Less than
+	// otherPenalty, more than any gap within the block caps (8 KiB).
+	blockPenalty = 1 << 15
 )
+
+// blockEnds reports whether a block ends between spans a and b: a closing
+// brace, or a blank line.
+func blockEnds(data []byte, a, b Span) bool {
+	lo, hi := min(a.End, b.End), max(a.Start, b.Start)
+	if hi <= lo {
+		return false
+	}
+	gap := data[lo:hi]
+	return bytes.IndexByte(gap, '}') >= 0 || bytes.Contains(gap, []byte("\n\n")) || bytes.Contains(gap, []byte("\n\r\n"))
+}
 
 // sessionKeywords are words that, just before a token, mark it as a session
 // token.
@@ -110,6 +127,9 @@ func assign(data []byte, r *rules.Rule, ids []IDMatch, secs []Token, out []Candi
 			sc := score(id.Span, secs[j])
 			if idPrefix != "" && secPrefix[j] != "" && idPrefix != secPrefix[j] || between(sections, id.Span, secs[j].Span) {
 				sc += otherPenalty
+			}
+			if blockEnds(data, id.Span, secs[j].Span) {
+				sc += blockPenalty
 			}
 			pairs = append(pairs, scored{id: i, sec: j, score: sc})
 		}
