@@ -125,11 +125,12 @@ func Matches(m *detect.Matcher, c source.Chunk, depth int) []finding.Match {
 	// treatment: every base64 run decoded, named secrets without a key ID.
 	config := !c.Prov.Binary && len(c.Data) <= decodeAllMax && (configLike(c.Prov.Path) || c.AtStart && looksConfig(c.Data))
 	out := plainMatches(m, c, config)
-	// A binary's strings are scanned as they are: decoding is for text.
+	// A binary's strings are scanned as they are, and its UTF-16LE
+	// strings where a key ID stands in that form; decoding is for text.
 	if depth > 0 && !c.Prov.Binary {
 		out = append(out, decodedMatches(m, c, depth, config)...)
 	}
-	return out
+	return append(out, wideMatches(m, c)...)
 }
 
 // plainMatches runs the detector on the chunk's text as it is; with lone,

@@ -127,8 +127,11 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 // "decoded from base64, then percent-encoding", "joined from string
 // literals".
 func hiddenBy(encoding string) string {
-	if encoding == "concatenation" {
+	switch encoding {
+	case "concatenation":
 		return "joined from string literals"
+	case "utf-16le":
+		return "a UTF-16LE string"
 	}
 	var parts []string
 	for _, e := range strings.Split(encoding, ">") {
