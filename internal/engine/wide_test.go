@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/keyburn/keyburn/internal/source"
 )
 
 func wide(s string) []byte {
@@ -43,5 +45,20 @@ func TestWideStringsInBinaries(t *testing.T) {
 	plain := bytes.ReplaceAll(bin.Bytes(), []byte{0}, []byte{1})
 	if res, _ := ScanReader(context.Background(), Options{Matcher: matcher(t, "")}, bytes.NewReader(append([]byte{0}, plain...)), "x.bin", &recorder{}); len(res.Findings) != 0 {
 		t.Errorf("a binary without wide strings: %d findings", len(res.Findings))
+	}
+}
+
+// TestPNGTextChunks: a key pasted into a PNG's metadata (a tEXt comment and
+// a compressed zTXt) is found and paired by a scan with no flags.
+func TestPNGTextChunks(t *testing.T) {
+	png := source.PNGTestImage(
+		"Comment", "AWS_ACCESS_KEY_ID=AKIAH7RH4MBQEQEFGOSL",
+		"Settings", "AWS_SECRET_ACCESS_KEY=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")
+	res, err := ScanReader(context.Background(), Options{Matcher: matcher(t, "")}, bytes.NewReader(png), "screenshot.png", &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 1 || !res.Findings[0].Paired() || !res.Findings[0].Locations[0].Binary {
+		t.Fatalf("findings %+v, want the pair from the text chunks", res.Findings)
 	}
 }

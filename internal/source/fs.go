@@ -262,6 +262,18 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 	kind := sniff(data)
 	switch kind {
 	case kindBinary:
+		if IsPNG(data) {
+			// Its text chunks, never its pixels: read it whole (within
+			// the size limit), as text chunks may follow the image data.
+			rest, err := io.ReadAll(io.LimitReader(rd, r.opts.MaxFileSize))
+			if err != nil {
+				return fmt.Errorf("read %s: %w", prov.Path, err)
+			}
+			if text := PNGText(append(append([]byte{}, data...), rest...)); text != nil {
+				prov.Binary = true
+				return fn(Whole(text, prov))
+			}
+		}
 		if why := unscannable(data, r.opts.SkipBinaries); why != "" {
 			rep.Skipped(prov.Path, why)
 			return nil
@@ -403,6 +415,12 @@ func Text(data []byte) (text []byte, ok bool) {
 func Scannable(data []byte, skipBinaries bool) (text []byte, binary bool, why string) {
 	if text, ok := Text(data); ok {
 		return text, false, ""
+	}
+	if IsPNG(data) {
+		// Its text chunks, never its pixels.
+		if text := PNGText(data); text != nil {
+			return text, true, ""
+		}
 	}
 	if why := unscannable(data, skipBinaries); why != "" {
 		return nil, true, why
