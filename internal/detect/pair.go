@@ -183,7 +183,7 @@ func sameIDHolds(ids []IDMatch, primary []int, p scored) bool {
 // A run a naming keyword introduces (aws_secret_access_key = …) is not
 // judged by how it reads.
 func secretShape(data []byte, t Token) bool {
-	return wholeSecret(data, t.Span) && (t.Named || !readsAsIdentifier(t.Value))
+	return wholeSecret(data, t.Span) && (t.Named || !readsAsIdentifier(t.Value) && !readsAsPath(t.Value))
 }
 
 func score(id Span, t Token) int {

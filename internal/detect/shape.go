@@ -108,6 +108,58 @@ func wordLike(w string) bool {
 	return vowels*4 >= len(w)
 }
 
+// readsAsPath reports whether v is a path: three or more '/' between
+// segments that are words or numbers (build/2024/06/releaseNotes…), as no
+// random secret is (TestPathShapeSparesRandomSecrets). A path with a URL or
+// ARN in front is caught by wholeSecret already.
+func readsAsPath(v string) bool {
+	if strings.Count(v, "/") < 3 || strings.Contains(v, "+") {
+		return false
+	}
+	pathy := 0
+	for _, seg := range strings.Split(v, "/") {
+		if seg == "" {
+			continue
+		}
+		if allDigits(seg) || len(seg) >= 3 && readsAsWords(seg) {
+			pathy += len(seg)
+		}
+	}
+	return pathy*10 >= 8*(len(v)-strings.Count(v, "/"))
+}
+
+// readsAsWords reports whether a path segment is made of words (CamelCase,
+// lower case), with digits allowed only at its end (release2024).
+func readsAsWords(seg string) bool {
+	letters := strings.TrimRight(seg, "0123456789")
+	if len(letters) < 3 {
+		return false
+	}
+	for i := 0; i < len(letters); {
+		j := i
+		if letters[j] >= 'A' && letters[j] <= 'Z' {
+			j++
+		}
+		for j < len(letters) && letters[j] >= 'a' && letters[j] <= 'z' {
+			j++
+		}
+		if j == i || !wordLike(letters[i:j]) || j-i < 2 {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // namingKeywords name a secret access key outright: they carry a pairing
 // past the cap that proximity and the rule's generic keywords have.
 var namingKeywords = []string{"secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret", "awssecret"}

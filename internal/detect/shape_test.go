@@ -57,3 +57,35 @@ func TestPlaceholderShapeSparesRandomIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestReadsAsPath(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want bool
+	}{
+		{"build/2024/06/releaseNotes/packageLayout", true},
+		{"home/runner/work/deployment/artifacts/x1", true}, // one short segment among words
+		{"var/lib/jenkins/workspace/pipelineCache", true},
+		{"wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE12", false},
+		{"5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF", false},
+	} {
+		if got := readsAsPath(tt.v); got != tt.want {
+			t.Errorf("readsAsPath(%q) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
+
+// TestPathShapeSparesRandomSecrets: no random secret of 2 million reads as
+// a path.
+func TestPathShapeSparesRandomSecrets(t *testing.T) {
+	n := 2_000_000
+	if testing.Short() {
+		n = 200_000
+	}
+	rng := rand.New(rand.NewPCG(23, 23))
+	for range n {
+		if s := testkeys.Secret(rng); readsAsPath(s) {
+			t.Fatalf("a random secret reads as a path: %s…", s[:4])
+		}
+	}
+}
