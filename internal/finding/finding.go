@@ -371,7 +371,9 @@ func (c *Collector) add(m Match, final bool) {
 	if FixturePath(m.Location.File) {
 		m.Severity = "low" // a test fixture's key, until verified live
 	}
-	m.Location.Secret = m.Secret
+	if m.Location.Secret.IsZero() {
+		m.Location.Secret = m.Secret
+	}
 	k := key{m.Rule, m.KeyID}
 	if m.KeyID == "" { // a secret without its key ID: one finding per secret
 		k.keyID = "secret:" + m.Secret.SHA256()
@@ -385,6 +387,9 @@ func (c *Collector) add(m Match, final bool) {
 	if !ok {
 		e = &entry{f: &Finding{Rule: m.Rule, KeyID: m.KeyID, AccountID: m.AccountID, Temporary: m.Temporary}, severity: m.Severity, final: final}
 		c.byKey[k] = e
+	} else if severityRank(m.Severity) > severityRank(e.severity) {
+		// The surest location decides, whatever order matches come in.
+		e.severity = m.Severity
 	}
 	if !m.Secret.IsZero() {
 		// The surest pairing anywhere decides.
@@ -501,9 +506,15 @@ func pairLone(fs []*Finding) {
 func Merge(fs []*Finding) []*Finding {
 	c := NewCollector()
 	for _, f := range fs {
+		// Each location keeps the secret paired there, when they say.
+		own := slices.ContainsFunc(f.Locations, func(l Location) bool { return !l.Secret.IsZero() })
 		for i, l := range f.Locations {
+			sec := f.Secret
+			if own {
+				sec = l.Secret
+			}
 			m := Match{Rule: f.Rule, Severity: f.Severity, KeyID: f.KeyID, AccountID: f.AccountID, Temporary: f.Temporary,
-				Secret: f.Secret, SessionToken: f.SessionToken, Location: l}
+				Secret: sec, SessionToken: f.SessionToken, Location: l}
 			if i == 0 {
 				m.Alternates = f.Alternates
 			}
@@ -538,12 +549,12 @@ func compareLocations(a, b Location) int {
 }
 
 // FixturePath reports whether path is a test fixture's: under testdata/,
-// fixtures/, __fixtures__/ or __mocks__/, or a test file by its name
+// test_data/, test-data/, fixtures/, __fixtures__/ or __mocks__/, or a test file by its name
 // (*_test.go, test_*.py, *_test.py, *.spec.js|ts, *.test.js|ts). A key
 // found only in such files is low until it is verified live.
 func FixturePath(path string) bool {
 	p := "/" + strings.ToLower(filepath.ToSlash(path))
-	for _, dir := range []string{"/testdata/", "/fixtures/", "/__fixtures__/", "/__mocks__/"} {
+	for _, dir := range []string{"/testdata/", "/test_data/", "/test-data/", "/fixtures/", "/__fixtures__/", "/__mocks__/"} {
 		if strings.Contains(p, dir) {
 			return true
 		}

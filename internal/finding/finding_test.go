@@ -116,3 +116,41 @@ func FuzzParseBaseline(f *testing.F) {
 		}
 	})
 }
+
+// TestSurestLocationDecides: a key's severity is its surest location's,
+// whatever order its matches come in (history is scanned in parallel), and
+// a merge of several scans keeps each location's own secret.
+func TestSurestLocationDecides(t *testing.T) {
+	s1, s2 := secret.New("5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF"), secret.New("Y3vZvRrmRFWu5loOQMq2YGt+sW32vMuDsMdnGtJg")
+	fixture := Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIAH7RH4MBQEQEFGOSL", Location: Location{File: "pkg/testdata/a.env", Line: 1}}
+	plain := Match{Rule: "aws-access-key", Severity: "high", KeyID: "AKIAH7RH4MBQEQEFGOSL", Location: Location{File: "deploy/b.env", Line: 1}}
+	for _, order := range [][]Match{{fixture, plain}, {plain, fixture}} {
+		c := NewCollector()
+		for _, m := range order {
+			c.Add(m)
+		}
+		if fs := c.Findings(); len(fs) != 1 || fs[0].Severity != "medium" {
+			t.Errorf("order %s first: severity %s, want medium (an ID alone, found outside fixtures)", order[0].Location.File, fs[0].Severity)
+		}
+	}
+	c := NewCollector()
+	a, b := plain, plain
+	a.Secret, a.Location.File = s1, "one.env"
+	b.Secret, b.Location.File = s2, "two.env"
+	c.Add(a)
+	c.Add(a)
+	c.Add(b)
+	merged := Merge(c.Findings())
+	if len(merged) != 1 || merged[0].Secret.Reveal() != s1.Reveal() {
+		t.Fatalf("merged %+v, want one finding with the secret paired most often", merged)
+	}
+	for _, l := range merged[0].Locations {
+		want := s1
+		if l.File == "two.env" {
+			want = s2
+		}
+		if l.Secret.Reveal() != want.Reveal() {
+			t.Errorf("%s: location secret %s after a merge, want %s", l.File, l.Secret, want)
+		}
+	}
+}
