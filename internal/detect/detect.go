@@ -295,9 +295,12 @@ func (m *Matcher) Secrets(r *rules.Rule, data []byte) (named, others []Alternate
 		if len(t.Value) != r.SecretLength || m.allowSecret(data, t) != "" {
 			continue
 		}
-		kw := keywordBefore(data, t.Span, r.SecretKeywords) != ""
-		t.Named = hasNamingKeyword(data, t.Span)
-		if !r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, kw) || !secretShape(data, t) {
+		if !r.Secret.MatchString(t.Value) {
+			continue
+		}
+		var kw string
+		kw, t.Named = keywordsBefore(data, t.Span, r.SecretKeywords)
+		if !looksSecret(t.Value, r.SecretMinEntropy, kw != "") || !secretShape(data, t) {
 			continue
 		}
 		a := Alternate{Secret: newSecret(t.Value), Span: t.Span}

@@ -88,9 +88,11 @@ func pair(data []byte, r *rules.Rule, ids []IDMatch, toks []Token) []Candidate {
 		if t.Allowed != "" || len(t.Value) != r.SecretLength {
 			continue
 		}
-		t.Keyword = keywordBefore(data, t.Span, r.SecretKeywords)
-		t.Named = hasNamingKeyword(data, t.Span)
-		if !r.Secret.MatchString(t.Value) || !looksSecret(t.Value, r.SecretMinEntropy, t.Keyword != "") || !secretShape(data, t) {
+		if !r.Secret.MatchString(t.Value) {
+			continue
+		}
+		t.Keyword, t.Named = keywordsBefore(data, t.Span, r.SecretKeywords)
+		if !looksSecret(t.Value, r.SecretMinEntropy, t.Keyword != "") || !secretShape(data, t) {
 			continue
 		}
 		secs = append(secs, t)

@@ -199,11 +199,6 @@ func withinCap(data []byte, id, s Span, keyword, named bool) bool {
 	}
 }
 
-// hasNamingKeyword reports whether a naming keyword stands just before s
-// (any case: SecretAccessKey reads as secretaccesskey).
-func hasNamingKeyword(data []byte, s Span) bool {
-	return keywordBefore(data, s, namingKeywords) != ""
-}
 
 // ownerFieldLines is how many lines around a secret are read for the name
 // of its own key ID field.

@@ -207,6 +207,33 @@ func Entropy(s string) float64 {
 	return h
 }
 
+// keywordsBefore is keywordBefore for the rule's keywords and the naming
+// keywords at once, lowering the context once (it runs for every
+// secret-shaped token).
+func keywordsBefore(data []byte, s Span, keywords []string) (kw string, named bool) {
+	lo := max(0, s.Start-keywordContext)
+	var buf [keywordContext]byte
+	ctx := buf[:s.Start-lo]
+	for i, c := range data[lo:s.Start] {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		ctx[i] = c
+	}
+	for _, k := range keywords {
+		if bytes.Contains(ctx, []byte(k)) {
+			kw = k
+			break
+		}
+	}
+	for _, k := range namingKeywords {
+		if bytes.Contains(ctx, []byte(k)) {
+			return kw, true
+		}
+	}
+	return kw, false
+}
+
 // keywordBefore returns the first keyword found (case-insensitively) in the
 // bytes just before span, or "".
 func keywordBefore(data []byte, s Span, keywords []string) string {

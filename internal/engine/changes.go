@@ -83,7 +83,11 @@ func pairFrom(matcher *detect.Matcher, m *finding.Match, set []source.Change, te
 			continue
 		}
 		named, others := matcher.Secrets(r, t)
-		if len(named) > 0 && !matcher.HoldsKeyID(t) {
+		if len(named) == 0 && len(others) == 0 {
+			continue
+		}
+		ownIDs := len(named) > 0 && matcher.HoldsKeyID(t)
+		if len(named) > 0 && !ownIDs {
 			m.Secret = named[0].Secret
 			for _, s := range named[1:min(len(named), r.MaxPairs)] {
 				m.Alternates = append(m.Alternates, s.Secret)
@@ -94,7 +98,7 @@ func pairFrom(matcher *detect.Matcher, m *finding.Match, set []source.Change, te
 		// Never across files without a name for the secret, nor to a
 		// file with IDs of its own: those are only tried, and the ID
 		// stays unpaired.
-		if matcher.HoldsKeyID(t) {
+		if ownIDs {
 			others = append(named, others...)
 		}
 		for _, s := range others {
