@@ -199,7 +199,6 @@ func withinCap(data []byte, id, s Span, keyword, named bool) bool {
 	}
 }
 
-
 // ownerFieldLines is how many lines around a secret are read for the name
 // of its own key ID field.
 const ownerFieldLines = 3

@@ -79,24 +79,10 @@ type expander struct {
 // as skipped (with what was scanned of it kept), and returns whether data
 // was an archive at all.
 func ExpandArchive(data []byte, name string, depth int, rep Reporter, fn func(path string, text []byte)) bool {
-	return expandArchive(data, name, depth, 0, rep, fn)
-}
-
-// smallArchiveBudget bounds what an archive opened by default (a small
-// one, FSOptions.ArchiveMaxSize) may inflate to: a zip bomb among test
-// fixtures stops at 1 MiB instead of 16.
-const smallArchiveBudget = 1 << 20
-
-// expandArchive is ExpandArchive; a maxSize (not 0) says the archive was
-// opened by default, and caps its budget at smallArchiveBudget.
-func expandArchive(data []byte, name string, depth int, maxSize int64, rep Reporter, fn func(path string, text []byte)) bool {
 	if depth <= 0 || archiveKindOf(data) == notArchive {
 		return false
 	}
 	budget := min(archiveBudget, max(minBudget, maxRatio*int64(len(data))))
-	if maxSize > 0 {
-		budget = min(budget, smallArchiveBudget)
-	}
 	e := &expander{left: budget, rep: rep, fn: fn}
 	if err := e.expand(data, name, depth); err != nil {
 		if errors.Is(err, errBudget) {

@@ -34,12 +34,8 @@ type FSOptions struct {
 	ChunkSize    int
 	ChunkOverlap int
 	// ArchiveDepth is how deep archives are opened (2 opens a jar inside a
-	// war); 0 leaves them closed, as compressed files.
+	// war); 0, the default, leaves them closed, as compressed files.
 	ArchiveDepth int
-	// ArchiveMaxSize, when not 0, leaves archives larger than this closed
-	// (the CLI's default: small archives are opened at no notable cost,
-	// large ones only when asked).
-	ArchiveMaxSize int64
 	// SkipBinaries leaves binary files out. By default they are scanned as
 	// they are, which finds the printable strings in them as strings(1)
 	// would: any byte that is not a letter or digit ends a key ID or a
@@ -194,12 +190,6 @@ func (w *walker) link(p string) {
 	}
 }
 
-// OpensArchive reports whether an archive of size bytes is opened under
-// depth and maxSize (0: any size).
-func OpensArchive(depth int, maxSize int64, size int) bool {
-	return depth > 0 && (maxSize == 0 || int64(size) <= maxSize)
-}
-
 // Reader reads files into chunks, reusing its buffer. A Reader is owned by
 // one goroutine; make one per worker.
 type Reader struct {
@@ -266,7 +256,7 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 		}
 	}
 	data := buf[:n]
-	if r.opts.ArchiveDepth > 0 && archiveKindOf(data) != notArchive && (r.opts.ArchiveMaxSize == 0 || atEnd && int64(n) <= r.opts.ArchiveMaxSize) {
+	if r.opts.ArchiveDepth > 0 && archiveKindOf(data) != notArchive {
 		return r.archive(rd, data, atEnd, prov, rep, fn)
 	}
 	kind := sniff(data)
@@ -364,7 +354,7 @@ func (r *Reader) archive(rd io.Reader, head []byte, atEnd bool, prov Provenance,
 		data = buf[:len(head)+n]
 	}
 	var ferr error
-	expandArchive(data, prov.Path, r.opts.ArchiveDepth, r.opts.ArchiveMaxSize, rep, func(member string, text []byte) {
+	ExpandArchive(data, prov.Path, r.opts.ArchiveDepth, rep, func(member string, text []byte) {
 		if ferr == nil {
 			p := prov
 			p.Path = member

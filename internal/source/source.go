@@ -133,11 +133,9 @@ type History struct {
 	MaxSize int64
 	// ArchiveDepth is how deep archives are opened (FSOptions.ArchiveDepth).
 	ArchiveDepth int
-	// ArchiveMaxSize leaves larger archives closed (FSOptions.ArchiveMaxSize).
-	ArchiveMaxSize int64
-	SkipBinaries   bool // as FSOptions.SkipBinaries
-	Stats          *Stats
-	Graph          *Graph
+	SkipBinaries bool // as FSOptions.SkipBinaries
+	Stats        *Stats
+	Graph        *Graph
 }
 
 // Each reads every blob.
@@ -146,7 +144,7 @@ func (s *History) Each(ctx context.Context, rep Reporter, yield func(Chunk)) err
 		text, binary, why := Scannable(data, s.SkipBinaries)
 		// An archive's members are named "!MEMBER": the engine puts the
 		// blob's path in front once it knows it.
-		if binary && OpensArchive(s.ArchiveDepth, s.ArchiveMaxSize, len(data)) && expandArchive(data, "", s.ArchiveDepth, s.ArchiveMaxSize, rep, func(member string, text []byte) {
+		if binary && ExpandArchive(data, "", s.ArchiveDepth, rep, func(member string, text []byte) {
 			s.Stats.Bytes.Add(int64(len(text)))
 			yield(Whole(text, Provenance{Blob: h, Path: member}))
 		}) {
@@ -215,14 +213,13 @@ type ChangeSet struct {
 // is read; and each set's message. AsFiles counts blobs as files and
 // reports binary ones, as for the index.
 type Changes struct {
-	Repo           *Repo
-	Sets           []ChangeSet
-	MaxSize        int64
-	AsFiles        bool
-	ArchiveDepth   int   // as FSOptions.ArchiveDepth
-	ArchiveMaxSize int64 // as FSOptions.ArchiveMaxSize
-	SkipBinaries   bool  // as FSOptions.SkipBinaries
-	Stats          *Stats
+	Repo         *Repo
+	Sets         []ChangeSet
+	MaxSize      int64
+	AsFiles      bool
+	ArchiveDepth int  // as FSOptions.ArchiveDepth
+	SkipBinaries bool // as FSOptions.SkipBinaries
+	Stats        *Stats
 }
 
 // Each reads the sets in order, from one goroutine.
@@ -257,7 +254,7 @@ func (s Changes) Each(ctx context.Context, rep Reporter, yield func(Chunk)) erro
 				continue
 			}
 			text, binary, why := Scannable(data, s.SkipBinaries)
-			if binary && OpensArchive(s.ArchiveDepth, s.ArchiveMaxSize, len(data)) && expandArchive(data, c.Path, s.ArchiveDepth, s.ArchiveMaxSize, rep, func(member string, text []byte) {
+			if binary && ExpandArchive(data, c.Path, s.ArchiveDepth, rep, func(member string, text []byte) {
 				s.Stats.Bytes.Add(int64(len(text)))
 				prov := set.Prov
 				prov.Path, prov.Blob = member, c.Blob
