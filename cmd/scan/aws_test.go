@@ -292,6 +292,16 @@ func TestAlertsBacklog(t *testing.T) {
 	if strings.Count(out, `"action": "deleted"`) != 1 || strings.Contains(out+stderr+fmt.Sprint(ups), sec) {
 		t.Errorf("want the key deleted once and no secret shown:\n%s", out)
 	}
+	// A new alert for the key keyburn deleted, under --dry-run: the audit
+	// says keyburn deleted it, so it would be resolved, and nothing is.
+	api.AddAlert(&ghtest.Alert{Repo: "acme/app", Number: 3, SecretType: "aws_access_key_id", Secret: keyID,
+		Locations: []ghtest.Location{{Path: ".env", Line: 1, Blob: blobApp, Commit: commit}}})
+	code, _, stderr = runCLI("github", "--org", "acme", "--alerts", "--respond=delete", "--dry-run", "--github-api", api.URL,
+		"--aws-endpoint", front.URL, "--state", state)
+	if len(api.Updates()) != 2 || api.Alert("acme/app", 3).State != "open" ||
+		!strings.Contains(stderr, "acme/app#3: left open: a dry run; it would be resolved as revoked") {
+		t.Errorf("--dry-run: exit %d, updates %+v\n%s", code, api.Updates(), stderr)
+	}
 	// Without --org, or with --queue: refused, with the reason.
 	if code, _, stderr := runCLI("github", "--user", "alice", "--alerts"); code != exitError || !strings.Contains(stderr, "--alerts goes with --org") {
 		t.Errorf("--user --alerts: exit %d, %s", code, stderr)

@@ -37,7 +37,6 @@ func operatorConfigPath() string {
 // loaded is what the config files resolve to.
 type loaded struct {
 	set      *rules.Set
-	operator string // the operator's file, "" for none
 	tree     string // the tree's file, "" for none
 	treeRoot string // the directory the tree's paths are confined to
 	// treeBaseline is the baseline the tree's [scan] names (inside
@@ -68,7 +67,6 @@ func (c *common) loadRules(u *ui, dirHint string) (*loaded, error) {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
 		operator = &rules.UserFile{Name: path, Text: text}
-		l.operator = path
 		u.debugf("rules: defaults and %s", path)
 	}
 	var tree *rules.TreeFile
@@ -103,8 +101,8 @@ func (c *common) loadRules(u *ui, dirHint string) (*loaded, error) {
 }
 
 // readTreeFile reads a file a tree holds, refusing one reached through a
-// symbolic link that leaves root, and anything over a megabyte (no config
-// or baseline is that large).
+// symbolic link that leaves root, one that is not a regular file, and
+// anything over maxTreeFile (no config or baseline is that large).
 func readTreeFile(root, path string) ([]byte, error) {
 	real, err := source.InsideRoot(root, path)
 	if err != nil {

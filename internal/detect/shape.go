@@ -71,21 +71,12 @@ func readsAsIdentifier(v string) bool {
 	}
 	covered, words := 0, 0
 	for i := 0; i < len(v); {
-		j := i
-		if v[j] >= 'A' && v[j] <= 'Z' {
-			j++
-		}
-		for j < len(v) && v[j] >= 'a' && v[j] <= 'z' {
-			j++
-		}
+		j := letterRun(v, i)
 		if j-i >= 4 && wordLike(v[i:j]) {
 			covered += j - i
 			words++
 		}
-		if j == i {
-			j++
-		}
-		i = j
+		i = max(j, i+1)
 	}
 	return float64(covered) >= identifierCover*float64(len(v)) && (words >= 3 || covered*10 >= 9*len(v))
 }
@@ -136,19 +127,26 @@ func readsAsWords(seg string) bool {
 		return false
 	}
 	for i := 0; i < len(letters); {
-		j := i
-		if letters[j] >= 'A' && letters[j] <= 'Z' {
-			j++
-		}
-		for j < len(letters) && letters[j] >= 'a' && letters[j] <= 'z' {
-			j++
-		}
-		if j == i || !wordLike(letters[i:j]) || j-i < 2 {
+		j := letterRun(letters, i)
+		if j-i < 2 || !wordLike(letters[i:j]) {
 			return false
 		}
 		i = j
 	}
 	return true
+}
+
+// letterRun returns where the run of letters at s[i] ends: one capital,
+// then lower case (Config, config); i when s[i] starts none.
+func letterRun(s string, i int) int {
+	j := i
+	if j < len(s) && s[j] >= 'A' && s[j] <= 'Z' {
+		j++
+	}
+	for j < len(s) && s[j] >= 'a' && s[j] <= 'z' {
+		j++
+	}
+	return j
 }
 
 func allDigits(s string) bool {

@@ -21,39 +21,7 @@ func TestReadsAsIdentifier(t *testing.T) {
 		{"XA9FCuj67f/VxTPchbu1o68EH55iS+Ro0f9edXs+", false},
 	} {
 		if got := readsAsIdentifier(tt.v); got != tt.want {
-			t.Errorf("readsAsIdentifier(%q) = %v, want %v", tt.v, got, tt.want)
-		}
-	}
-}
-
-// TestIdentifierShapeSparesRandomSecrets: the identifier test rejects no
-// random secret in 2 million (a real secret lost to it would be a key
-// never verified).
-func TestIdentifierShapeSparesRandomSecrets(t *testing.T) {
-	n := 2_000_000
-	if testing.Short() {
-		n = 200_000
-	}
-	rng := rand.New(rand.NewPCG(21, 21))
-	for range n {
-		if s := testkeys.Secret(rng); readsAsIdentifier(s) {
-			t.Fatalf("a random secret reads as an identifier: %s…", s[:4])
-		}
-	}
-}
-
-// TestPlaceholderShapeSparesRandomIDs: no random AWS key ID of 2 million
-// looks typed.
-func TestPlaceholderShapeSparesRandomIDs(t *testing.T) {
-	n := 2_000_000
-	if testing.Short() {
-		n = 200_000
-	}
-	rng := rand.New(rand.NewPCG(22, 22))
-	for range n {
-		id := testkeys.KeyID(rng, "AKIA", rng.Uint64N(1_000_000_000_000))
-		if why := placeholderShape(id[4:]); why != "" {
-			t.Fatalf("random ID %s reads as a placeholder: %s", id, why)
+			t.Errorf("readsAsIdentifier(%s…) = %v, want %v", tt.v[:4], got, tt.want)
 		}
 	}
 }
@@ -70,22 +38,39 @@ func TestReadsAsPath(t *testing.T) {
 		{"5cz5JaTvHLCR/Obl71LPbATNwC0uUNDJVdJQXksF", false},
 	} {
 		if got := readsAsPath(tt.v); got != tt.want {
-			t.Errorf("readsAsPath(%q) = %v, want %v", tt.v, got, tt.want)
+			t.Errorf("readsAsPath(%s…) = %v, want %v", tt.v[:4], got, tt.want)
 		}
 	}
 }
 
-// TestPathShapeSparesRandomSecrets: no random secret of 2 million reads as
-// a path.
-func TestPathShapeSparesRandomSecrets(t *testing.T) {
+// TestShapesSpareRandomKeys: no shape test rejects a random secret or
+// key ID, 2 million of each (a real key lost to one would never be
+// verified). Each shape's test has its own name, for the comments that cite
+// it.
+func TestShapesSpareRandomKeys(t *testing.T) {
 	n := 2_000_000
 	if testing.Short() {
 		n = 200_000
 	}
-	rng := rand.New(rand.NewPCG(23, 23))
-	for range n {
-		if s := testkeys.Secret(rng); readsAsPath(s) {
-			t.Fatalf("a random secret reads as a path: %s…", s[:4])
-		}
+	for _, tt := range []struct {
+		name   string
+		seed   uint64
+		draw   func(*rand.Rand) string
+		reject func(string) bool
+	}{
+		{"TestIdentifierShapeSparesRandomSecrets", 21, testkeys.Secret, readsAsIdentifier},
+		{"TestPathShapeSparesRandomSecrets", 23, testkeys.Secret, readsAsPath},
+		{"TestPlaceholderShapeSparesRandomIDs", 22, func(rng *rand.Rand) string {
+			return testkeys.KeyID(rng, "AKIA", rng.Uint64N(1_000_000_000_000))
+		}, func(id string) bool { return placeholderShape(id[4:]) != "" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(tt.seed, tt.seed))
+			for range n {
+				if v := tt.draw(rng); tt.reject(v) {
+					t.Fatalf("a random key (%s…) is rejected by its shape", v[:4])
+				}
+			}
+		})
 	}
 }

@@ -908,6 +908,17 @@ func TestIntentBeforeTheFirstChange(t *testing.T) {
 		t.Fatalf("an intent never begun: %+v, %v; calls %s", done, err, fake2.callList())
 	}
 
+	// A dry run stores no intent and changes nothing.
+	fake4 := newFake(iamtypes.StatusTypeActive)
+	st4 := testStore(t)
+	r4 := responder(t, fake4, Options{Policy: Delete, DryRun: true, Store: st4}, selfUser)
+	if res := r4.Respond(ctx, Key{ID: key}, live("arn:aws:iam::123456789012:user/alice")); res.Action != ActionDryRun || mutated(fake4.callList()) {
+		t.Errorf("a dry run: %+v, calls %s", res, fake4.callList())
+	}
+	if pending, _ := st4.PendingDeletions(ctx); len(pending) != 0 {
+		t.Errorf("a dry run stored a deletion: %+v", pending)
+	}
+
 	// The intent cannot be stored: nothing is done.
 	fake3 := newFake(iamtypes.StatusTypeActive)
 	st3 := testStore(t)
