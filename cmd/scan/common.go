@@ -40,9 +40,12 @@ type common struct {
 	concurrency  int
 	maxFileSize  string
 	archiveDepth int
-	decodeDepth  int
-	skipBinaries bool
-	verbose      bool
+	// archiveChosen: the depth was given (flag or [scan]): archives of any
+	// size are opened to it, within their budget.
+	archiveChosen bool
+	decodeDepth   int
+	skipBinaries  bool
+	verbose       bool
 
 	verify      bool
 	respond     string
@@ -62,7 +65,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.showSecret, "show-secret", false, "print secrets in full")
 	fs.IntVar(&c.concurrency, "concurrency", 0, "files scanned at once (default 2 × CPUs)")
 	fs.StringVar(&c.maxFileSize, "max-file-size", "256MiB", "skip files larger than `size`")
-	fs.IntVar(&c.archiveDepth, "archive-depth", 0, "open zip, jar, tar and gzip archives to this `depth` (2: a jar in a war); 0, the default: not at all")
+	fs.IntVar(&c.archiveDepth, "archive-depth", defaultArchiveDepth, "open zip, jar, tar and gzip archives to this `depth` (2: a jar in a war); 0: not at all. Without the flag (or [scan] archive_depth), archives of 64 KiB or less are opened, except in scan git's whole history")
 	fs.IntVar(&c.decodeDepth, "decode-depth", engine.DefaultDecodeDepth, "decode base64 and percent-encoded text to this `depth` (2: base64 inside base64); 0: not at all")
 	fs.BoolVar(&c.skipBinaries, "skip-binaries", false, "leave binary files out (by default their printable strings are scanned; compressed files and images are left out either way)")
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "say more on standard error")
@@ -88,12 +91,34 @@ func (c *common) fromConfig(sc rules.ScanSpec) {
 	if sc.ArchiveDepth != nil && unset("archive-depth") {
 		c.archiveDepth = *sc.ArchiveDepth
 	}
+	c.archiveChosen = !unset("archive-depth") || sc.ArchiveDepth != nil
 	if sc.SkipBinaries != nil && unset("skip-binaries") {
 		c.skipBinaries = *sc.SkipBinaries
 	}
 	if sc.MaxFileSize != "" && unset("max-file-size") {
 		c.maxFileSize = sc.MaxFileSize
 	}
+}
+
+// By default archives are opened to depth 2, but only those of
+// defaultArchiveMax bytes or less, each inflating to 1 MiB at most, and not
+// in a whole history (engine.ScanHistory says why); a tree's copies of
+// one archive are opened once (source.ArchiveCopies). On the bench tree
+// (804 archives, 389 MB of them; 678 of 64 KiB or less, 222 distinct) that
+// costs 1 to 3% of a scan, where opening every archive cost 4.8 times the
+// scan and those up to 1 MiB 25%. A depth given opens archives of any
+// size, everywhere.
+const (
+	defaultArchiveDepth = 2
+	defaultArchiveMax   = 64 << 10
+)
+
+// archiveMaxSize is the size above which archives stay closed (0: none).
+func (c *common) archiveMaxSize() int64 {
+	if c.archiveChosen {
+		return 0
+	}
+	return defaultArchiveMax
 }
 
 // stateDefault names store.DefaultPath in help, the same on every machine.
@@ -171,7 +196,7 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	s := &setup{
 		aws: set.AWS, notify: targets, where: dirHint,
 		opts: engine.Options{Matcher: detect.New(set), Concurrency: c.concurrency, DecodeDepth: decode,
-			FS: source.FSOptions{MaxFileSize: int64(maxSize), ArchiveDepth: max(0, c.archiveDepth), SkipBinaries: c.skipBinaries}},
+			FS: source.FSOptions{MaxFileSize: int64(maxSize), ArchiveDepth: max(0, c.archiveDepth), ArchiveMaxSize: c.archiveMaxSize(), SkipBinaries: c.skipBinaries}},
 		report: report.Options{ShowSecret: c.showSecret, Version: version},
 	}
 	if s.policy, err = respond.ParsePolicy(c.respond); err != nil {

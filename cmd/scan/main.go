@@ -47,7 +47,8 @@ Common flags (before or after the paths; every command has --help):
     --state FILE                     verdict cache and audit log (default ~/.local/state/keyburn/state.db)
     --decode-depth N                 layers of base64/percent-encoding decoded (default 2)
     --skip-binaries                  leave binary files out (default: their strings are scanned)
-    --archive-depth N                open zip, jar, tar and gzip archives to this depth (default 0)
+    --archive-depth N                open zip, jar, tar and gzip archives to this depth (default:
+                                     those of 64 KiB or less, to depth 2, not in a whole history)
 
 Examples:
     keyburn scan dir .

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,5 +231,46 @@ func TestControlCharactersEscaped(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `x\x1b[2J\x0akeyburn: 0 findings\u202e.env`) || !strings.Contains(errOut.String(), `y\x1b]0;owned\x07`) {
 		t.Errorf("the names are not shown escaped:\n%s\n%s", out.String(), errOut.String())
+	}
+}
+
+// TestArchivesByDefault: with no flag, a small archive (a config bundle) is
+// opened and its key found; a large one stays closed and is counted, and
+// --archive-depth opens it.
+func TestArchivesByDefault(t *testing.T) {
+	dir := t.TempDir()
+	zipWith := func(name string, members map[string]string) {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for n, body := range members {
+			w, _ := zw.Create(n)
+			w.Write([]byte(body))
+		}
+		zw.Close()
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zipWith("small.zip", map[string]string{"app.env": "AWS_ACCESS_KEY_ID=AKIAH7RH4MBQEQEFGOSL\nAWS_SECRET_ACCESS_KEY=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\n"})
+	noise := make([]byte, 100<<10) // incompressible: the zip stays over 64 KiB
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	zipWith("large.zip", map[string]string{"blob.bin": string(noise), "prod.env": "AWS_ACCESS_KEY_ID=AKIASRA42RH62HJWXJNK\n"})
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"dir", dir}, nil, &out, &errOut); code != exitFindings ||
+		!strings.Contains(out.String(), "AKIAH7RH4MBQEQEFGOSL") || !strings.Contains(out.String(), "small.zip!app.env") || strings.Contains(out.String(), "AKIASRA42RH62HJWXJNK") {
+		t.Fatalf("default: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"dir", "--archive-depth", "1", dir}, nil, &out, &errOut); code != exitFindings ||
+		!strings.Contains(out.String(), "AKIASRA42RH62HJWXJNK") {
+		t.Errorf("--archive-depth 1: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"dir", "--archive-depth", "0", dir}, nil, &out, &errOut); code != exitClean || out.Len() != 0 {
+		t.Errorf("--archive-depth 0: exit %d\n%s", code, out.String())
 	}
 }

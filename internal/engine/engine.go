@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"runtime"
+	"strings"
 
 	"github.com/sourcegraph/conc"
 
@@ -93,14 +94,34 @@ func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Rep
 		bases[r] = newRootBase(r)
 	}
 	var stats source.Stats
-	src := source.Files{Roots: roots, Options: opts.FS, Workers: opts.workers(), Stats: &stats,
+	// An archive's copies are opened once; its members' matches are kept
+	// to be reported again under each copy's path.
+	copies := &source.ArchiveCopies{}
+	src := source.Files{Roots: roots, Options: opts.FS, Workers: opts.workers(), Stats: &stats, Copies: copies,
 		Skip: func(f source.File) bool { return opts.Matcher.PathAllowed(bases[f.Root].rel(f.Path)) }}
 	coll := finding.NewCollector() // paths were matched before reading
+	var members []finding.Match
 	err := scan(ctx, opts, src, rep, func(ms []finding.Match) {
 		for _, m := range ms {
 			coll.Add(m)
+			if strings.Contains(m.Location.File, "!") {
+				members = append(members, m)
+			}
 		}
 	})
+	for _, c := range copies.Copies() {
+		for _, n := range copies.Notes(c.Of) {
+			if p, ok := c.Rename(n.Path); ok {
+				rep.Skipped(p, n.Reason)
+			}
+		}
+		for _, m := range members {
+			if p, ok := c.Rename(m.Location.File); ok {
+				m.Location.File = p
+				coll.Add(m)
+			}
+		}
+	}
 	return &Result{Findings: coll.Findings(), Files: stats.Files.Load(), Bytes: stats.Bytes.Load(), AllowedPaths: stats.Allowed.Load()}, err
 }
 

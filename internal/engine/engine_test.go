@@ -274,3 +274,78 @@ func TestParseRange(t *testing.T) {
 		}
 	}
 }
+
+// skipNotes records what is reported skipped, by path.
+type skipNotes struct {
+	recorder
+	mu      sync.Mutex
+	skipped []string
+}
+
+func (s *skipNotes) Skipped(path, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skipped = append(s.skipped, filepath.ToSlash(path)+": "+reason)
+}
+
+// TestArchiveCopies: an archive's copies are opened once, and what the
+// first holds is reported at every copy: a key at each copy's member path,
+// an unreadable archive at each copy's path. An archive that differs by a
+// byte is opened on its own.
+func TestArchiveCopies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	id, sec := testkeys.KeyID(rng, "AKIA", 0), testkeys.Secret(rng)
+	zipped := func(text string) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		w, _ := zw.Create("conf/app.properties")
+		w.Write([]byte(text))
+		zw.Close()
+		return b.Bytes()
+	}
+	text := "aws_access_key_id = " + id + "\naws_secret_access_key = " + sec + "\n"
+	withKey, other := zipped(text), zipped(text+"\n")
+	broken := append([]byte("PK\x03\x04"), bytes.Repeat([]byte{0xff}, 64)...)
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"a.jar": withKey, "lib/b.jar": withKey, "lib/deep/c.jar": withKey, "d.jar": other,
+		"x.zip": broken, "lib/y.zip": broken,
+	}
+	for name, data := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), data, 0o644)
+	}
+	rep := &skipNotes{}
+	res, err := ScanPaths(context.Background(), Options{Matcher: matcher(t, ""), FS: source.FSOptions{ArchiveDepth: 1}}, []string{dir}, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range res.Findings {
+		for _, l := range f.Locations {
+			rel, _ := filepath.Rel(dir, l.File)
+			got = append(got, fmt.Sprintf("%s:%d paired=%v", filepath.ToSlash(rel), l.Line, f.Paired()))
+		}
+	}
+	sort.Strings(got)
+	want := []string{
+		"a.jar!conf/app.properties:1 paired=true",
+		"d.jar!conf/app.properties:1 paired=true",
+		"lib/b.jar!conf/app.properties:1 paired=true",
+		"lib/deep/c.jar!conf/app.properties:1 paired=true",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("locations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var notes []string
+	for _, s := range rep.skipped {
+		notes = append(notes, strings.TrimPrefix(s, filepath.ToSlash(dir)+"/"))
+	}
+	sort.Strings(notes)
+	if len(notes) != 2 || !strings.HasPrefix(notes[0], "lib/y.zip: archive not readable") || !strings.HasPrefix(notes[1], "x.zip: archive not readable") {
+		t.Errorf("skipped: %q, want both broken copies reported", notes)
+	}
+	if want := int64(2*len(text) + 1); res.Bytes != want {
+		t.Errorf("read %d bytes, want %d (two archives' members): copies were opened again", res.Bytes, want)
+	}
+}

@@ -210,7 +210,7 @@ func scanCommits(ctx context.Context, opts Options, repo *source.Repo, commits [
 		}
 		sets = append(sets, set)
 	}
-	err := scanChanges(ctx, opts, source.Changes{Repo: repo, Sets: sets, MaxSize: gopts.MaxBlobSize, ArchiveDepth: opts.FS.ArchiveDepth, SkipBinaries: opts.FS.SkipBinaries}, rep, res, coll)
+	err := scanChanges(ctx, opts, source.Changes{Repo: repo, Sets: sets, MaxSize: gopts.MaxBlobSize, ArchiveDepth: opts.FS.ArchiveDepth, ArchiveMaxSize: opts.FS.ArchiveMaxSize, SkipBinaries: opts.FS.SkipBinaries}, rep, res, coll)
 	coll.finish(res)
 	return res, err
 }
@@ -242,7 +242,7 @@ func ScanStaged(ctx context.Context, opts Options, path string, maxSize int64, r
 	for _, f := range files {
 		set.Changes = append(set.Changes, source.Change{Path: f.Path, Blob: f.Blob})
 	}
-	if err := scanChanges(ctx, opts, source.Changes{Repo: repo, Sets: []source.ChangeSet{set}, MaxSize: maxSize, AsFiles: true, ArchiveDepth: opts.FS.ArchiveDepth, SkipBinaries: opts.FS.SkipBinaries}, rep, res, coll); err != nil && ctx.Err() == nil {
+	if err := scanChanges(ctx, opts, source.Changes{Repo: repo, Sets: []source.ChangeSet{set}, MaxSize: maxSize, AsFiles: true, ArchiveDepth: opts.FS.ArchiveDepth, ArchiveMaxSize: opts.FS.ArchiveMaxSize, SkipBinaries: opts.FS.SkipBinaries}, rep, res, coll); err != nil && ctx.Err() == nil {
 		return nil, err
 	}
 	coll.finish(res)

@@ -34,8 +34,12 @@ type FSOptions struct {
 	ChunkSize    int
 	ChunkOverlap int
 	// ArchiveDepth is how deep archives are opened (2 opens a jar inside a
-	// war); 0, the default, leaves them closed, as compressed files.
+	// war); 0 leaves them closed, as compressed files.
 	ArchiveDepth int
+	// ArchiveMaxSize, when not 0, leaves archives larger than this closed
+	// (the CLI's default: small archives are opened at no notable cost,
+	// large ones only when asked).
+	ArchiveMaxSize int64
 	// SkipBinaries leaves binary files out. By default they are scanned as
 	// they are, which finds the printable strings in them as strings(1)
 	// would: any byte that is not a letter or digit ends a key ID or a
@@ -190,11 +194,20 @@ func (w *walker) link(p string) {
 	}
 }
 
+// OpensArchive reports whether an archive of size bytes is opened under
+// depth and maxSize (0: any size).
+func OpensArchive(depth int, maxSize int64, size int) bool {
+	return depth > 0 && (maxSize == 0 || int64(size) <= maxSize)
+}
+
 // Reader reads files into chunks, reusing its buffer. A Reader is owned by
 // one goroutine; make one per worker.
 type Reader struct {
 	opts FSOptions
 	buf  []byte
+	// copies, when set, is told of every archive opened: a copy of one
+	// opened before is not opened again.
+	copies *ArchiveCopies
 }
 
 // NewReader returns a Reader with the given options.
@@ -256,7 +269,7 @@ func (r *Reader) read(ctx context.Context, rd io.Reader, prov Provenance, rep Re
 		}
 	}
 	data := buf[:n]
-	if r.opts.ArchiveDepth > 0 && archiveKindOf(data) != notArchive {
+	if r.opts.ArchiveDepth > 0 && archiveKindOf(data) != notArchive && (r.opts.ArchiveMaxSize == 0 || atEnd && int64(n) <= r.opts.ArchiveMaxSize) {
 		return r.archive(rd, data, atEnd, prov, rep, fn)
 	}
 	kind := sniff(data)
@@ -353,8 +366,14 @@ func (r *Reader) archive(rd io.Reader, head []byte, atEnd bool, prov Provenance,
 		}
 		data = buf[:len(head)+n]
 	}
+	if r.copies != nil {
+		if r.copies.claim(data, prov.Path) != "" {
+			return nil // a copy: reported as the first (ArchiveCopies)
+		}
+		rep = r.copies.noting(prov.Path, rep)
+	}
 	var ferr error
-	ExpandArchive(data, prov.Path, r.opts.ArchiveDepth, rep, func(member string, text []byte) {
+	expandArchive(data, prov.Path, r.opts.ArchiveDepth, r.opts.ArchiveMaxSize, rep, func(member string, text []byte) {
 		if ferr == nil {
 			p := prov
 			p.Path = member

@@ -47,6 +47,8 @@ type Files struct {
 	// counted in Stats.Allowed.
 	Skip  func(File) bool
 	Stats *Stats
+	// Copies, when set, opens each archive's bytes once (ArchiveCopies).
+	Copies *ArchiveCopies
 }
 
 // Each walks the roots and reads every file.
@@ -71,6 +73,7 @@ func (s Files) Each(ctx context.Context, rep Reporter, yield func(Chunk)) error 
 			case r = <-readers:
 			default:
 				r = NewReader(s.Options)
+				r.copies = s.Copies
 			}
 			defer func() { readers <- r }()
 			err := r.ReadFile(ctx, f, rep, func(c Chunk) error {
@@ -133,9 +136,11 @@ type History struct {
 	MaxSize int64
 	// ArchiveDepth is how deep archives are opened (FSOptions.ArchiveDepth).
 	ArchiveDepth int
-	SkipBinaries bool // as FSOptions.SkipBinaries
-	Stats        *Stats
-	Graph        *Graph
+	// ArchiveMaxSize leaves larger archives closed (FSOptions.ArchiveMaxSize).
+	ArchiveMaxSize int64
+	SkipBinaries   bool // as FSOptions.SkipBinaries
+	Stats          *Stats
+	Graph          *Graph
 }
 
 // Each reads every blob.
@@ -144,7 +149,7 @@ func (s *History) Each(ctx context.Context, rep Reporter, yield func(Chunk)) err
 		text, binary, why := Scannable(data, s.SkipBinaries)
 		// An archive's members are named "!MEMBER": the engine puts the
 		// blob's path in front once it knows it.
-		if binary && ExpandArchive(data, "", s.ArchiveDepth, rep, func(member string, text []byte) {
+		if binary && OpensArchive(s.ArchiveDepth, s.ArchiveMaxSize, len(data)) && expandArchive(data, "", s.ArchiveDepth, s.ArchiveMaxSize, rep, func(member string, text []byte) {
 			s.Stats.Bytes.Add(int64(len(text)))
 			yield(Whole(text, Provenance{Blob: h, Path: member}))
 		}) {
@@ -213,13 +218,14 @@ type ChangeSet struct {
 // is read; and each set's message. AsFiles counts blobs as files and
 // reports binary ones, as for the index.
 type Changes struct {
-	Repo         *Repo
-	Sets         []ChangeSet
-	MaxSize      int64
-	AsFiles      bool
-	ArchiveDepth int  // as FSOptions.ArchiveDepth
-	SkipBinaries bool // as FSOptions.SkipBinaries
-	Stats        *Stats
+	Repo           *Repo
+	Sets           []ChangeSet
+	MaxSize        int64
+	AsFiles        bool
+	ArchiveDepth   int   // as FSOptions.ArchiveDepth
+	ArchiveMaxSize int64 // as FSOptions.ArchiveMaxSize
+	SkipBinaries   bool  // as FSOptions.SkipBinaries
+	Stats          *Stats
 }
 
 // Each reads the sets in order, from one goroutine.
@@ -254,7 +260,7 @@ func (s Changes) Each(ctx context.Context, rep Reporter, yield func(Chunk)) erro
 				continue
 			}
 			text, binary, why := Scannable(data, s.SkipBinaries)
-			if binary && ExpandArchive(data, c.Path, s.ArchiveDepth, rep, func(member string, text []byte) {
+			if binary && OpensArchive(s.ArchiveDepth, s.ArchiveMaxSize, len(data)) && expandArchive(data, c.Path, s.ArchiveDepth, s.ArchiveMaxSize, rep, func(member string, text []byte) {
 				s.Stats.Bytes.Add(int64(len(text)))
 				prov := set.Prov
 				prov.Path, prov.Blob = member, c.Blob
