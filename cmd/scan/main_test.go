@@ -274,3 +274,14 @@ func TestArchivesByDefault(t *testing.T) {
 		t.Errorf("--archive-depth 0: exit %d\n%s", code, out.String())
 	}
 }
+
+// TestSelfScanClean runs the README's first command, `go run ./cmd/scan
+// dir .` from the repository's root: keyburn's own source is clean (exit
+// 0), its fixtures held back by its own .keyburn.toml.
+func TestSelfScanClean(t *testing.T) {
+	t.Chdir("../..")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"dir", "."}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Errorf("scan dir . exited %d, want 0:\n%s%s", code, out.String(), errb.String())
+	}
+}

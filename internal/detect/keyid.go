@@ -161,7 +161,7 @@ func (m *Matcher) matchAt(r *rules.Rule, an anchored, c Chunk, h, kwLen int, ids
 const maxJoined = 8
 
 // joinedAt tries a key ID split across string literals joined by +, . or ..
-// (PHP, Lua), or put side by side (C, Python): "AKIA" + "QX4BPTNRRLUGAZ2M".
+// (PHP, Lua), or put side by side (C, Python): "AKIA" + "…" (the rest of it).
 // The keyword must open a literal that is too short to hold the ID. A
 // joined ID is an evasion: the caller reports it with less confidence.
 func (m *Matcher) joinedAt(r *rules.Rule, an anchored, c Chunk, h int, ids []IDMatch) []IDMatch {
