@@ -161,7 +161,7 @@ type setup struct {
 // resolve checks the common flags and loads the rules and the baseline.
 // dirHint is where to look for .keyburn.toml when --config is not given: the
 // scanned directory, or the current one when the input is files or stdin.
-func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
+func (c *common) resolve(ctx context.Context, u *ui, dirHint string) (*setup, error) {
 	u.verbose = c.verbose
 	if c.statePath == "" {
 		c.statePath = store.DefaultPath()
@@ -207,6 +207,17 @@ func (c *common) resolve(u *ui, dirHint string) (*setup, error) {
 	}
 	if c.dryRun && s.policy == respond.Off {
 		return nil, errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
+	}
+	if s.policy != respond.Off {
+		// Acting needs keyburn's own credentials: found out now, not
+		// after the whole scan.
+		cfg, err := clients.AWS(ctx)
+		if err == nil {
+			err = clients.CheckCredentials(ctx, cfg)
+		}
+		if err != nil {
+			return nil, noCredentials(u, err)
+		}
 	}
 	if s.baseline, err = c.readBaseline(u, l); err != nil {
 		return nil, err
@@ -453,10 +464,7 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	v := cc.Verifier(cfg)
 	r, err := cc.Responder(ctx, cfg)
 	if errors.Is(err, respond.ErrNoCredentials) {
-		u.debugf("%v", err)
-		return errors.New("--respond needs keyburn's own AWS credentials and found none: set AWS_PROFILE " +
-			"(a profile in ~/.aws/config), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an " +
-			"instance, task or pod role provides them (-v shows what the SDK tried)")
+		return noCredentials(u, err)
 	}
 	if err != nil {
 		return err
@@ -492,6 +500,18 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	}
 	u.debugf("verification: %d STS call(s)", v.Calls())
 	return nil
+}
+
+// noCredentials is the error of a responding run without keyburn's own
+// AWS credentials (-v shows the SDK's reason).
+func noCredentials(u *ui, err error) error {
+	if !errors.Is(err, respond.ErrNoCredentials) {
+		return err
+	}
+	u.debugf("%v", err)
+	return errors.New("--respond needs keyburn's own AWS credentials and found none: set AWS_PROFILE " +
+		"(a profile in ~/.aws/config), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an " +
+		"instance, task or pod role provides them (-v shows what the SDK tried)")
 }
 
 // dueText says what became of one due deletion.

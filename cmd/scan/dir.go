@@ -35,7 +35,7 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	if hint == "-" {
 		hint = "."
 	}
-	s, err := c.resolve(u, hint)
+	s, err := c.resolve(ctx, u, hint)
 	if err != nil {
 		return exitError, err
 	}

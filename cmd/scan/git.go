@@ -80,7 +80,7 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	if rng != "" && since != "" {
 		return exitError, errors.New("--range and --since-commit cannot be used together")
 	}
-	s, err := c.resolve(u, path)
+	s, err := c.resolve(ctx, u, path)
 	if err != nil {
 		return exitError, err
 	}

@@ -111,7 +111,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	if f.alerts {
 		f.c.verify = true // an alert is acted on only once its key is verified
 	}
-	s, err := f.c.resolve(u, ".")
+	s, err := f.c.resolve(ctx, u, ".")
 	if err != nil {
 		return exitError, err
 	}

@@ -41,7 +41,7 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 		fs.Usage()
 		return exitError, errors.New("scan staged takes one repository")
 	}
-	s, err := c.resolve(u, path)
+	s, err := c.resolve(ctx, u, path)
 	if err != nil {
 		return exitError, err
 	}

@@ -286,6 +286,9 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	switch {
 	case policy == respond.Off:
 		log.Warn("RESPONDER OFF: live keys are verified and reported, never deactivated or deleted (--respond=delete to revoke them)")
+		if err := clients.CheckCredentials(ctx, cfg); err != nil {
+			log.Warn("no AWS credentials of keyburn's own: --respond could not act, and keys whose ID does not encode their account are not verified (AWS_PROFILE, AWS_ACCESS_KEY_ID, or an instance role)", "err", err)
+		}
 	default:
 		o.Responder, err = cc.Responder(ctx, cfg)
 		if err != nil {
@@ -308,6 +311,8 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 			return err
 		}
 		log.Info("notifications on", "targets", len(c.notify))
+	} else {
+		log.Warn("no notification targets: findings and actions are told only in this log and on GitHub ([[notify.target]] in --config)")
 	}
 	if o.App, err = clients.App(c.appID, c.appKey, c.githubAPI); err != nil {
 		return o, err
@@ -316,6 +321,9 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 		if o.GitHub, err = clients.GitHub(tok, c.githubAPI); err != nil {
 			return o, err
 		}
+	}
+	if o.Token == "" && o.App == nil {
+		log.Warn("NO GITHUB CREDENTIALS: private repositories cannot be fetched, secret-scanning alerts cannot be read, and no commit status, issue or alert resolution is posted (GITHUB_TOKEN, or --github-app-id with --github-app-key)")
 	}
 	return o, nil
 }

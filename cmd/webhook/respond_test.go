@@ -67,19 +67,28 @@ func runUntil(t *testing.T, args []string, done func() bool) string {
 }
 
 // TestDefaultsMatchTheCLI: without flags the receiver responds to nothing
-// and says so loudly, and keeps its state where the CLI looks (so that
+// and says so loudly, warns of each missing piece (GitHub credentials, AWS
+// credentials, notification targets), and keeps its state where the CLI looks (so that
 // `keyburn scan audit` sees what it did), readable by its owner only.
 func TestDefaultsMatchTheCLI(t *testing.T) {
 	t.Setenv("KEYBURN_WEBHOOK_SECRET", testSecret)
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("GITHUB_TOKEN", "")
+	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	state := store.DefaultPath()
 	log := runUntil(t, []string{"--listen", "127.0.0.1:0", "--workers", "0", "--mirrors", t.TempDir()}, func() bool {
 		_, err := os.Stat(state)
 		return err == nil
 	})
-	if !strings.Contains(log, "RESPONDER OFF") {
-		t.Errorf("the log does not say the responder is off:\n%s", log)
+	for _, warning := range []string{"RESPONDER OFF", "NO GITHUB CREDENTIALS", "no AWS credentials of keyburn's own", "no notification targets"} {
+		if !strings.Contains(log, `"level":"WARN","msg":"`+warning) {
+			t.Errorf("the log does not warn %q:\n%s", warning, log)
+		}
 	}
 	fi, err := os.Stat(state)
 	if err != nil || fi.Mode().Perm() != 0o600 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -74,7 +75,31 @@ func TestAnnotatedTagPush(t *testing.T) {
 			t.Errorf("a false issue: %v", is["title"])
 		}
 	}
+	// The log tells the operator what was found and done, one line each.
+	found := logLines(t, log, "key found")
+	if len(found) != 1 || found[0]["key_id"] != keyID || found[0]["repo"] != "acme/app" || found[0]["commit"] != commit ||
+		found[0]["path"] != "release.env" || found[0]["verdict"] != "live" || found[0]["action"] != "deleted" ||
+		found[0]["severity"] == nil || found[0]["fingerprint"] == nil || len(fmt.Sprint(found[0]["fingerprint"])) != 64 {
+		t.Errorf("key found lines %v\n%s", found, log)
+	}
+	acted := logLines(t, log, "key acted on")
+	if len(acted) != 1 || acted[0]["action"] != "deleted" || acted[0]["audit"] != "keyburn scan audit --key "+keyID {
+		t.Errorf("key acted on lines %v", acted)
+	}
 	if strings.Contains(log, sec) || strings.Contains(log, "not a commit") {
 		t.Errorf("the log shows the secret, or a failure to read the tag:\n%s", log)
 	}
+}
+
+// logLines returns the receiver's JSON log lines whose msg is msg.
+func logLines(t *testing.T, log, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(log, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 	"github.com/google/go-github/v62/github"
 
 	"github.com/keyburn/keyburn/internal/ghapp"
@@ -33,11 +34,32 @@ const region = "us-east-1"
 // AWS loads keyburn's own AWS configuration: the SDK's default chain
 // (environment, shared files, instance role), resolved when first used.
 func AWS(ctx context.Context) (aws.Config, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	// The SDK logs nothing of its own (an IMDSv1 fallback, a retry): what
+	// matters reaches the caller as an error.
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithLogger(logging.Nop{}))
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// credentialsWait bounds resolving keyburn's own credentials (an instance
+// role's metadata service that does not answer).
+const credentialsWait = 15 * time.Second
+
+// CheckCredentials resolves cfg's credentials now, so that a command that
+// will act on keys finds out before its work that it cannot. The error
+// wraps respond.ErrNoCredentials.
+func CheckCredentials(ctx context.Context, cfg aws.Config) error {
+	if cfg.Credentials == nil {
+		return respond.ErrNoCredentials
+	}
+	ctx, cancel := context.WithTimeout(ctx, credentialsWait)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return fmt.Errorf("%w: %w", respond.ErrNoCredentials, err)
+	}
+	return nil
 }
 
 // maxSourceDepth bounds a chain of source profiles.

@@ -200,6 +200,7 @@ func (w *Worker) once(stop, work context.Context) (int, error) {
 	took := time.Since(start)
 	cancel()
 	<-renewed
+	logFindings(log, res)
 	if w.o.Observe != nil {
 		w.o.Observe(res, took, perr)
 	}
@@ -224,7 +225,14 @@ func (w *Worker) once(stop, work context.Context) (int, error) {
 		d.Attempts = attempts
 		return 1, w.o.Queue.Fail(settle, d, perr.Error(), backoff, w.o.MaxAttempts)
 	}
-	log.Info("delivery done", "repo", res.Repo, "range", res.Range, "findings", len(res.Findings), "seconds", took.Seconds())
+	attrs := []any{"repo", res.Repo, "range", res.Range, "findings", len(res.Findings), "seconds", took.Seconds()}
+	if res.Ignored != "" {
+		attrs = append(attrs, "ignored", res.Ignored)
+	}
+	if res.Alert != "" {
+		attrs = append(attrs, "alert", res.Alert)
+	}
+	log.Info("delivery done", attrs...)
 	return 1, w.o.Queue.Finish(settle, d)
 }
 
@@ -540,6 +548,59 @@ func codeSpan(s string) string {
 // cell is a code span for a table cell: a '|' in it would end the cell,
 // so it is escaped as GitHub's tables require.
 func cell(s string) string { return strings.ReplaceAll(codeSpan(s), "|", `\|`) }
+
+// logFindings writes one line per finding of a delivery (where, which
+// key, how sure, the verdict and the action), and one more per key acted
+// on, with where the audit log has it. Secrets are never in them: a key
+// is named by its ID and fingerprint.
+func logFindings(log *slog.Logger, res Result) {
+	for _, f := range res.Findings {
+		attrs := []any{"repo", res.Repo, "key_id", f.KeyID, "fingerprint", f.Fingerprint(), "severity", f.Severity,
+			"paired", f.Paired()}
+		if len(f.Locations) > 0 {
+			l := f.Locations[0]
+			attrs = append(attrs, "commit", l.Commit, "path", l.File, "line", l.Line, "locations", len(f.Locations))
+		}
+		verdict := "not verified"
+		if v := f.Verification; v != nil {
+			verdict = v.Status
+			if v.Error != "" {
+				attrs = append(attrs, "verify_error", v.Error)
+			}
+			if v.ARN != "" {
+				attrs = append(attrs, "owner", v.ARN)
+			}
+		}
+		action := "none"
+		if r := f.Response; r != nil {
+			action = r.Action
+		}
+		attrs = append(attrs, "verdict", verdict, "action", action)
+		level := slog.LevelWarn // a key in a push is worth attention
+		if f.Verification != nil && f.Verification.Error != "" {
+			level = slog.LevelError // not known to be dead
+		}
+		log.Log(context.Background(), level, "key found", attrs...)
+		r := f.Response
+		if r == nil || respond.Action(r.Action) == respond.ActionNone && r.Error == "" {
+			continue
+		}
+		acted := []any{"repo", res.Repo, "key_id", f.KeyID, "fingerprint", f.Fingerprint(), "action", r.Action}
+		if r.Reason != "" {
+			acted = append(acted, "reason", r.Reason)
+		}
+		if r.DueAt != "" {
+			acted = append(acted, "delete_due", r.DueAt)
+		}
+		acted = append(acted, "audit", "keyburn scan audit --key "+f.KeyID)
+		switch {
+		case r.Error != "" || respond.Action(r.Action) == respond.ActionFailed:
+			log.Error("KEY ACTION FAILED", append(acted, "err", r.Error)...)
+		default:
+			log.Warn("key acted on", acted...)
+		}
+	}
+}
 
 type reporter struct{ log *slog.Logger }
 
