@@ -245,11 +245,51 @@ func Decode(name string, text []byte) (File, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, _ := de.Position()
-			return File{}, &Error{File: name, Line: row, Err: errors.New(de.Error())}
+			return File{}, &Error{File: name, Line: row, Err: errors.New(decodeMessage(de))}
 		}
 		return File{}, &Error{File: name, Err: err}
 	}
 	return f, nil
+}
+
+// typeError is go-toml's message for a value of the wrong type, which
+// names a Go struct field: decodeMessage says it in the file's own words.
+var typeError = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S+ of type (\S+)`)
+
+// decodeMessage is a decoding error as the file's author reads it: the
+// key (scan.archive_depth), what it holds and what it wants, never a Go
+// type.
+func decodeMessage(de *toml.DecodeError) string {
+	m := typeError.FindStringSubmatch(de.Error())
+	key := strings.Join(de.Key(), ".")
+	if m == nil || key == "" {
+		return de.Error()
+	}
+	return fmt.Sprintf("%s: %s, where %s is wanted", key, tomlKinds[m[1]], goKind(m[2]))
+}
+
+// tomlKinds name TOML's kinds of value as go-toml's messages spell them.
+var tomlKinds = map[string]string{
+	"string": "a string", "integer": "a whole number", "float": "a number", "boolean": "true or false",
+	"array": "a list", "table": "a table", "datetime": "a date", "inlinetable": "a table",
+}
+
+// goKind names what a Go type of a rules field wants, in TOML's words.
+func goKind(t string) string {
+	if elem, ok := strings.CutPrefix(t, "[]"); ok {
+		return "a list of " + strings.TrimPrefix(goKind(elem), "a ") + "s"
+	}
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	}
+	return "a table"
 }
 
 // Default returns the compiled default rules.

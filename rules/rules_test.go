@@ -109,6 +109,9 @@ var loadErrorTests = []struct {
 	{"wrong type", "[[rule]]\nid = 5\n", `user.toml:2:`},
 	{"bad severity floor", "[aws]\nrespond_min_severity = 'severe'\n", `user.toml:1: aws: respond_min_severity "severe"`},
 	{"bad region", "[aws]\nevidence_regions = ['us-east-1', 'Ireland']\n", `user.toml:1: aws: evidence_regions: "Ireland" is not an AWS region name`},
+	{"type: string for a number", "[scan]\narchive_depth = \"two\"\n", "user.toml:2: scan.archive_depth: a string, where a whole number is wanted"},
+	{"type: number for a list", "[aws]\nallow_accounts = 5\n", "user.toml:2: aws.allow_accounts: a whole number, where a list of strings is wanted"},
+	{"type: number for true or false", "[scan]\nskip_binaries = 1\n", "user.toml:2: scan.skip_binaries: a whole number, where true or false is wanted"},
 	{"example both", "[[rule]]\nid = \"e\"\nkey_id = 'AKIA[A-Z]{16}'\nkeywords = ['AKIA']\n[[rule.examples]]\nmatch = 'a'\nnomatch = 'b'\n", `rule "e": examples[0]: set exactly one`},
 }
 

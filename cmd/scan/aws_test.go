@@ -195,6 +195,63 @@ func TestDueDeletionWithoutFindings(t *testing.T) {
 	}
 }
 
+// TestDeactivateHints: after --respond=deactivate the CLI does not say a
+// deletion will follow (none was scheduled); after --respond=delete with a
+// soak window it says one will, and by what.
+func TestDeactivateHints(t *testing.T) {
+	m := awstest.Start(t)
+	awsEnv(t, m)
+	state := filepath.Join(t.TempDir(), "state.db")
+	for _, tc := range []struct {
+		user string
+		args []string
+		want string
+		not  string
+	}{
+		{"hugo", []string{"--respond=deactivate"}, "nothing is scheduled", "soak window ends"},
+		{"ines", []string{"--respond=delete", "--soak", "1h"}, "1 deactivated key(s) will be deleted once their soak window ends", "nothing is scheduled"},
+	} {
+		id, sec := m.UserKey(t, tc.user)
+		dir := t.TempDir()
+		keyFile(t, dir, "app.env", id, sec)
+		code, out, stderr := runCLI(append(append([]string{"dir"}, tc.args...), "--aws-endpoint", m.URL, "--state", state, dir)...)
+		if code != exitFindings || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, tc.not) {
+			t.Errorf("%v: exit %d, want a hint %q and none %q:\n%s\n%s", tc.args, code, tc.want, tc.not, out, stderr)
+		}
+		if s := m.KeyStatus(t, tc.user, id); s != "Inactive" {
+			t.Errorf("%v: the key is %q, want Inactive", tc.args, s)
+		}
+	}
+}
+
+// TestOnlyVerifiedAndFailOnLive: trufflehog's --only-verified reports
+// only the live key of two; --fail-on live reports both and fails only
+// when one is live.
+func TestOnlyVerifiedAndFailOnLive(t *testing.T) {
+	m := awstest.Start(t)
+	awsEnv(t, m)
+	liveID, liveSec := m.UserKey(t, "jo")
+	rng := rand.New(rand.NewPCG(22, 6))
+	deadID, deadSec := testkeys.KeyID(rng, "AKIA", 0), testkeys.Secret(rng)
+	both, deadOnly := t.TempDir(), t.TempDir()
+	keyFile(t, both, "live.env", liveID, liveSec)
+	keyFile(t, both, "dead.env", deadID, deadSec)
+	keyFile(t, deadOnly, "dead.env", deadID, deadSec)
+	state := filepath.Join(t.TempDir(), "state.db")
+	code, out, stderr := runCLI("dir", "--only-verified", "--aws-endpoint", m.URL, "--state", state, both)
+	if code != exitFindings || !strings.Contains(out, liveID) || strings.Contains(out, deadID) || !strings.Contains(stderr, "1 finding not live left out") {
+		t.Errorf("--only-verified: exit %d, want only %s\n%s\n%s", code, liveID, out, stderr)
+	}
+	code, out, stderr = runCLI("dir", "--fail-on", "live", "--aws-endpoint", m.URL, "--state", state, deadOnly)
+	if code != exitClean || !strings.Contains(out, deadID) {
+		t.Errorf("--fail-on live, no live key: exit %d, want 0 with the key reported\n%s\n%s", code, out, stderr)
+	}
+	code, _, stderr = runCLI("dir", "--fail-on", "live", "--aws-endpoint", m.URL, "--state", state, both)
+	if code != exitFindings {
+		t.Errorf("--fail-on live with a live key: exit %d\n%s", code, stderr)
+	}
+}
+
 // TestAuditNothingRecorded: on a machine where nothing was recorded yet,
 // `scan audit` says so and succeeds, without creating a state file.
 func TestAuditNothingRecorded(t *testing.T) {

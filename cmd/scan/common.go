@@ -54,13 +54,19 @@ type common struct {
 	statePath   string
 	soak        time.Duration
 	roleName    string
+
+	// What fails a run: --fail-on, --only-verified, --exit-code.
+	failOn       string
+	onlyVerified bool
+	exitCode     int
+	redact       bool // gitleaks's flag: secrets are redacted anyway
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	c.fs = fs
-	fs.StringVar(&c.format, "format", "text", "output `format`: text, json, jsonl, sarif or html (one self-contained page)")
-	fs.StringVar(&c.output, "output", "", "write results to `file` instead of standard output")
-	fs.StringVar(&c.config, "config", "", "rules `file` extending the defaults")
+	fs.StringVarP(&c.format, "format", "f", "text", "output `format`: text, json, jsonl, sarif or html (one self-contained page); also --report-format")
+	fs.StringVarP(&c.output, "output", "r", "", "write results to `file` instead of standard output; also --report-path")
+	fs.StringVarP(&c.config, "config", "c", "", "rules `file` extending the defaults")
 	fs.StringVar(&c.baseline, "baseline", "", "`file` of accepted findings (a JSON report or fingerprints)")
 	fs.BoolVar(&c.showSecret, "show-secret", false, "print secrets in full")
 	fs.IntVar(&c.concurrency, "concurrency", 0, "files scanned at once (default 2 × CPUs)")
@@ -76,6 +82,48 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.statePath, "state", "", "the state `file` (verdict cache, audit log); default "+stateDefault)
 	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
 	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
+	fs.StringVar(&c.failOn, "fail-on", "any", "exit 1 only for findings of this `level` or above: any, medium, high, critical, or live (keys verified live, or that could not be verified; implies --verify)")
+	fs.BoolVar(&c.onlyVerified, "only-verified", false, "report only keys verified live (implies --verify)")
+	fs.IntVar(&c.exitCode, "exit-code", exitFindings, "the exit `status` when findings fail the run")
+	fs.BoolVar(&c.redact, "redact", false, "accepted for gitleaks users: secrets are always redacted unless --show-secret")
+	fs.SetNormalizeFunc(flagAliases)
+}
+
+// flagAliases are other scanners' names for keyburn's flags, so that a
+// gitleaks user's fingers work: --report-format, --report-path.
+func flagAliases(fs *flag.FlagSet, name string) flag.NormalizedName {
+	switch name {
+	case "report-format":
+		name = "format"
+	case "report-path":
+		name = "output"
+	}
+	return flag.NormalizedName(name)
+}
+
+// failOnLevels are --fail-on's values.
+var failOnLevels = []string{"any", "low", "medium", "high", "critical", "live"}
+
+// failing returns the findings that fail the run under --fail-on.
+func (c *common) failing(fs []*finding.Finding) []*finding.Finding {
+	var out []*finding.Finding
+	for _, f := range fs {
+		switch c.failOn {
+		case "", "any", "low":
+			out = append(out, f)
+		case "live":
+			// A verification that could not finish fails too: an
+			// unreachable AWS is no proof that a key is dead.
+			if v := f.Verification; v != nil && (v.Status == string(verify.Live) || v.Status == string(verify.Error)) {
+				out = append(out, f)
+			}
+		default:
+			if finding.AtLeast(f.Severity, c.failOn) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // fromConfig takes the [scan] settings of the rules file for the flags not
@@ -205,8 +253,23 @@ func (c *common) resolve(ctx context.Context, u *ui, dirHint string) (*setup, er
 	if s.policy != respond.Off {
 		c.verify = true
 	}
+	if !slices.Contains(failOnLevels, c.failOn) {
+		return nil, fmt.Errorf("--fail-on %q: want one of %s", c.failOn, strings.Join(failOnLevels, ", "))
+	}
+	if c.failOn == "live" || c.onlyVerified {
+		c.verify = true
+	}
+	if c.exitCode < 0 || c.exitCode > 125 {
+		return nil, fmt.Errorf("--exit-code %d: want 0 to 125", c.exitCode)
+	}
+	if c.redact && c.showSecret {
+		return nil, errors.New("--redact and --show-secret contradict each other")
+	}
 	if c.dryRun && s.policy == respond.Off {
 		return nil, errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
+	}
+	if c.soak != 0 && s.policy != respond.Delete {
+		return nil, errors.New("--soak goes with --respond=delete (it is the wait between deactivating and deleting)")
 	}
 	if s.policy != respond.Off {
 		// Acting needs keyburn's own credentials: found out now, not
@@ -236,7 +299,13 @@ const notifyDrain = 30 * time.Second
 // was scanned, when, and each key's audit trail from the state file (when
 // there is one). The returned func closes the state.
 func (c *common) htmlOptions(ctx context.Context, s *setup) func() {
-	s.report.Title, s.report.Generated = s.where, time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	// The title names what was scanned: "." or "src" alone would tell a
+	// reader of the page, later and elsewhere, nothing.
+	title := s.where
+	if abs, err := filepath.Abs(title); err == nil {
+		title = abs
+	}
+	s.report.Title, s.report.Generated = title, time.Now().UTC().Format("2006-01-02 15:04 UTC")
 	if _, err := os.Stat(c.statePath); err != nil {
 		return func() {}
 	}
@@ -288,7 +357,11 @@ func (c *common) notify(ctx context.Context, u *ui, s *setup, fs []*finding.Find
 		u.debugf("notify: %v", err)
 	}
 	if pending > 0 {
-		u.errorf("%d notification(s) not delivered yet (%v): the next run retries them", pending, err)
+		why := "waiting for a retry"
+		if err != nil {
+			why = err.Error()
+		}
+		u.errorf("%d notification(s) not delivered yet (%s): the next run retries them", pending, why)
 	}
 	return nil
 }
@@ -328,14 +401,17 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 			paired++
 		}
 	}
-	var live, deactivated, deleted int
+	var live, deactivated, scheduled, deleted int
 	for _, f := range fs {
 		if f.Verification != nil && f.Verification.Status == string(verify.Live) {
 			live++
 		}
 		if f.Response != nil {
 			switch respond.Action(f.Response.Action) {
-			case respond.ActionDeactivated, respond.ActionScheduled:
+			case respond.ActionScheduled:
+				scheduled++
+				deactivated++
+			case respond.ActionDeactivated:
 				deactivated++
 			case respond.ActionDeleted:
 				deleted++
@@ -389,14 +465,17 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 		switch {
 		case deleted+deactivated > 0 && deleted+deactivated == live:
 			u.hint("every live key found is out of use now: issue new ones to whoever used them, kept in a secret store")
-			if deactivated > 0 {
-				u.hint("deactivated keys are deleted once their soak window ends ('keyburn scan audit' lists them)")
+			if scheduled > 0 {
+				u.hint("%d deactivated key(s) will be deleted once their soak window ends, by a later --respond=delete run or the receiver ('keyburn scan audit' lists them)", scheduled)
+			}
+			if deactivated > scheduled {
+				u.hint("deactivated keys stay in IAM, inactive, until deleted there (or by --respond=delete): nothing is scheduled")
 			}
 		case deleted+deactivated > 0:
 			u.hint("some live keys are still usable (see each finding's action): deactivate and rotate them in IAM")
 		default:
-			u.hint("a key in a file is leaked for good, even once removed: deactivate and rotate it in IAM")
-			u.hint("then move the new one to a secret store; accept test keys in a baseline (--baseline, or [scan] baseline in .keyburn.toml)")
+			u.tip("a key in a file is leaked for good, even once removed: deactivate and rotate it in IAM")
+			u.tip("then move the new one to a secret store; accept test keys in a baseline (--baseline, or [scan] baseline in .keyburn.toml)")
 		}
 		return exitFindings
 	}
@@ -537,6 +616,28 @@ func (c *common) complete(ctx context.Context, u *ui, s *setup, stdout io.Writer
 	// A verification or response that cannot start does not hide what the
 	// scan found: the findings are written, then the error.
 	checkErr := c.check(ctx, u, s, fs)
+	if c.onlyVerified {
+		// Live keys, and those whose verification could not finish (an
+		// unreachable AWS is not proof of a dead key): those are said.
+		var kept []*finding.Finding
+		unknown := 0
+		for _, f := range fs {
+			switch {
+			case f.Verification != nil && f.Verification.Status == string(verify.Error):
+				unknown++
+				kept = append(kept, f)
+			case f.Verification != nil && f.Verification.Status == string(verify.Live):
+				kept = append(kept, f)
+			}
+		}
+		if n := len(fs) - len(kept); n > 0 {
+			u.printf("%d finding%s not live left out (--only-verified)", n, plural(n))
+		}
+		if unknown > 0 {
+			u.errorf("%d key%s could not be verified (see each finding's verdict): kept, as --only-verified cannot call them dead", unknown, plural(unknown))
+		}
+		fs = kept
+	}
 	if c.format == "html" {
 		closeAudit := c.htmlOptions(ctx, s)
 		defer closeAudit()
@@ -547,12 +648,27 @@ func (c *common) complete(ctx context.Context, u *ui, s *setup, stdout io.Writer
 	if err := c.notify(ctx, u, s, fs); err != nil {
 		checkErr = errors.Join(checkErr, err)
 	}
+	failing := c.failing(fs)
 	if before != nil {
-		before(fs)
+		before(failing)
 	}
 	code := finish(u, res, fs, accepted, time.Since(start), scanErr)
 	if checkErr != nil {
 		return exitError, checkErr
+	}
+	if code == exitFindings && len(fs) > 0 {
+		// Findings decide by --fail-on; what else went wrong still counts.
+		switch {
+		case len(failing) > 0:
+			code = c.exitCode
+		case scanErr != nil || u.failures() > 0:
+			code = exitError
+		case u.treeProblems() > 0:
+			code = exitFindings
+		default:
+			u.printf("no finding at --fail-on %s: exit 0", c.failOn)
+			code = exitClean
+		}
 	}
 	return code, nil
 }

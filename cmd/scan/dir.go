@@ -23,6 +23,7 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	var c common
 	fs := flag.NewFlagSet("dir", flag.ContinueOnError)
 	c.register(fs)
+	fs.Bool("no-git", false, "accepted for gitleaks users: scan dir reads files, never git history")
 	if err := parseFlags(fs, args, u, dirUsage, stdout); err != nil {
 		return exitError, err
 	}

@@ -121,9 +121,9 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 		u.hint("a key in a commit stays in history: rewrite the commits that add it before pushing, and rotate the key")
 		if preCommit {
-			u.hint("to push anyway, knowing the key is a real leak: SKIP=keyburn-pre-push git push")
+			u.hint("to push anyway, only for a key that is not real (a test key): SKIP=keyburn-pre-push git push")
 		} else {
-			u.hint("to push anyway, knowing the key is a real leak: git push --no-verify")
+			u.hint("to push anyway, only for a key that is not real (a test key): git push --no-verify")
 		}
 	})
 }

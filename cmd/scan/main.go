@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -124,6 +125,7 @@ func main() {
 // run is keyburn without the process: arguments in, exit code out.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ui := newUI(stderr)
+	args = commandFirst(args)
 	if len(args) > 0 && args[0] == "scan" {
 		args = args[1:]
 	}
@@ -156,6 +158,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 	default:
 		ui.errorf("unknown command %q", args[0])
+		if near := nearest(args[0], append(slices.Clone(commands), topCommands...)); near != "" {
+			ui.hint("did you mean 'keyburn scan %s'?", near)
+		}
 		ui.hint("run 'keyburn help' for the commands")
 		return exitError
 	}
@@ -177,3 +182,64 @@ var (
 	errUsage = errors.New("usage")
 	errHelp  = errors.New("help")
 )
+
+// topCommands are the words run dispatches on besides the scan commands.
+var topCommands = []string{"completion", "version", "help"}
+
+// isCommand reports whether w names a command.
+func isCommand(w string) bool { return slices.Contains(commands, w) || slices.Contains(topCommands, w) }
+
+// commandFirst moves flags typed before the command after it, where the
+// command's own flag set reads them: "--format jsonl scan dir ." is
+// "scan dir --format jsonl .". The command is the first word that names
+// one; arguments before it are left as they were when none does.
+func commandFirst(args []string) []string {
+	if len(args) == 0 || !strings.HasPrefix(args[0], "-") || slices.Contains([]string{"-h", "-help", "--help"}, args[0]) {
+		return args
+	}
+	for i, a := range args {
+		if a != "scan" && !isCommand(a) {
+			continue
+		}
+		j := i + 1
+		if a == "scan" && j < len(args) && isCommand(args[j]) {
+			j++
+		}
+		out := append(append([]string{}, args[i:j]...), args[:i]...)
+		return append(out, args[j:]...)
+	}
+	return args
+}
+
+// nearest returns the word of words within two edits of w (the closest),
+// or "".
+func nearest(w string, words []string) string {
+	best, dist := "", 3
+	for _, c := range words {
+		if d := editDistance(w, c); d < dist {
+			best, dist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -283,5 +284,24 @@ func TestSelfScanClean(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"dir", "."}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Errorf("scan dir . exited %d, want 0:\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestSkippedSummary: the summary counts skipped inputs by class, in
+// words that agree with the count; the detail is for -v.
+func TestSkippedSummary(t *testing.T) {
+	u := newUI(io.Discard)
+	for range 5 {
+		u.Skipped("d", "directory already scanned (symbolic link loop or second link)")
+	}
+	u.Skipped("a.zip", "archive not readable: zip: not a valid zip file")
+	u.Skipped("b.gz", "archive not readable: flate: corrupt input before offset 3")
+	u.Skipped("c.tar", "archive: decompressed members over its budget of 16 MiB (a zip bomb?); the rest of it is not scanned")
+	u.Skipped("big", "300 bytes, over the 200-byte limit (--max-file-size)")
+	u.Skipped("x.png", "compressed (png)")
+	u.Skipped("y.jpg", "compressed (jpeg)")
+	want := "1 archive read in part, 1 file over the size limit, 2 archives not readable, 2 compressed files, 5 directories already scanned"
+	if got := u.skippedSummary(); got != want {
+		t.Errorf("summary\n%s\nwant\n%s", got, want)
 	}
 }

@@ -82,9 +82,9 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 			u.hint("a test key that is not real can be accepted with a 'keyburn:allow' comment on its line")
 			switch runBy() {
 			case "pre-commit":
-				u.hint("to commit anyway, knowing the key is a real leak: git commit --no-verify")
+				u.hint("to commit anyway, only for a key that is not real (a test key): git commit --no-verify")
 			case "pre-commit framework":
-				u.hint("to commit anyway, knowing the key is a real leak: SKIP=keyburn git commit")
+				u.hint("to commit anyway, only for a key that is not real (a test key): SKIP=keyburn git commit")
 			}
 		}
 	})

@@ -21,7 +21,7 @@ type ui struct {
 	mu      sync.Mutex
 	w       io.Writer
 	verbose bool
-	skipped map[string]int // reason class → count
+	skipped map[skipped]int // count by class of reason
 	failed  int
 	// problems counts what a scanned tree got wrong (a malformed
 	// .keyburn.toml, a baseline out of the tree): reported, scanned anyway,
@@ -30,7 +30,7 @@ type ui struct {
 	problems int
 }
 
-func newUI(w io.Writer) *ui { return &ui{w: w, skipped: map[string]int{}} }
+func newUI(w io.Writer) *ui { return &ui{w: w, skipped: map[skipped]int{}} }
 
 func (u *ui) errorf(format string, args ...any) {
 	u.mu.Lock()
@@ -63,6 +63,22 @@ func (u *ui) hint(format string, args ...any) {
 	fmt.Fprintf(u.w, "hint: "+format+"\n", printable(args)...)
 }
 
+// tip is a generic hint, the same on every run: shown to a person at a
+// terminal, and under -v; never in a hook's or CI's output, where it
+// would repeat on every run.
+func (u *ui) tip(format string, args ...any) {
+	if u.verbose || u.person() {
+		u.hint(format, args...)
+	}
+}
+
+// person reports whether a person reads standard error: a terminal, not
+// a git hook, not CI.
+func (u *ui) person() bool {
+	f, ok := u.w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("CI") == "" && runBy() == ""
+}
+
 func (u *ui) debugf(format string, args ...any) {
 	if u.verbose {
 		u.errorf(format, args...)
@@ -72,11 +88,7 @@ func (u *ui) debugf(format string, args ...any) {
 // Skipped implements source.Reporter.
 func (u *ui) Skipped(path, reason string) {
 	u.mu.Lock()
-	class, _, _ := strings.Cut(reason, " (")
-	if strings.Contains(reason, "limit") {
-		class = "over the size limit"
-	}
-	u.skipped[class]++
+	u.skipped[skipClass(reason)]++
 	u.mu.Unlock()
 	if strings.HasPrefix(reason, source.LinkOutsideRoot) {
 		// Rare, and a sign of a tree reaching for the operator's files:
@@ -85,6 +97,53 @@ func (u *ui) Skipped(path, reason string) {
 		return
 	}
 	u.debugf("skipped %s: %s", path, reason)
+}
+
+// skipped is a class of skipped input for the summary: a noun for one
+// and for many, and what is said of them ("2 archives not readable").
+type skipped struct{ one, many, rest string }
+
+func (c skipped) say(n int) string {
+	noun := c.one
+	if n != 1 {
+		noun = c.many
+	}
+	return strings.TrimSpace(noun + " " + c.rest)
+}
+
+// skipClasses name the reasons sources give for skipping, by how each
+// begins, as the summary counts them.
+var skipClasses = []struct {
+	prefix string
+	class  skipped
+}{
+	{"archive member", skipped{"archive member", "archive members", "not readable"}},
+	{"archive not readable", skipped{"archive", "archives", "not readable"}},
+	{"archive:", skipped{"archive", "archives", "read in part"}},
+	{"directory already scanned", skipped{"directory", "directories", "already scanned"}},
+	{"compressed", skipped{"compressed file", "compressed files", ""}},
+	{"binary", skipped{"binary file", "binary files", ""}},
+	{"not a regular file", skipped{"special file", "special files", "(not regular)"}},
+	{"broken symbolic link", skipped{"broken symbolic link", "broken symbolic links", ""}},
+	{"absent from this partial clone", skipped{"object", "objects", "absent from this partial clone"}},
+	{"submodule", skipped{"submodule", "submodules", "not followed"}},
+	{source.LinkOutsideRoot, skipped{"symbolic link", "symbolic links", "out of the scanned root"}},
+}
+
+// skipClass sorts a reason into its class for the summary: the detail
+// (which error, which link) is for -v.
+func skipClass(reason string) skipped {
+	if strings.Contains(reason, "limit") {
+		return skipped{"file", "files", "over the size limit"}
+	}
+	for _, c := range skipClasses {
+		if strings.HasPrefix(reason, c.prefix) {
+			return c.class
+		}
+	}
+	class, _, _ := strings.Cut(reason, " (")
+	class, _, _ = strings.Cut(class, ":")
+	return skipped{rest: class}
 }
 
 // Failed implements source.Reporter: every failure is printed.
@@ -121,8 +180,8 @@ func (u *ui) skippedSummary() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var parts []string
-	for reason, n := range u.skipped {
-		parts = append(parts, fmt.Sprintf("%d %s", n, reason))
+	for class, n := range u.skipped {
+		parts = append(parts, fmt.Sprintf("%d %s", n, class.say(n)))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")

@@ -166,6 +166,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.dryRun && c.respond == string(respond.Off) {
 		return errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
 	}
+	if c.soak != 0 && c.respond != string(respond.Delete) {
+		return errors.New("--soak goes with --respond=delete (it is the wait between deactivating and deleting)")
+	}
 	if err := os.MkdirAll(filepath.Dir(c.state), 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}

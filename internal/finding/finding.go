@@ -571,6 +571,13 @@ func FixturePath(path string) bool {
 	return false
 }
 
+// AtLeast reports whether severity sev is min or above (low, medium, high,
+// critical); an unknown min is never reached.
+func AtLeast(sev, min string) bool {
+	m := severityRank(min)
+	return m >= 0 && severityRank(sev) >= m
+}
+
 // severityRank orders severities, least first.
 func severityRank(sev string) int {
 	return slices.Index([]string{"low", "medium", "high", SeverityCritical}, sev)

@@ -215,13 +215,17 @@ func (s *Sender) Flush(ctx context.Context) (int, error) {
 }
 
 // Drain flushes until nothing is due or within is over, waiting for
-// retries in between; it returns how many are still waiting.
+// retries in between; it returns how many are still waiting, and the last
+// failure met.
 func (s *Sender) Drain(ctx context.Context, within time.Duration) (int, error) {
 	deadline := time.Now().Add(within)
 	var last error
 	for {
-		_, err := s.Flush(ctx)
-		last = err
+		// The last failure is kept: a later round in which nothing was
+		// due (all waiting for their retry) is no news of success.
+		if _, err := s.Flush(ctx); err != nil {
+			last = err
+		}
 		pending, perr := s.Store.PendingNotifications(ctx)
 		if perr != nil {
 			return 0, perr

@@ -186,6 +186,24 @@ func TestDeliveryRetriedAndDurable(t *testing.T) {
 	}
 }
 
+// TestDrainSaysWhy: a run that cannot deliver says why, even when its
+// last round found nothing due (every message waiting for its retry).
+func TestDrainSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	down := &receiver{failFirst: 1 << 30}
+	srv := httptest.NewServer(down)
+	defer srv.Close()
+	target := Target{Kind: Slack, URL: srv.URL + "/services/T1/B1/DRAINSECRET"}
+	st := openStore(t, filepath.Join(t.TempDir(), "state.db"))
+	clock := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	Enqueue(ctx, st, []Target{target}, Messages([]*finding.Finding{live("AKIACCCCCCCCCCCCCCCC", "deleted")}, Where{}, clock), clock)
+	s := &Sender{Store: st, Targets: []Target{target}, Backoff: time.Hour, Now: func() time.Time { return clock }}
+	pending, err := s.Drain(ctx, 50*time.Millisecond)
+	if pending != 1 || err == nil || !strings.Contains(err.Error(), "503") || strings.Contains(err.Error(), "DRAINSECRET") {
+		t.Errorf("Drain = %d, %v; want 1 pending and the failure, without the URL's secret", pending, err)
+	}
+}
+
 // TestTargetCheck: what a [notify] target must be.
 func TestTargetCheck(t *testing.T) {
 	for _, tt := range []struct {

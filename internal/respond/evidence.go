@@ -108,7 +108,6 @@ func (r *Responder) evidence(ctx context.Context, a auditor, leakedAt time.Time)
 		ev.Notes = append(ev.Notes, "the leak ("+leakedAt.UTC().Format(time.RFC3339)+") is older than CloudTrail's 90-day event history: "+
 			"earlier calls are only in a trail's logs, if one was kept")
 	}
-	ev.Notes = append(ev.Notes, "CloudTrail delivers events within about 15 minutes: the last calls may not be here yet")
 
 	ips, names, regions := map[string]int{}, map[string]int{}, map[string]int{}
 	var unread []string
@@ -116,7 +115,7 @@ func (r *Responder) evidence(ctx context.Context, a auditor, leakedAt time.Time)
 	if err != nil {
 		unread = append(unread, "keyburn's own calls could not be read, so none is told apart: "+err.Error())
 	}
-	claimed := 0
+	claimed, read := 0, 0
 	for _, region := range ev.Regions {
 		c, why := r.cloudTrail(a.account, region)
 		if c == nil {
@@ -125,7 +124,13 @@ func (r *Responder) evidence(ctx context.Context, a auditor, leakedAt time.Time)
 		}
 		if err := r.lookup(ctx, c, a, region, ev, own, &claimed, ips, names, regions); err != nil {
 			unread = append(unread, region+": "+lookupErrText(err))
+		} else {
+			read++
 		}
+	}
+	if read > 0 {
+		// Said of what was read; after a failure to read, it would mislead.
+		ev.Notes = append(ev.Notes, "CloudTrail delivers events within about 15 minutes: the last calls may not be here yet")
 	}
 	if claimed > 0 {
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%d call(s) had a User-Agent naming keyburn that keyburn has no record of making: counted as the key user's", claimed))

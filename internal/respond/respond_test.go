@@ -698,6 +698,7 @@ func TestEvidence(t *testing.T) {
 		lookups int
 		want    string // in the summary; "" when no evidence
 		from    time.Time
+		without string // not in the summary
 	}{
 		{name: "read", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-time.Hour),
 			trail:   &fakeTrail{events: []cttypes.Event{ev("203.0.113.9", now.Add(-30*time.Minute)), ev("198.51.100.4", now.Add(-20*time.Minute))}, page: 1},
@@ -711,7 +712,13 @@ func TestEvidence(t *testing.T) {
 			lookups: 1, want: "the leak time is unknown", from: now.Add(-eventHistory)},
 		{name: "no permission", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-time.Hour),
 			trail:   &fakeTrail{err: &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: cloudtrail:LookupEvents"}},
-			lookups: 1, want: "no evidence read: us-east-1: no permission (cloudtrail:LookupEvents is denied", from: now.Add(-time.Hour)},
+			lookups: 1, want: "no evidence read: us-east-1: no permission (cloudtrail:LookupEvents is denied", from: now.Add(-time.Hour),
+			without: "15 minutes"},
+		{name: "server error", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-time.Hour),
+			trail:   &fakeTrail{err: &smithy.GenericAPIError{Code: "InternalFailure", Message: "HTTP 500"}},
+			lookups: 1, want: "no evidence read: us-east-1:", from: now.Add(-time.Hour), without: "15 minutes"},
+		{name: "delivery delay said of what was read", opts: Options{Policy: Delete}, vd: alice, leaked: now.Add(-time.Hour), trail: &fakeTrail{},
+			lookups: 1, want: "CloudTrail delivers events within about 15 minutes", from: now.Add(-time.Hour)},
 		{name: "more than keyburn reads", opts: Options{Policy: Deactivate}, vd: alice, leaked: now.Add(-90 * 24 * time.Hour),
 			trail: &fakeTrail{events: many, page: 50}, lookups: evidencePages, want: "1000 call(s) by the key", from: now.Add(-90 * 24 * time.Hour)},
 		{name: "two regions", opts: Options{Policy: Delete, EvidenceRegions: []string{"us-east-1", "eu-west-1"}}, vd: alice, leaked: now.Add(-time.Hour),
@@ -745,6 +752,9 @@ func TestEvidence(t *testing.T) {
 			}
 			if res.Evidence == nil {
 				t.Fatalf("no evidence after %q (%s)", res.Action, res.Reason)
+			}
+			if got := res.Evidence.Summary(); tt.without != "" && strings.Contains(got, tt.without) {
+				t.Errorf("evidence says %q: %s", tt.without, got)
 			}
 			if got := res.Evidence.Summary(); !strings.Contains(got, tt.want) || !res.Evidence.From.Equal(tt.from) {
 				t.Errorf("evidence from %v: %s\nwant from %v: …%s…", res.Evidence.From, got, tt.from, tt.want)
