@@ -11,7 +11,7 @@
 //     to a repository served by git http-backend, then the time from the
 //     delivery's POST to the key's deletion; -pushes times, median printed.
 //
-//     go build -o keyburn-webhook ./cmd/webhook && go run ./bench/webhook -bin ./keyburn-webhook
+//     go build ./cmd/keyburn-webhook && go run ./bench/webhook -bin ./keyburn-webhook
 package main
 
 import (

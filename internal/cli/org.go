@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -36,7 +36,7 @@ scans only what is new, and says how many repositories it skipped.
     --forks --archived   include forks, archived repositories
     --shard i/n          this machine's share of the repositories (i from 0)
     --queue URL          queue one job per repository on Amazon SQS for the
-                         webhook's workers (webhook --queue URL) instead
+                         receiver's workers (keyburn-webhook --queue URL) instead
     --alerts             act on the organisation's open AWS secret-scanning
                          alerts instead: fetch each (with its secret), verify,
                          respond (--respond), and resolve it as revoked once its

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ func reference(t *testing.T) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	b.WriteString("# keyburn command reference\n\n")
-	b.WriteString("Generated from each command's `--help` by `UPDATE=1 go test ./cmd/scan -run TestReference`;\n")
+	b.WriteString("Generated from each command's `--help` by `UPDATE=1 go test ./internal/cli -run TestReference`;\n")
 	b.WriteString("a test fails when this file and the code disagree. Flags may come before or after\n")
 	b.WriteString("the paths; the word `scan` is optional (`keyburn dir .`).\n\n")
 	var out, errOut bytes.Buffer
@@ -49,9 +49,9 @@ func TestReference(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (UPDATE=1 go test ./cmd/scan -run TestReference writes it)", err)
+		t.Fatalf("%v (UPDATE=1 go test ./internal/cli -run TestReference writes it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s is stale: run UPDATE=1 go test ./cmd/scan -run TestReference and commit it", path)
+		t.Errorf("%s is stale: run UPDATE=1 go test ./internal/cli -run TestReference and commit it", path)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package receiver
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ import (
 
 func TestMain(m *testing.M) {
 	if os.Getenv("KEYBURN_WEBHOOK_MAIN") == "1" {
-		main()
+		Main()
 		return
 	}
 	os.Exit(m.Run())

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"os"
@@ -34,12 +34,42 @@ func TestReleaseScript(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(v)) != "keyburn v0.0.0-test" {
 		t.Errorf("keyburn version = %q, %v; want keyburn v0.0.0-test", v, err)
 	}
-	if _, err := os.Stat(filepath.Join(bin, "keyburn-webhook")); err != nil {
-		t.Error(err)
+	v, err = exec.Command(filepath.Join(bin, "keyburn-webhook"), "version").Output()
+	if err != nil || strings.TrimSpace(string(v)) != "keyburn-webhook v0.0.0-test" {
+		t.Errorf("keyburn-webhook version = %q, %v; want keyburn-webhook v0.0.0-test", v, err)
 	}
 	check := exec.Command("sha256sum", "-c", "SHA256SUMS")
 	check.Dir = dir
 	if b, err := check.CombinedOutput(); err != nil || strings.Count(string(b), ": OK") != 2 {
 		t.Errorf("sha256sum -c: %v\n%s", err, b)
+	}
+}
+
+// TestBinaryNames: go install gives the binaries the names the README,
+// the hooks and the release use: keyburn and keyburn-webhook.
+func TestBinaryNames(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.Name}} {{.Target}}", "../../cmd/keyburn", "../../cmd/keyburn-webhook").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, target, _ := strings.Cut(line, " ")
+		if pkg != "main" {
+			t.Errorf("%s: package %s, want main", target, pkg)
+		}
+		names = append(names, strings.TrimSuffix(filepath.Base(target), ".exe"))
+	}
+	if strings.Join(names, " ") != "keyburn keyburn-webhook" {
+		t.Errorf("go install names them %q, want keyburn keyburn-webhook", names)
+	}
+	hooks, err := os.ReadFile("../../.pre-commit-hooks.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(hooks), "\n") {
+		if entry, ok := strings.CutPrefix(strings.TrimSpace(line), "entry: "); ok && !strings.HasPrefix(entry, "keyburn ") {
+			t.Errorf(".pre-commit-hooks.yaml runs %q, want keyburn …", entry)
+		}
 	}
 }
