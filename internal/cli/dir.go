@@ -5,9 +5,12 @@ import (
 	"fmt"
 	flag "github.com/spf13/pflag"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/keyburn/keyburn/internal/engine"
+	"github.com/keyburn/keyburn/internal/source"
 )
 
 const dirUsage = `usage: keyburn scan dir [flags] PATH...
@@ -32,6 +35,12 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 		fs.Usage()
 		return exitError, errNoPaths
 	}
+	u.named = map[string]bool{}
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			u.named[filepath.ToSlash(filepath.Clean(p))] = true
+		}
+	}
 	hint := paths[0] // the config is looked for from here up to its repository's root
 	if hint == "-" {
 		hint = "."
@@ -53,7 +62,11 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 				return exitError, fmt.Errorf(`"-" (standard input) cannot be mixed with paths`)
 			}
 		}
+		var stats source.Stats
+		s.opts.Stats = &stats
+		stop := scanProgress(u, "reading files", "files", &stats.Files, &stats.Bytes)
 		res, scanErr = engine.ScanPaths(ctx, s.opts, paths, u)
+		stop()
 	}
 	return c.complete(ctx, u, s, stdout, res, start, scanErr, nil)
 }

@@ -11,6 +11,7 @@ import (
 	flag "github.com/spf13/pflag"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyburn/keyburn/internal/engine"
@@ -97,7 +98,7 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	default:
 		var stats source.Stats
 		gopts.Stats = &stats
-		stop := historyProgress(&stats, u)
+		stop := scanProgress(u, "reading history", "blobs", &stats.Blobs, &stats.Bytes)
 		res, scanErr = engine.ScanHistory(ctx, s.opts, path, gopts, u)
 		stop()
 	}
@@ -128,10 +129,11 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	})
 }
 
-// historyProgress shows a whole-history scan going: a bar of bytes read on
-// a terminal, else a line every progressEvery. It returns the function that
+// scanProgress shows a long scan going (what, such as "reading history"):
+// a bar of bytes read on a terminal, else a line every progressEvery, with
+// the count of units (blobs, files) read. It returns the function that
 // ends it.
-func historyProgress(stats *source.Stats, u *ui) (stop func()) {
+func scanProgress(u *ui, what, units string, count, read *atomic.Int64) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	term := isTerminal(os.Stderr)
@@ -139,7 +141,7 @@ func historyProgress(stats *source.Stats, u *ui) (stop func()) {
 	every := progressEvery
 	if term {
 		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription("reading history"), progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionSetDescription(what), progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
 		every = 200 * time.Millisecond
 	}
@@ -155,12 +157,12 @@ func historyProgress(stats *source.Stats, u *ui) (stop func()) {
 				}
 				return
 			case <-t.C:
-				blobs, bytes := stats.Blobs.Load(), stats.Bytes.Load()
+				n, bytes := count.Load(), read.Load()
 				if bar != nil {
-					bar.Describe(fmt.Sprintf("reading history: %d blobs", blobs))
+					bar.Describe(fmt.Sprintf("%s: %d %s", what, n, units))
 					_ = bar.Set64(bytes)
 				} else {
-					u.printf("reading history: %d blobs (%s) so far", blobs, humanize.IBytes(uint64(bytes)))
+					u.printf("%s: %d %s (%s) so far", what, n, units, humanize.IBytes(uint64(bytes)))
 				}
 			}
 		}
@@ -168,6 +170,6 @@ func historyProgress(stats *source.Stats, u *ui) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-// progressEvery is how often a scan of history says how far it is when
-// standard error is not a terminal (CI logs).
-const progressEvery = 10 * time.Second
+// progressEvery is how often a long scan says how far it is when standard
+// error is not a terminal (CI logs); a variable for the tests.
+var progressEvery = 10 * time.Second

@@ -3,6 +3,7 @@ package cli
 import (
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -304,4 +308,70 @@ func TestSkippedSummary(t *testing.T) {
 	if got := u.skippedSummary(); got != want {
 		t.Errorf("summary\n%s\nwant\n%s", got, want)
 	}
+}
+
+// TestNamedArchiveSkipped: a large .gz named on the command line is not
+// opened by default; that is said, with the flag that opens it, and the
+// run is not called clean.
+func TestNamedArchiveSkipped(t *testing.T) {
+	dir := t.TempDir()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 100 << 10 {
+		zw.Write([]byte{byte(rng.Uint32())})
+	}
+	zw.Close()
+	p := filepath.Join(dir, "dump.sql.gz")
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"dir", p}, nil, &out, &errb)
+	if code != exitError || !strings.Contains(errb.String(), "dump.sql.gz was named but not scanned: compressed (gzip)") ||
+		!strings.Contains(errb.String(), "hint: --archive-depth 1 opens") {
+		t.Errorf("exit %d\n%s", code, errb.String())
+	}
+}
+
+// TestScanProgress: off a terminal, a long scan says how far it is every
+// progressEvery, in a line of its own.
+func TestScanProgress(t *testing.T) {
+	old := progressEvery
+	progressEvery = 5 * time.Millisecond
+	defer func() { progressEvery = old }()
+	var errb syncWriter
+	u := newUI(&errb)
+	var files, bytes atomic.Int64
+	files.Store(3)
+	bytes.Store(3 << 20)
+	stop := scanProgress(u, "reading files", "files", &files, &bytes)
+	for range 200 {
+		if strings.Contains(errb.String(), "so far") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	if !strings.Contains(errb.String(), "keyburn: reading files: 3 files (3.0 MiB) so far\n") {
+		t.Errorf("progress: %q", errb.String())
+	}
+}
+
+// syncWriter is a strings.Builder safe for a goroutine and the test.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,10 @@ type ui struct {
 	verbose bool
 	skipped map[skipped]int // count by class of reason
 	failed  int
+	// named are the files named on the command line: one of them skipped
+	// is said at once, with what would read it, and the scan is
+	// incomplete (the user asked for that file).
+	named map[string]bool
 	// problems counts what a scanned tree got wrong (a malformed
 	// .keyburn.toml, a baseline out of the tree): reported, scanned anyway,
 	// and an exit code of 1 as a finding would give, so that a tree
@@ -89,7 +94,21 @@ func (u *ui) debugf(format string, args ...any) {
 func (u *ui) Skipped(path, reason string) {
 	u.mu.Lock()
 	u.skipped[skipClass(reason)]++
+	named := u.named[filepath.ToSlash(filepath.Clean(path))]
+	if named {
+		u.failed++
+	}
 	u.mu.Unlock()
+	if named {
+		u.errorf("%s was named but not scanned: %s", path, reason)
+		switch {
+		case strings.HasPrefix(reason, "compressed"):
+			u.hint("--archive-depth 1 opens zip, tar and gzip files of any size")
+		case strings.Contains(reason, "limit"):
+			u.hint("--max-file-size raises the limit")
+		}
+		return
+	}
 	if strings.HasPrefix(reason, source.LinkOutsideRoot) {
 		// Rare, and a sign of a tree reaching for the operator's files:
 		// always said.

@@ -27,6 +27,9 @@ type Options struct {
 	// DecodeDepth is how many layers of encoding (base64, percent) are
 	// decoded: 0 means DefaultDecodeDepth, a negative number none.
 	DecodeDepth int
+	// Stats, when set, receives a scan of files' counts as it goes (files
+	// and bytes read), for a progress display.
+	Stats *source.Stats
 }
 
 // DefaultDecodeDepth decodes base64 inside base64 (a docker config.json
@@ -93,11 +96,14 @@ func ScanPaths(ctx context.Context, opts Options, roots []string, rep source.Rep
 	for _, r := range roots {
 		bases[r] = newRootBase(r)
 	}
-	var stats source.Stats
+	stats := opts.Stats
+	if stats == nil {
+		stats = &source.Stats{}
+	}
 	// An archive's copies are opened once; its members' matches are kept
 	// to be reported again under each copy's path.
 	copies := &source.ArchiveCopies{}
-	src := source.Files{Roots: roots, Options: opts.FS, Workers: opts.workers(), Stats: &stats, Copies: copies,
+	src := source.Files{Roots: roots, Options: opts.FS, Workers: opts.workers(), Stats: stats, Copies: copies,
 		Skip: func(f source.File) bool { return opts.Matcher.PathAllowed(bases[f.Root].rel(f.Path)) }}
 	coll := finding.NewCollector() // paths were matched before reading
 	var members []finding.Match

@@ -175,6 +175,8 @@ type attributor struct {
 	maxSize int64
 	refs    map[plumbing.Hash][]string
 	changes map[plumbing.Hash]commitChanges
+	index   map[plumbing.Hash][]string // read when a blob has no commit
+	indexed bool
 }
 
 // locate picks the earliest introduction from a reachable commit, else the
@@ -198,6 +200,20 @@ func (a *attributor) locate(h plumbing.Hash, intros []source.Introduction) (find
 		}
 	}
 	if best == nil {
+		// No commit has it: staged (in the index), or dangling.
+		if !a.indexed {
+			a.index, a.indexed = a.repo.IndexPaths(), true
+		}
+		if paths := a.index[h]; len(paths) > 0 {
+			p := paths[0]
+			for _, q := range paths {
+				if !a.m.PathAllowed(q) {
+					p = q
+					break
+				}
+			}
+			return finding.Location{File: p, Blob: h.String(), Staged: true}, nil, true
+		}
 		return finding.Location{File: danglingBlob, Blob: h.String(), Unreachable: true}, nil, true
 	}
 	c := best.Commit

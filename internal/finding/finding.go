@@ -49,6 +49,9 @@ type Location struct {
 	Binary bool `json:"binary,omitempty"`
 	// Blob is the git blob that holds the key.
 	Blob string `json:"blob,omitempty"`
+	// Staged is true for a blob that is only in the index (added, not
+	// committed): File is its path there, and there is no commit.
+	Staged bool `json:"staged,omitempty"`
 	// Unreachable is true when no reference leads to the commit (or, with
 	// no commit, to the blob): it survives only until git gc, and in every
 	// clone made before.

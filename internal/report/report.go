@@ -70,6 +70,7 @@ type Record struct {
 	Ref                  string                `json:"ref,omitempty"`
 	Refs                 []string              `json:"refs,omitempty"`
 	Blob                 string                `json:"blob,omitempty"`
+	Staged               bool                  `json:"staged,omitempty"`
 	Unreachable          bool                  `json:"unreachable,omitempty"`
 	Locations            []finding.Location    `json:"locations,omitempty"`
 	Verification         *finding.Verification `json:"verification,omitempty"`
@@ -87,7 +88,7 @@ func NewRecord(f *finding.Finding, opts Options) Record {
 		Fingerprint:          f.Fingerprint(),
 		File:                 loc.File, Line: loc.Line, Column: loc.Column, SecretLine: loc.SecretLine,
 		SecretFile: loc.SecretFile, Commit: loc.Commit, Author: loc.Author, Date: loc.Date, Ref: loc.Ref,
-		Refs: loc.Refs, Blob: loc.Blob, Unreachable: loc.Unreachable,
+		Refs: loc.Refs, Blob: loc.Blob, Staged: loc.Staged, Unreachable: loc.Unreachable,
 		Verification: f.Verification, Response: f.Response,
 	}
 	if opts.ShowSecret {

@@ -145,6 +145,9 @@ func hiddenBy(encoding string) string {
 
 func locationText(l finding.Location, headline secret.Secret) string {
 	var b strings.Builder
+	if l.Staged {
+		b.WriteString("(staged) ") // in the index only: no commit has it
+	}
 	fmt.Fprintf(&b, "%s:%d:%d", l.File, l.Line, l.Column)
 	other := !l.Secret.IsZero() && l.Secret.Reveal() != headline.Reveal()
 	switch {

@@ -15,6 +15,22 @@ type StagedFile struct {
 	Blob plumbing.Hash
 }
 
+// IndexPaths returns the paths at which the index holds each blob; nil
+// for a repository without an index (a bare one).
+func (r *Repo) IndexPaths() map[plumbing.Hash][]string {
+	idx, err := r.R.Storer.Index()
+	if err != nil {
+		return nil
+	}
+	out := map[plumbing.Hash][]string{}
+	for _, e := range idx.Entries {
+		if e.Mode != filemode.Submodule {
+			out[e.Hash] = append(out[e.Hash], e.Name)
+		}
+	}
+	return out
+}
+
 // Staged returns the files of the index whose blob differs from the one at
 // the same path in HEAD's tree (all of them before the first commit). It
 // reads the index and HEAD's trees only: no file of the work tree is hashed.
