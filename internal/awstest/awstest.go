@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/keyburn/keyburn/internal/testtools"
 )
 
 // Server is a running moto_server.
@@ -46,10 +48,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	s, stop, err := Run()
 	if err == ErrNoMoto {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%v, and CI needs it for the AWS integration tests", err)
-		}
-		t.Skipf("SKIPPING AWS INTEGRATION TEST: %v", err)
+		testtools.Missing(t, "moto_server", "pip install 'moto[server]'", "the AWS integration tests")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/keyburn/keyburn/internal/org"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/testkeys"
+	"github.com/keyburn/keyburn/internal/testtools"
 	"github.com/keyburn/keyburn/internal/worker"
 	"github.com/keyburn/keyburn/rules"
 )
@@ -132,7 +133,7 @@ func TestEveryPathOneRule(t *testing.T) {
 	eng := engine.Options{Matcher: detect.New(set)}
 	backend, err := gittest.HTTPBackend(root)
 	if err != nil {
-		t.Skip("git is not installed")
+		testtools.Missing(t, "git", "apt-get install git", "the tests that run git")
 	}
 	gitSrv := httptest.NewServer(backend)
 	defer gitSrv.Close()

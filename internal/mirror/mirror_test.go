@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/keyburn/keyburn/internal/gittest"
+	"github.com/keyburn/keyburn/internal/testtools"
 )
 
 // server serves a one-commit repository acme/hello.git with git
@@ -31,7 +32,7 @@ func server(t *testing.T) (string, string) {
 	gittest.Run(t, work, "push", "-q", filepath.Join(root, "acme/hello.git"), "main")
 	backend, err := gittest.HTTPBackend(root)
 	if err != nil {
-		t.Skip("git is not installed")
+		testtools.Missing(t, "git", "apt-get install git", "the tests that run git")
 	}
 	srv := httptest.NewServer(backend)
 	t.Cleanup(srv.Close)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keyburn/keyburn/internal/gittest"
+	"github.com/keyburn/keyburn/internal/testtools"
 )
 
 // TestAnnotatedTagPush: a tag push names the tag object as "after". The
@@ -49,7 +50,7 @@ func TestAnnotatedTagPush(t *testing.T) {
 	gittest.Run(t, "", "clone", "-q", "--bare", work, bare)
 	h, err := gittest.HTTPBackend(root)
 	if err != nil {
-		t.Skipf("git http-backend: %v", err)
+		testtools.Missing(t, "git-http-backend", "it comes with git: "+err.Error(), "the tests that serve git over HTTP")
 	}
 	git := httptest.NewServer(h)
 	defer git.Close()

@@ -15,10 +15,11 @@ import (
 
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/secret"
+	"github.com/keyburn/keyburn/internal/testtools"
 )
 
-// chromium finds Debian's Chromium; without it the test skips loudly,
-// except in CI (CI=true), where .ci/run installs it.
+// chromium finds Debian's Chromium; without it the test fails (testtools),
+// unless KEYBURN_SKIP_MISSING names chromium; .ci/run installs it.
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{os.Getenv("KEYBURN_CHROMIUM"), "chromium", "chromium-browser"} {
@@ -29,10 +30,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed, and CI needs it for the HTML report test (apt-get install chromium)")
-	}
-	t.Skip("SKIPPING BROWSER TEST: chromium is not installed (apt-get install chromium)")
+	testtools.Missing(t, "chromium", "scripts/install-test-tools, or apt-get install chromium", "the HTML report's browser test")
 	return ""
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/keyburn/keyburn/internal/gittest"
+	"github.com/keyburn/keyburn/internal/testtools"
 )
 
 const rawCommit = "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n" +
@@ -69,7 +70,7 @@ func FuzzParseCommit(f *testing.F) {
 // commits (this once caught a deadlock between cat-file's input and output).
 func TestNativeMatchesGoGit(t *testing.T) {
 	if !HasGit() {
-		t.Skip("git is not installed")
+		testtools.Missing(t, "git", "apt-get install git", "the tests that run git")
 	}
 	dir := t.TempDir()
 	run := func(args ...string) { t.Helper(); gittest.Run(t, dir, args...) }
@@ -200,7 +201,7 @@ func TestParseDiffIndex(t *testing.T) {
 // and after the first commit.
 func TestStagedAgree(t *testing.T) {
 	if !HasGit() {
-		t.Skip("git is not installed")
+		testtools.Missing(t, "git", "apt-get install git", "the tests that run git")
 	}
 	dir := t.TempDir()
 	git := func(args ...string) { t.Helper(); gittest.Run(t, dir, args...) }
@@ -258,7 +259,7 @@ func TestStagedAgree(t *testing.T) {
 // header, with its size, and not read.
 func TestBlobSizeCheckedFirst(t *testing.T) {
 	if !HasGit() {
-		t.Skip("git is not installed")
+		testtools.Missing(t, "git", "apt-get install git", "the tests that run git")
 	}
 	dir := t.TempDir()
 	gittest.Run(t, dir, "init", "-q")

@@ -29,6 +29,7 @@ import (
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/store"
+	"github.com/keyburn/keyburn/internal/testtools"
 	"github.com/keyburn/keyburn/internal/verify"
 	"github.com/keyburn/keyburn/rules"
 )
@@ -47,7 +48,7 @@ func gitHandler(t *testing.T, root string) http.Handler {
 	t.Helper()
 	h, err := gittest.HTTPBackend(root)
 	if err != nil {
-		t.Skip("git is not installed")
+		testtools.Missing(t, "git", "apt-get install git", "the tests that run git")
 	}
 	return h
 }
