@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Name is a validated owner/repository pair.
@@ -22,9 +23,13 @@ type Name struct {
 // letters, digits and single hyphens, not starting or ending with a hyphen;
 // a repository name is 1–100 characters of letters, digits, '.', '-' and
 // '_', and is neither "." nor "..".
+// The patterns are compiled when first used: at start-up they cost every
+// run of the CLI a third of a millisecond, the pre-commit hook's included.
 var (
-	ownerRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9]|-[A-Za-z0-9]){0,38}$`)
-	repoRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+	ownerRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9]|-[A-Za-z0-9]){0,38}$`)
+	})
+	repoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`) })
 )
 
 // Parse checks a full name ("owner/repo").
@@ -33,9 +38,9 @@ func Parse(fullName string) (Name, error) {
 	switch {
 	case !ok:
 		return Name{}, fmt.Errorf("repository %q: want owner/name", fullName)
-	case !ownerRE.MatchString(owner):
+	case !ownerRE().MatchString(owner):
 		return Name{}, fmt.Errorf("repository %q: %q is not a GitHub owner name", fullName, owner)
-	case repo == "." || repo == ".." || !repoRE.MatchString(repo) || strings.HasSuffix(strings.ToLower(repo), ".git"):
+	case repo == "." || repo == ".." || !repoRE().MatchString(repo) || strings.HasSuffix(strings.ToLower(repo), ".git"):
 		return Name{}, fmt.Errorf("repository %q: %q is not a GitHub repository name", fullName, repo)
 	}
 	return Name{Owner: owner, Repo: repo}, nil

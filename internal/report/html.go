@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/keyburn/keyburn/internal/finding"
 )
@@ -14,7 +15,10 @@ import (
 //go:embed templates/report.html.tmpl
 var templates embed.FS
 
-var htmlReport = template.Must(template.ParseFS(templates, "templates/report.html.tmpl"))
+// htmlReport is parsed when first used, not at every start of the CLI.
+var htmlReport = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(templates, "templates/report.html.tmpl"))
+})
 
 // AuditStep is one step of a key's audit trail, as the HTML report shows
 // it.
@@ -100,5 +104,5 @@ func HTML(w io.Writer, fs []*finding.Finding, opts Options) error {
 		}
 		data.Keys = append(data.Keys, k)
 	}
-	return htmlReport.Execute(w, data)
+	return htmlReport().Execute(w, data)
 }
