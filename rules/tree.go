@@ -9,7 +9,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	src "github.com/keyburn/keyburn/internal/source"
+	"github.com/keyburn/keyburn/internal/treepath"
 )
 
 // TreeFile is a .keyburn.toml found in a scanned tree: the tree's own voice,
@@ -177,7 +177,7 @@ func InsideTree(root, dir, path string) (string, bool) {
 		return "", false
 	}
 	full := filepath.Join(absDir, path)
-	if !src.Within(absRoot, full) {
+	if !treepath.Within(absRoot, full) {
 		return "", false
 	}
 	rel, err := filepath.Rel(absRoot, full)

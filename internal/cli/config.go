@@ -8,10 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/notify"
-	"github.com/keyburn/keyburn/internal/source"
+	"github.com/keyburn/keyburn/internal/treepath"
 	"github.com/keyburn/keyburn/rules"
 )
 
@@ -104,7 +103,7 @@ func (c *common) loadRules(u *ui, dirHint string) (*loaded, error) {
 // symbolic link that leaves root, one that is not a regular file, and
 // anything over maxTreeFile (no config or baseline is that large).
 func readTreeFile(root, path string) ([]byte, error) {
-	real, err := source.InsideRoot(root, path)
+	real, err := treepath.InsideRoot(root, path)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +182,7 @@ func findConfig(start string) (path, root string) {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		dir = filepath.Dir(dir)
 	}
-	top, inRepo := engine.RepoRoot(dir)
+	top, inRepo := treepath.RepoRoot(dir)
 	root = dir
 	if inRepo {
 		root = top

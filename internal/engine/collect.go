@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/finding"
+	"github.com/keyburn/keyburn/internal/treepath"
 )
 
 // collector is where every scan of the engine gathers its matches, and so
@@ -40,33 +41,11 @@ func (c *collector) finish(res *Result) {
 	res.AllowedPaths += int64(len(c.allowed))
 }
 
-// RepoRoot returns the root of the git work tree (or bare repository) that
-// holds path, walking up from it; ok is false when there is none.
-func RepoRoot(path string) (string, bool) {
-	dir, err := filepath.Abs(path)
-	if err != nil {
-		return "", false
-	}
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(dir)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
 // matchBase is what a scanned root's paths are matched relative to: the
 // repository that holds it, or else the root itself (its directory, for a
 // file).
 func matchBase(root string) string {
-	if base, ok := RepoRoot(root); ok {
+	if base, ok := treepath.RepoRoot(root); ok {
 		return base
 	}
 	abs, err := filepath.Abs(root)

@@ -9,9 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/keyburn/keyburn/internal/treepath"
 )
 
 // Limits for reading files. A file is read whole when it fits in one chunk,
@@ -189,7 +190,7 @@ func (w *walker) link(p string) {
 		w.rep.Skipped(p, "broken symbolic link")
 	case err != nil:
 		w.rep.Failed(fmt.Errorf("follow symbolic link %s: %w", p, err))
-	case !Within(w.realRoot, real):
+	case !treepath.Within(w.realRoot, real):
 		w.rep.Skipped(p, LinkOutsideRoot+" (to "+real+"): not read")
 	}
 }
@@ -536,37 +537,4 @@ func decodeUTF16(b []byte, bigEndian bool) []byte {
 		out = utf8.AppendRune(out, r)
 	}
 	return out
-}
-
-// InsideRoot resolves path's symbolic links and returns the real path when
-// it lies inside root (itself resolved); otherwise an error saying that it
-// leaves the root. It is the one rule for every path a scanned tree names
-// or holds: a link, a config, a baseline.
-func InsideRoot(root, path string) (string, error) {
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return "", err
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return "", err
-	}
-	if !Within(realRoot, real) {
-		return "", &OutsideRootError{Path: path, Root: root}
-	}
-	return real, nil
-}
-
-// OutsideRootError is a path that leads out of the scanned root.
-type OutsideRootError struct{ Path, Root string }
-
-func (e *OutsideRootError) Error() string {
-	return fmt.Sprintf("%s leads outside %s (a symbolic link or a path out of the tree): not read", e.Path, e.Root)
-}
-
-// Within reports whether path is root or under it, by name; both absolute
-// and clean. The one test of "inside the tree" for every caller.
-func Within(root, path string) bool {
-	rel, err := filepath.Rel(root, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/keyburn/keyburn/internal/treepath"
 )
 
 type recorder struct {
@@ -142,7 +144,7 @@ func FuzzWalkStaysInRoot(f *testing.F) {
 			if err != nil {
 				t.Fatalf("visited %s, which does not resolve: %v", fl.Path, err)
 			}
-			if !Within(realRoot, real) {
+			if !treepath.Within(realRoot, real) {
 				t.Fatalf("visited %s, which is %s, outside the root %s", fl.Path, real, realRoot)
 			}
 		}, &recorder{})
