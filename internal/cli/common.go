@@ -224,7 +224,7 @@ func (c *common) resolve(ctx context.Context, u *ui, dirHint string) (*setup, er
 	if err != nil {
 		return nil, err
 	}
-	set := l.set
+	set := l.Set
 	c.fromConfig(set.Scan)
 	if c.decodeDepth < 0 {
 		return nil, fmt.Errorf("--decode-depth %d: want 0 (no decoding) or more", c.decodeDepth)
