@@ -21,11 +21,14 @@ import (
 	"unicode/utf16"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/keyburn/keyburn/internal/hook"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"keyburn": Main,
+		"keyburn":      Main,
+		"keyburn-hook": hook.Main,
 	})
 }
 

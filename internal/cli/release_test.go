@@ -38,17 +38,21 @@ func TestReleaseScript(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(v)) != "keyburn-webhook v0.0.0-test" {
 		t.Errorf("keyburn-webhook version = %q, %v; want keyburn-webhook v0.0.0-test", v, err)
 	}
+	v, err = exec.Command(filepath.Join(bin, "keyburn-hook"), "version").Output()
+	if err != nil || strings.TrimSpace(string(v)) != "keyburn-hook v0.0.0-test" {
+		t.Errorf("keyburn-hook version = %q, %v; want keyburn-hook v0.0.0-test", v, err)
+	}
 	check := exec.Command("sha256sum", "-c", "SHA256SUMS")
 	check.Dir = dir
-	if b, err := check.CombinedOutput(); err != nil || strings.Count(string(b), ": OK") != 2 {
+	if b, err := check.CombinedOutput(); err != nil || strings.Count(string(b), ": OK") != 3 {
 		t.Errorf("sha256sum -c: %v\n%s", err, b)
 	}
 }
 
 // TestBinaryNames: go install gives the binaries the names the README,
-// the hooks and the release use: keyburn and keyburn-webhook.
+// the hooks and the release use: keyburn, keyburn-hook and keyburn-webhook.
 func TestBinaryNames(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", "{{.Name}} {{.Target}}", "../../cmd/keyburn", "../../cmd/keyburn-webhook").Output()
+	out, err := exec.Command("go", "list", "-f", "{{.Name}} {{.Target}}", "../../cmd/keyburn", "../../cmd/keyburn-hook", "../../cmd/keyburn-webhook").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -60,15 +64,15 @@ func TestBinaryNames(t *testing.T) {
 		}
 		names = append(names, strings.TrimSuffix(filepath.Base(target), ".exe"))
 	}
-	if strings.Join(names, " ") != "keyburn keyburn-webhook" {
-		t.Errorf("go install names them %q, want keyburn keyburn-webhook", names)
+	if strings.Join(names, " ") != "keyburn keyburn-hook keyburn-webhook" {
+		t.Errorf("go install names them %q, want keyburn keyburn-hook keyburn-webhook", names)
 	}
 	hooks, err := os.ReadFile("../../.pre-commit-hooks.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(hooks), "\n") {
-		if entry, ok := strings.CutPrefix(strings.TrimSpace(line), "entry: "); ok && !strings.HasPrefix(entry, "keyburn ") {
+		if entry, ok := strings.CutPrefix(strings.TrimSpace(line), "entry: "); ok && !strings.HasPrefix(entry, "keyburn ") && !strings.HasPrefix(entry, "keyburn-hook ") {
 			t.Errorf(".pre-commit-hooks.yaml runs %q, want keyburn …", entry)
 		}
 	}

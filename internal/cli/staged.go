@@ -143,7 +143,15 @@ func runInstallHook(args []string, stdout io.Writer, u *ui) (int, error) {
 		if !ok {
 			continue
 		}
-		msg, err := installHook(dir, name, strings.ReplaceAll(body, "@KEYBURN@", shellQuote(self)))
+		// keyburn-hook is looked for beside this binary only by an
+		// absolute path: never relative to the repository the hook runs in.
+		beside := ""
+		if filepath.IsAbs(self) {
+			beside = filepath.Join(filepath.Dir(self), "keyburn-hook")
+		}
+		body = strings.ReplaceAll(body, "@KEYBURN@", shellQuote(self))
+		body = strings.ReplaceAll(body, "@KEYBURNHOOK@", shellQuote(beside))
+		msg, err := installHook(dir, name, body)
 		if err != nil {
 			return exitError, err
 		}
@@ -213,6 +221,11 @@ prev="$0.keyburn-previous"
 if [ -x "$prev" ]; then "$prev" "$@" || exit $?; fi
 KEYBURN=${KEYBURN:-keyburn}
 command -v "$KEYBURN" >/dev/null 2>&1 || KEYBURN=@KEYBURN@
+export KEYBURN
+# keyburn-hook, keyburn's lean twin, answers a clean commit in a few
+# milliseconds and hands anything else to keyburn.
+HOOK=$(command -v keyburn-hook 2>/dev/null) || HOOK=@KEYBURNHOOK@
+if [ -x "$HOOK" ]; then KEYBURN_HOOK=pre-commit exec "$HOOK" scan staged; fi
 KEYBURN_HOOK=pre-commit exec "$KEYBURN" scan staged
 `
 

@@ -168,35 +168,6 @@ type nopReporter struct{}
 func (nopReporter) Skipped(string, string) {}
 func (nopReporter) Failed(error)           {}
 
-func FuzzParseDiffIndex(f *testing.F) {
-	f.Add([]byte(":100644 100644 " + emptyTree + " 9fceb02d0ae598e95dc970b74767f19372d61af8 M\x00a b.txt\x00"))
-	f.Add([]byte(":000000 100644 0000000000000000000000000000000000000000 9fceb02d0ae598e95dc970b74767f19372d61af8 A\x00x\x00"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		files, err := parseDiffIndex(data)
-		if err != nil {
-			return
-		}
-		for _, sf := range files {
-			if sf.Blob.IsZero() && !bytes.Contains(data, []byte(plumbing.ZeroHash.String())) {
-				t.Fatalf("zero blob from %q", data)
-			}
-		}
-	})
-}
-
-func TestParseDiffIndex(t *testing.T) {
-	out := ":100644 100644 " + emptyTree + " 9fceb02d0ae598e95dc970b74767f19372d61af8 M\x00a b.txt\x00" +
-		":100644 000000 9fceb02d0ae598e95dc970b74767f19372d61af8 0000000000000000000000000000000000000000 D\x00gone\x00" +
-		":000000 160000 0000000000000000000000000000000000000000 9fceb02d0ae598e95dc970b74767f19372d61af8 A\x00sub\x00"
-	files, err := parseDiffIndex([]byte(out))
-	if err != nil || len(files) != 1 || files[0].Path != "a b.txt" {
-		t.Errorf("parseDiffIndex = %+v, %v", files, err)
-	}
-	if _, err := parseDiffIndex([]byte("garbage\x00x\x00")); err == nil {
-		t.Errorf("parseDiffIndex accepted garbage")
-	}
-}
-
 // TestStagedAgree checks go-git's Staged and git's NativeStaged agree, before
 // and after the first commit.
 func TestStagedAgree(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/sourcegraph/conc"
+
+	"github.com/keyburn/keyburn/internal/diffindex"
 )
 
 // The native fast path reads objects with git's own cat-file instead of
@@ -399,48 +401,23 @@ func unquotePath(p string) string {
 	return p
 }
 
-// emptyTree is git's well-known hash of the empty tree.
-const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-// NativeStaged returns what Staged does, asking git (`git diff-index
-// --cached`), which skips unchanged directories with the index's cache tree:
-// on 10,000 files it answers in a few milliseconds, where decoding the index
-// and walking HEAD with go-git takes 60.
+// NativeStaged returns what Staged does, asking git (diffindex.Staged),
+// which skips unchanged directories with the index's cache tree: on 10,000
+// files it answers in a few milliseconds, where decoding the index and
+// walking HEAD with go-git takes 60.
 func (r *Repo) NativeStaged(ctx context.Context) ([]StagedFile, error) {
-	base := "HEAD"
-	if _, err := r.R.Head(); err != nil {
-		base = emptyTree // no commit yet
-	}
-	cmd := exec.CommandContext(ctx, "git", "-C", r.Path, "diff-index", "--cached", "--raw", "--no-abbrev", "--no-renames", "-z", base)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	_, err := r.R.Head()
+	files, err := diffindex.Staged(ctx, r.Path, err == nil)
 	if err != nil {
-		return nil, fmt.Errorf("git diff-index --cached: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, err
 	}
-	return parseDiffIndex(out)
-}
-
-// parseDiffIndex parses `git diff-index --raw -z` output: for each change
-// ":srcmode dstmode srchash dsthash status\0path\0". Deletions and submodules
-// are left out.
-func parseDiffIndex(out []byte) ([]StagedFile, error) {
-	var files []StagedFile
-	fields := bytes.Split(out, []byte{0})
-	for i := 0; i+1 < len(fields); i += 2 {
-		meta := string(fields[i])
-		f := strings.Fields(strings.TrimPrefix(meta, ":"))
-		if len(f) != 5 || !strings.HasPrefix(meta, ":") {
-			return nil, fmt.Errorf("git diff-index: malformed line %q", meta)
-		}
-		if f[4] == "D" || f[1] == "160000" || f[1] == "000000" {
-			continue
-		}
-		h, ok := parseHash(f[3])
+	out := make([]StagedFile, 0, len(files))
+	for _, f := range files {
+		h, ok := parseHash(f.Blob)
 		if !ok {
-			return nil, fmt.Errorf("git diff-index: malformed hash in %q", meta)
+			return nil, fmt.Errorf("git diff-index: malformed hash %q", f.Blob)
 		}
-		files = append(files, StagedFile{Path: string(fields[i+1]), Blob: h})
+		out = append(out, StagedFile{Path: f.Path, Blob: h})
 	}
-	return files, nil
+	return out, nil
 }
