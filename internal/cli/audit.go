@@ -7,8 +7,6 @@ import (
 	"fmt"
 	flag "github.com/spf13/pflag"
 	"io"
-	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -66,7 +64,7 @@ type undelivered struct {
 
 func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, error) {
 	fset := flag.NewFlagSet("audit", flag.ContinueOnError)
-	state := fset.String("state", "", "the state `file`; default "+stateDefault)
+	state := fset.String("state", "", "the state: a `file`, or a postgres:// URL; default $KEYBURN_STATE_URL, else "+stateDefault)
 	key := fset.String("key", "", "only this key `ID`")
 	format := fset.String("format", "text", "text or json")
 	verbose := fset.BoolP("verbose", "v", false, "add each step's detail, request ID and actor")
@@ -74,9 +72,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 	if err := parseFlags(fset, args, u, auditUsage, stdout); err != nil {
 		return exitError, err
 	}
-	if *state == "" {
-		*state = store.DefaultPath()
-	}
+	*state = store.Where(*state)
 	if *format != "text" && *format != "json" {
 		return exitError, fmt.Errorf("--format %q: want text or json", *format)
 	}
@@ -84,11 +80,11 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 		return runRequeue(ctx, *state, *requeue, u)
 	}
 	rep := auditReport{PendingDeletions: []store.Deletion{}, Records: []store.AuditRecord{}, Notifications: []undelivered{}, Parked: []parked{}}
-	switch _, err := os.Stat(*state); {
-	case errors.Is(err, fs.ErrNotExist):
-		// Nothing was ever recorded here; do not create the file.
+	switch exists, err := store.Exists(*state); {
 	case err != nil:
 		return exitError, fmt.Errorf("state %s: %w", *state, err)
+	case !exists:
+		// Nothing was ever recorded here; do not create the file.
 	default:
 		st, err := store.Open(*state)
 		if err != nil {
@@ -136,7 +132,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 		return exitClean, enc.Encode(rep)
 	}
 	if len(rep.Records) == 0 && len(rep.PendingDeletions) == 0 && len(rep.Notifications) == 0 && len(rep.Parked) == 0 {
-		u.printf("nothing recorded in %s", *state)
+		u.printf("nothing recorded in %s", store.Describe(*state))
 		return exitClean, nil
 	}
 	return exitClean, writeAudit(stdout, rep, time.Now(), *verbose)
@@ -245,8 +241,8 @@ func writeAudit(w io.Writer, rep auditReport, now time.Time, verbose bool) error
 
 // runRequeue puts parked deliveries back in the receiver's queue.
 func runRequeue(ctx context.Context, state string, ids []string, u *ui) (int, error) {
-	if _, err := os.Stat(state); err != nil {
-		return exitError, fmt.Errorf("state %s: %w", state, err)
+	if exists, err := store.Exists(state); err != nil || !exists {
+		return exitError, fmt.Errorf("state %s: nothing recorded there (%v)", store.Describe(state), err)
 	}
 	st, err := store.Open(state)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/ghtest"
+	"github.com/keyburn/keyburn/internal/pgtest"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/testkeys"
 )
@@ -752,5 +753,35 @@ func TestAuditShowsParkedDeliveries(t *testing.T) {
 	defer st.Close()
 	if d, _ := st.GetDelivery(ctx, "72d3162e-cc78-11e3-81ab-4c9367dc0958"); d.Status != store.Queued {
 		t.Errorf("after --requeue the delivery is %s", d.Status)
+	}
+}
+
+// TestStateInPostgres: the state option takes a postgres:// URL, and so
+// does $KEYBURN_STATE_URL: scan audit reads what another process recorded
+// in the shared database, and its messages never show the password.
+func TestStateInPostgres(t *testing.T) {
+	url := pgtest.Private(t)
+	st, err := store.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Audit(context.Background(), store.AuditRecord{Actor: "arn:aws:iam::123456789012:user/responder", Action: "deactivate",
+		KeyID: "AKIAROSDW5AABZW3VLYZ", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, out, stderr := runCLI("audit", "--state", url, "--format", "json")
+	if code != exitClean || !strings.Contains(out, `"key_id": "AKIAROSDW5AABZW3VLYZ"`) {
+		t.Errorf("audit --state URL: exit %d\n%s\n%s", code, out, stderr)
+	}
+	t.Setenv("KEYBURN_STATE_URL", url)
+	code, out, stderr = runCLI("audit", "--format", "json")
+	if code != exitClean || !strings.Contains(out, `"action": "deactivate"`) {
+		t.Errorf("audit with KEYBURN_STATE_URL: exit %d\n%s\n%s", code, out, stderr)
+	}
+	withPassword := strings.Replace(url, "keyburn@", "keyburn:s3cretpw@", 1)
+	code, _, stderr = runCLI("audit", "--state", strings.Replace(withPassword, "/postgres?", "/nosuchdb?", 1))
+	if code != exitError || strings.Contains(stderr, "s3cretpw") || !strings.Contains(stderr, "nosuchdb") {
+		t.Errorf("a state that cannot be opened: exit %d, %s", code, stderr)
 	}
 }

@@ -79,7 +79,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
 	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default: AWS's)")
-	fs.StringVar(&c.statePath, "state", "", "the state `file` (verdict cache, audit log); default "+stateDefault)
+	fs.StringVar(&c.statePath, "state", "", "the state: a `file` (verdict cache, audit log), or a postgres:// URL a fleet shares; default $KEYBURN_STATE_URL, else "+stateDefault)
 	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
 	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
 	fs.StringVar(&c.failOn, "fail-on", "any", "exit 1 only for findings of this `level` or above: any, medium, high, critical, or live (keys verified live, or that could not be verified; implies --verify)")
@@ -211,9 +211,7 @@ type setup struct {
 // scanned directory, or the current one when the input is files or stdin.
 func (c *common) resolve(ctx context.Context, u *ui, dirHint string) (*setup, error) {
 	u.verbose = c.verbose
-	if c.statePath == "" {
-		c.statePath = store.DefaultPath()
-	}
+	c.statePath = store.Where(c.statePath)
 	if !slices.Contains(report.Formats, c.format) {
 		return nil, fmt.Errorf("--format %q: want one of %s", c.format, strings.Join(report.Formats, ", "))
 	}
@@ -306,7 +304,7 @@ func (c *common) htmlOptions(ctx context.Context, s *setup) func() {
 		title = abs
 	}
 	s.report.Title, s.report.Generated = title, time.Now().UTC().Format("2006-01-02 15:04 UTC")
-	if _, err := os.Stat(c.statePath); err != nil {
+	if ok, _ := store.Exists(c.statePath); !ok {
 		return func() {}
 	}
 	st, err := store.Open(c.statePath)
@@ -327,11 +325,11 @@ func (c *common) htmlOptions(ctx context.Context, s *setup) func() {
 	return func() { st.Close() }
 }
 
-// openState opens the state file, making its directory (its owner's
-// alone) if need be.
+// openState opens the state, making a state file's directory (its
+// owner's alone) if need be.
 func (c *common) openState() (*store.Store, error) {
-	if err := os.MkdirAll(filepath.Dir(c.statePath), 0o700); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+	if err := store.Prepare(c.statePath); err != nil {
+		return nil, err
 	}
 	return store.Open(c.statePath)
 }
@@ -575,7 +573,7 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 		}
 	}
 	if err := check.RunWith(ctx, fs, v, r, hooks); err != nil {
-		u.Failed(fmt.Errorf("state %s: %w", c.statePath, err))
+		u.Failed(fmt.Errorf("state %s: %w", store.Describe(c.statePath), err))
 	}
 	u.debugf("verification: %d STS call(s)", v.Calls())
 	return nil

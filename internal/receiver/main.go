@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -135,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keyburn-webhook", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.listen, "listen", "", "address to listen on, such as :8080")
-	fs.StringVar(&c.state, "state", "", "the state `file`: delivery queue, verdicts, audit log (default the CLI's, so `keyburn scan audit` sees what the receiver did: $XDG_STATE_HOME/keyburn/state.db, or ~/.local/state/keyburn/state.db)")
+	fs.StringVar(&c.state, "state", "", "the state: delivery queue, verdicts, audit log; a `file`, or a postgres:// URL a fleet shares (default $KEYBURN_STATE_URL, else the CLI's file, so `keyburn scan audit` sees what the receiver did: $XDG_STATE_HOME/keyburn/state.db, or ~/.local/state/keyburn/state.db)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "read the webhook secret from this `file`")
 	fs.StringVar(&c.mirrors, "mirrors", "keyburn-mirrors", "`directory` of the per-repository mirror cache")
 	fs.IntVar(&c.workers, "workers", 2, "deliveries processed at once (0: receive and store only, for a fleet whose workers run elsewhere)")
@@ -164,9 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case err != nil:
 		return fmt.Errorf("%w (see keyburn-webhook --help)", err)
 	}
-	if c.state == "" {
-		c.state = store.DefaultPath()
-	}
+	c.state = store.Where(c.state)
 	if c.listen == "" {
 		return errors.New("--listen is required (see keyburn-webhook --help)")
 	}
@@ -180,8 +177,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.soak != 0 && c.respond != string(respond.Delete) {
 		return errors.New("--soak goes with --respond=delete (it is the wait between deactivating and deleting)")
 	}
-	if err := os.MkdirAll(filepath.Dir(c.state), 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	if err := store.Prepare(c.state); err != nil {
+		return err
 	}
 	st, err := store.Open(c.state)
 	if err != nil {
@@ -227,7 +224,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "version", buildinfo.Version(), "addr", c.listen, "state", c.state, "workers", c.workers)
+	log.Info("listening", "version", buildinfo.Version(), "addr", c.listen, "state", store.Describe(c.state), "workers", c.workers)
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

@@ -35,7 +35,7 @@ const (
 // AddNotification stores a notification, queued now; one already stored
 // for the same target and dedupe key is not stored again (false).
 func (s *Store) AddNotification(ctx context.Context, n Notification, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO outbox (target, body, dedupe, status, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?)
+	res, err := s.exec(ctx, `INSERT INTO outbox (target, body, dedupe, status, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`, n.Target, n.Body, n.Dedupe, Queued, now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return false, fmt.Errorf("store a notification: %w", err)
@@ -47,7 +47,7 @@ func (s *Store) AddNotification(ctx context.Context, n Notification, now time.Ti
 // DueNotifications returns queued notifications due by now, oldest first,
 // at most limit.
 func (s *Store) DueNotifications(ctx context.Context, now time.Time, limit int) ([]Notification, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, target, body, dedupe, status, attempts, last_error, next_at FROM outbox
+	rows, err := s.query(ctx, `SELECT id, target, body, dedupe, status, attempts, last_error, next_at FROM outbox
 		WHERE status = ? AND next_at <= ? ORDER BY id LIMIT ?`, Queued, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read the outbox: %w", err)
@@ -58,20 +58,20 @@ func (s *Store) DueNotifications(ctx context.Context, now time.Time, limit int) 
 // PendingNotifications counts the notifications not yet sent nor parked.
 func (s *Store) PendingNotifications(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE status = ?`, Queued).Scan(&n)
+	err := s.queryRow(ctx, `SELECT count(*) FROM outbox WHERE status = ?`, Queued).Scan(&n)
 	return n, err
 }
 
 // NotificationSent marks a notification sent.
 func (s *Store) NotificationSent(ctx context.Context, id int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, Sent, id)
+	_, err := s.exec(ctx, `UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, Sent, id)
 	return err
 }
 
 // NotificationFailed records a failed attempt: retried at next, or parked
 // with the reason once it has failed maxAttempts times.
 func (s *Store) NotificationFailed(ctx context.Context, id int64, reason string, next time.Time, maxAttempts int) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ?,
+	_, err := s.exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ?,
 		status = CASE WHEN attempts + 1 >= ? THEN ? ELSE status END WHERE id = ?`, reason, next.UnixMilli(), maxAttempts, Parked, id)
 	return err
 }
@@ -79,7 +79,7 @@ func (s *Store) NotificationFailed(ctx context.Context, id int64, reason string,
 // Notifications returns every notification, oldest first (for tests and
 // the audit view).
 func (s *Store) Notifications(ctx context.Context) ([]Notification, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, target, body, dedupe, status, attempts, last_error, next_at FROM outbox ORDER BY id`)
+	rows, err := s.query(ctx, `SELECT id, target, body, dedupe, status, attempts, last_error, next_at FROM outbox ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read the outbox: %w", err)
 	}

@@ -59,7 +59,7 @@ var ErrLeaseLost = errors.New("the delivery's lease was lost to another worker")
 // same dedupe key, is ErrDuplicate and changes nothing.
 func (s *Store) Enqueue(ctx context.Context, d Delivery) error {
 	now := time.Now().UnixMilli()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO deliveries (id, event, payload, status, next_at, created_at, dedupe_key)
+	res, err := s.exec(ctx, `INSERT INTO deliveries (id, event, payload, status, next_at, created_at, dedupe_key)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, d.ID, d.Event, d.Payload, Queued, now, now, d.DedupeKey)
 	if err != nil {
 		return fmt.Errorf("store delivery %s: %w", d.ID, err)
@@ -67,7 +67,7 @@ func (s *Store) Enqueue(ctx context.Context, d Delivery) error {
 	if n, _ := res.RowsAffected(); n > 0 {
 		return nil
 	}
-	res, err = s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = 0, next_at = ?, lease = '', lease_until = 0,
+	res, err = s.exec(ctx, `UPDATE deliveries SET status = ?, attempts = 0, next_at = ?, lease = '', lease_until = 0,
 		last_error = 'requeued by a redelivery; before: ' || last_error
 		WHERE status = ? AND (id = ? OR (dedupe_key != '' AND dedupe_key = ?))`, Queued, now, Parked, d.ID, d.DedupeKey)
 	if err != nil {
@@ -82,7 +82,7 @@ func (s *Store) Enqueue(ctx context.Context, d Delivery) error {
 // Parked returns the parked deliveries (without their payloads), oldest
 // first.
 func (s *Store) Parked(ctx context.Context) ([]Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, event, status, attempts, last_error, dedupe_key FROM deliveries WHERE status = ? ORDER BY created_at`, Parked)
+	rows, err := s.query(ctx, `SELECT id, event, status, attempts, last_error, dedupe_key FROM deliveries WHERE status = ? ORDER BY created_at`, Parked)
 	if err != nil {
 		return nil, fmt.Errorf("list parked deliveries: %w", err)
 	}
@@ -110,7 +110,7 @@ func (s *Store) Requeue(ctx context.Context, ids ...string) (int, error) {
 			args = append(args, id)
 		}
 	}
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.exec(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("requeue parked deliveries: %w", err)
 	}
@@ -124,7 +124,7 @@ func (s *Store) Requeue(ctx context.Context, ids ...string) (int, error) {
 // time. It returns false when none is ready.
 func (s *Store) Claim(ctx context.Context, lease time.Duration, maxAttempts int) (Delivery, bool, error) {
 	now := time.Now().UnixMilli()
-	if _, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, lease = '', lease_until = 0,
+	if _, err := s.exec(ctx, `UPDATE deliveries SET status = ?, lease = '', lease_until = 0,
 		last_error = 'its worker stopped (crashed or was killed) on each of its ' || attempts || ' attempts' || CASE WHEN last_error != '' THEN '; before that: ' || last_error ELSE '' END
 		WHERE status = ? AND lease_until <= ? AND attempts >= ?`, Parked, Running, now, maxAttempts); err != nil {
 		return Delivery{}, false, fmt.Errorf("park deliveries that kill their worker: %w", err)
@@ -134,9 +134,9 @@ func (s *Store) Claim(ctx context.Context, lease time.Duration, maxAttempts int)
 	// transaction to upgrade (which SQLite answers with SQLITE_BUSY under
 	// load).
 	var d Delivery
-	err := s.db.QueryRowContext(ctx, `UPDATE deliveries SET status = ?, attempts = attempts + 1, lease_until = ?, lease = ?
+	err := s.queryRow(ctx, `UPDATE deliveries SET status = ?, attempts = attempts + 1, lease_until = ?, lease = ?
 		WHERE id = (SELECT id FROM deliveries WHERE (status = ? AND next_at <= ?) OR (status = ? AND lease_until <= ?)
-			ORDER BY next_at LIMIT 1)
+			ORDER BY next_at LIMIT 1`+s.dialect.skipLocked()+`)
 		RETURNING id, event, payload, status, attempts, last_error, dedupe_key`,
 		Running, now+lease.Milliseconds(), token, Queued, now, Running, now).
 		Scan(&d.ID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.LastError, &d.DedupeKey)
@@ -159,7 +159,7 @@ func newLease() string {
 // leased runs an update of a delivery under its lease: ErrLeaseLost when
 // the caller no longer holds it.
 func (s *Store) leased(ctx context.Context, d Delivery, what, set string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET `+set+` WHERE id = ? AND lease = ? AND status = ?`,
+	res, err := s.exec(ctx, `UPDATE deliveries SET `+set+` WHERE id = ? AND lease = ? AND status = ?`,
 		append(args, d.ID, d.Handle, Running)...)
 	if err != nil {
 		return fmt.Errorf("%s delivery %s: %w", what, d.ID, err)
@@ -193,13 +193,13 @@ func (s *Store) Fail(ctx context.Context, d Delivery, reason string, backoff tim
 // Release gives a delivery back unprocessed, at once and without counting
 // the attempt: its worker is shutting down.
 func (s *Store) Release(ctx context.Context, d Delivery) error {
-	return s.leased(ctx, d, "release", `status = ?, next_at = ?, lease = '', lease_until = 0, attempts = MAX(attempts - 1, 0)`,
+	return s.leased(ctx, d, "release", `status = ?, next_at = ?, lease = '', lease_until = 0, attempts = `+s.dialect.greatest("attempts - 1", "0"),
 		Queued, time.Now().UnixMilli())
 }
 
 // QueueDepth counts deliveries by status.
 func (s *Store) QueueDepth(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries GROUP BY status`)
+	rows, err := s.query(ctx, `SELECT status, COUNT(*) FROM deliveries GROUP BY status`)
 	if err != nil {
 		return nil, fmt.Errorf("count deliveries: %w", err)
 	}
@@ -219,7 +219,7 @@ func (s *Store) QueueDepth(ctx context.Context) (map[string]int, error) {
 // GetDelivery reads one delivery.
 func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 	var d Delivery
-	err := s.db.QueryRowContext(ctx, `SELECT id, event, payload, status, attempts, last_error, dedupe_key FROM deliveries WHERE id = ?`, id).
+	err := s.queryRow(ctx, `SELECT id, event, payload, status, attempts, last_error, dedupe_key FROM deliveries WHERE id = ?`, id).
 		Scan(&d.ID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.LastError, &d.DedupeKey)
 	if err != nil {
 		return d, fmt.Errorf("read delivery %s: %w", id, err)
@@ -231,7 +231,7 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 // none yet).
 func (s *Store) IssueFor(ctx context.Context, repo, keyID string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT number FROM issues WHERE repo = ? AND key_id = ?`, repo, keyID).Scan(&n)
+	err := s.queryRow(ctx, `SELECT number FROM issues WHERE repo = ? AND key_id = ?`, repo, keyID).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -243,7 +243,7 @@ func (s *Store) IssueFor(ctx context.Context, repo, keyID string) (int, error) {
 
 // SetIssue remembers the issue opened for keyID in repo.
 func (s *Store) SetIssue(ctx context.Context, repo, keyID string, number int) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO issues (repo, key_id, number, updated_at) VALUES (?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO issues (repo, key_id, number, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (repo, key_id) DO UPDATE SET number = excluded.number, updated_at = excluded.updated_at`,
 		repo, keyID, number, time.Now().Unix())
 	if err != nil {

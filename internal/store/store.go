@@ -1,7 +1,11 @@
-// Package store is keyburn's embedded state in SQLite (modernc.org/sqlite,
-// pure Go): the verdict cache, deletions that are due, and the append-only
-// audit log of every action taken on a key. It never holds a secret: keys are
-// named by their ID, secrets by their SHA-256.
+// Package store is keyburn's state: the verdict cache, deletions that are
+// due, the append-only audit log of every action taken on a key, the
+// delivery queue, the notification outbox and organisation scan tips. It
+// lives in an embedded SQLite file (modernc.org/sqlite, pure Go) for one
+// machine, or in PostgreSQL (jackc/pgx) for a fleet that shares it: Open
+// takes a path or a postgres:// URL, and the two run the same schema and
+// the same queries (dialect.go says where they differ). It never holds a
+// secret: keys are named by their ID, secrets by their SHA-256.
 package store
 
 import (
@@ -17,9 +21,10 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" driver
 )
 
-// Store is an open state file. It is safe for concurrent use.
+// Store is an open state. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db      *sql.DB
+	dialect dialect
 }
 
 // migrations are applied in order, once each; the schema_version table
@@ -148,42 +153,133 @@ func DefaultPath() string {
 	return filepath.Join(dir, "keyburn", "state.db")
 }
 
-// Open opens (creating if need be) the state file at path and brings its
-// schema up to date. A new state file is readable by its owner only (0600):
-// it names leaked keys and what was done to them.
-func Open(path string) (*Store, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+// Where is the state a process uses: the --state option when given, else
+// $KEYBURN_STATE_URL (a fleet's PostgreSQL), else DefaultPath.
+func Where(option string) string {
+	switch {
+	case option != "":
+		return option
+	case os.Getenv("KEYBURN_STATE_URL") != "":
+		return os.Getenv("KEYBURN_STATE_URL")
+	}
+	return DefaultPath()
+}
+
+// Describe names a state for messages and logs: a path as it is, a URL
+// without its password.
+func Describe(where string) string {
+	if IsURL(where) {
+		return redactURL(where)
+	}
+	return where
+}
+
+// Exists reports whether there is a state at where: a URL always names
+// one (it is created on first open), a path only when the file exists.
+func Exists(where string) (bool, error) {
+	if IsURL(where) {
+		return true, nil
+	}
+	_, err := os.Stat(where)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Prepare makes a state file's directory (its owner's alone) if need be;
+// a database needs nothing.
+func Prepare(where string) error {
+	if IsURL(where) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(where), 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	return nil
+}
+
+// Open opens the state at where and brings its schema up to date: a
+// postgres:// (or postgresql://) URL is a PostgreSQL database, anything
+// else the path of a SQLite file, created if need be and readable by its
+// owner only (0600): it names leaked keys and what was done to them.
+func Open(where string) (*Store, error) {
+	if IsURL(where) {
+		return openPostgres(where)
+	}
+	f, err := os.OpenFile(where, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return nil, fmt.Errorf("open state %s: %w", where, err)
 	}
 	f.Close()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	db, err := sql.Open("sqlite", "file:"+where+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
 	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return nil, fmt.Errorf("open state %s: %w", where, err)
 	}
-	s := &Store{db: db}
-	if err := s.migrate(); err != nil {
+	s := &Store{db: db, dialect: sqlite}
+	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return nil, fmt.Errorf("open state %s: %w", where, err)
 	}
 	return s, nil
+}
+
+// IsURL reports whether a state option names a PostgreSQL database rather
+// than a file.
+func IsURL(where string) bool {
+	return strings.HasPrefix(where, "postgres://") || strings.HasPrefix(where, "postgresql://")
 }
 
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// DB returns the database, for packages that keep tables of their own.
+// DB returns the database itself, for tests that break it on purpose.
 func (s *Store) DB() *sql.DB { return s.db }
 
-func (s *Store) migrate() error {
-	if _, err := s.db.Exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+// migrate applies the migrations not applied yet. Processes that start
+// together apply each once: on SQLite all of it is one IMMEDIATE
+// transaction (the others wait for the write lock, then find nothing to
+// do); on PostgreSQL an advisory lock is held, and each migration is a
+// transaction with its version.
+func (s *Store) migrate(ctx context.Context) (err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// exec runs a statement: inside SQLite's transaction, or a
+	// transaction of its own on PostgreSQL.
+	exec := func(query string, args ...any) error {
+		_, err := conn.ExecContext(ctx, s.dialect.bind(query), args...)
+		return err
+	}
+	switch s.dialect {
+	case postgres:
+		if err := exec(`SELECT pg_advisory_lock(?)`, migrationLock); err != nil {
+			return fmt.Errorf("lock the schema: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+	default:
+		if err := exec(`BEGIN IMMEDIATE`); err != nil {
+			return fmt.Errorf("lock the schema: %w", err)
+		}
+		defer func() {
+			if err == nil {
+				err = exec(`COMMIT`)
+			}
+			if err != nil {
+				conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+			}
+		}()
+	}
+	if err := exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return err
 	}
 	var v int
-	err := s.db.QueryRow(`SELECT version FROM schema_version`).Scan(&v)
+	err = conn.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if _, err := s.db.Exec(`INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+		if err := exec(`INSERT INTO schema_version (version) VALUES (0)`); err != nil {
 			return err
 		}
 	case err != nil:
@@ -193,15 +289,24 @@ func (s *Store) migrate() error {
 		return fmt.Errorf("schema version %d is newer than this keyburn knows (%d)", v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
-		tx, err := s.db.Begin()
+		if s.dialect == sqlite {
+			if err := exec(migrations[i]); err != nil {
+				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+			if err := exec(`UPDATE schema_version SET version = ?`, i+1); err != nil {
+				return err
+			}
+			continue
+		}
+		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(migrations[i]); err != nil {
+		if _, err := tx.ExecContext(ctx, s.dialect.migration(i)); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
-		if _, err := tx.Exec(`UPDATE schema_version SET version = ?`, i+1); err != nil {
+		if _, err := tx.ExecContext(ctx, s.dialect.bind(`UPDATE schema_version SET version = ?`), i+1); err != nil {
 			tx.Rollback()
 			return err
 		}
@@ -233,7 +338,7 @@ type Verdict struct {
 func (s *Store) GetVerdict(ctx context.Context, keyID, secretSHA256 string, maxAge time.Duration) (Verdict, bool, error) {
 	v := Verdict{KeyID: keyID, SecretSHA256: secretSHA256}
 	var at, until int64
-	err := s.db.QueryRowContext(ctx, `SELECT status, arn, account, user_id, checked_at, valid_until FROM verdicts
+	err := s.queryRow(ctx, `SELECT status, arn, account, user_id, checked_at, valid_until FROM verdicts
 		WHERE key_id = ? AND secret_sha256 = ?`, keyID, secretSHA256).Scan(&v.Status, &v.ARN, &v.Account, &v.UserID, &at, &until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, false, nil
@@ -256,12 +361,12 @@ func (s *Store) PutVerdict(ctx context.Context, v Verdict) error {
 	if !v.ValidUntil.IsZero() {
 		until = v.ValidUntil.Unix()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO verdicts (key_id, secret_sha256, status, arn, account, user_id, checked_at, first_checked_at, valid_until)
+	_, err := s.exec(ctx, `INSERT INTO verdicts (key_id, secret_sha256, status, arn, account, user_id, checked_at, first_checked_at, valid_until)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key_id, secret_sha256) DO UPDATE SET status = excluded.status, arn = excluded.arn,
 			account = excluded.account, user_id = excluded.user_id, checked_at = excluded.checked_at,
 			valid_until = excluded.valid_until,
-			first_checked_at = CASE WHEN first_checked_at > 0 THEN first_checked_at ELSE checked_at END`,
+			first_checked_at = CASE WHEN verdicts.first_checked_at > 0 THEN verdicts.first_checked_at ELSE verdicts.checked_at END`,
 		v.KeyID, v.SecretSHA256, v.Status, v.ARN, v.Account, v.UserID, v.CheckedAt.Unix(), v.CheckedAt.Unix(), until)
 	if err != nil {
 		return fmt.Errorf("save verdict for %s: %w", v.KeyID, err)
@@ -274,7 +379,7 @@ func (s *Store) PutVerdict(ctx context.Context, v Verdict) error {
 // issued before.
 func (s *Store) FirstChecked(ctx context.Context, keyID string) (time.Time, error) {
 	var at sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN first_checked_at > 0 THEN first_checked_at ELSE checked_at END)
+	err := s.queryRow(ctx, `SELECT MIN(CASE WHEN first_checked_at > 0 THEN first_checked_at ELSE checked_at END)
 		FROM verdicts WHERE key_id = ?`, keyID).Scan(&at)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read when %s was first checked: %w", keyID, err)
@@ -296,7 +401,7 @@ type Revocation struct {
 
 // PutRevocation records a revocation, replacing an older one for the key.
 func (s *Store) PutRevocation(ctx context.Context, r Revocation) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO revocations (key_id, account, role, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO revocations (key_id, account, role, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (key_id) DO UPDATE SET account = excluded.account, role = excluded.role,
 			revoked_at = excluded.revoked_at, expires_at = excluded.expires_at`,
 		r.KeyID, r.Account, r.Role, r.RevokedAt.Unix(), r.ExpiresAt.Unix())
@@ -310,7 +415,7 @@ func (s *Store) PutRevocation(ctx context.Context, r Revocation) error {
 func (s *Store) GetRevocation(ctx context.Context, keyID string) (Revocation, bool, error) {
 	r := Revocation{KeyID: keyID}
 	var at, until int64
-	err := s.db.QueryRowContext(ctx, `SELECT account, role, revoked_at, expires_at FROM revocations WHERE key_id = ?`, keyID).
+	err := s.queryRow(ctx, `SELECT account, role, revoked_at, expires_at FROM revocations WHERE key_id = ?`, keyID).
 		Scan(&r.Account, &r.Role, &at, &until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
@@ -349,7 +454,7 @@ func (s *Store) Audit(ctx context.Context, r AuditRecord) error {
 	if r.At.IsZero() {
 		r.At = time.Now()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit (at, actor, action, key_id, account, user_name, request_id, before, after, outcome, detail, secret_sha256)
+	_, err := s.exec(ctx, `INSERT INTO audit (at, actor, action, key_id, account, user_name, request_id, before, after, outcome, detail, secret_sha256)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.At.UTC().Format(time.RFC3339Nano), r.Actor, r.Action, r.KeyID, r.Account, r.UserName, r.RequestID, r.Before, r.After, r.Outcome, r.Detail, r.SecretSHA256)
 	if err != nil {
@@ -366,7 +471,7 @@ func (s *Store) AuditLog(ctx context.Context, keyID string) ([]AuditRecord, erro
 		q += ` WHERE key_id = ?`
 		args = append(args, keyID)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id`, args...)
+	rows, err := s.query(ctx, q+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read the audit log: %w", err)
 	}
@@ -405,8 +510,8 @@ func (s *Store) ScheduleDeletion(ctx context.Context, d Deletion) (time.Time, er
 	if d.DueAt.After(time.Unix(due, 0)) {
 		due++
 	}
-	err := s.db.QueryRowContext(ctx, `INSERT INTO due_deletions (key_id, account, user_name, due_at, created_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (key_id) DO UPDATE SET key_id = key_id RETURNING due_at`,
+	err := s.queryRow(ctx, `INSERT INTO due_deletions (key_id, account, user_name, due_at, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET key_id = due_deletions.key_id RETURNING due_at`,
 		d.KeyID, d.Account, d.UserName, due, created.Unix()).Scan(&due)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("schedule deletion of %s: %w", d.KeyID, err)
@@ -426,7 +531,7 @@ func (s *Store) PendingDeletions(ctx context.Context) ([]Deletion, error) {
 }
 
 func (s *Store) deletions(ctx context.Context, where string, args ...any) ([]Deletion, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key_id, account, user_name, due_at, created_at FROM due_deletions `+where+` ORDER BY due_at, key_id`, args...)
+	rows, err := s.query(ctx, `SELECT key_id, account, user_name, due_at, created_at FROM due_deletions `+where+` ORDER BY due_at, key_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read scheduled deletions: %w", err)
 	}
@@ -447,7 +552,7 @@ func (s *Store) deletions(ctx context.Context, where string, args ...any) ([]Del
 // Unschedule removes a key's deletion from the schedule: done, or
 // cancelled.
 func (s *Store) Unschedule(ctx context.Context, keyID string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM due_deletions WHERE key_id = ?`, keyID); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM due_deletions WHERE key_id = ?`, keyID); err != nil {
 		return fmt.Errorf("unschedule the deletion of %s: %w", keyID, err)
 	}
 	return nil
@@ -458,7 +563,7 @@ func (s *Store) Unschedule(ctx context.Context, keyID string) error {
 func (s *Store) RepoTips(ctx context.Context, repo string) ([]string, time.Time, error) {
 	var tips string
 	var at int64
-	err := s.db.QueryRowContext(ctx, `SELECT tips, scanned_at FROM repo_scans WHERE repo = ?`, repo).Scan(&tips, &at)
+	err := s.queryRow(ctx, `SELECT tips, scanned_at FROM repo_scans WHERE repo = ?`, repo).Scan(&tips, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, time.Time{}, nil
 	}
@@ -473,7 +578,7 @@ func (s *Store) RepoTips(ctx context.Context, repo string) ([]string, time.Time,
 
 // SetRepoTips remembers the commits a scan of repo ended at.
 func (s *Store) SetRepoTips(ctx context.Context, repo string, tips []string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO repo_scans (repo, tips, scanned_at) VALUES (?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO repo_scans (repo, tips, scanned_at) VALUES (?, ?, ?)
 		ON CONFLICT (repo) DO UPDATE SET tips = excluded.tips, scanned_at = excluded.scanned_at`,
 		repo, strings.Join(tips, ","), time.Now().Unix())
 	if err != nil {
@@ -491,7 +596,7 @@ type OwnCall struct {
 
 // AddOwnCall records a call keyburn made with a key.
 func (s *Store) AddOwnCall(ctx context.Context, c OwnCall) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO own_calls (key_id, request_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+	_, err := s.exec(ctx, `INSERT INTO own_calls (key_id, request_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 		c.KeyID, c.RequestID, c.At.Unix())
 	if err != nil {
 		return fmt.Errorf("record keyburn's own call with %s: %w", c.KeyID, err)
@@ -502,7 +607,7 @@ func (s *Store) AddOwnCall(ctx context.Context, c OwnCall) error {
 // OwnCalls returns the calls keyburn recorded making with keyID, by
 // request ID.
 func (s *Store) OwnCalls(ctx context.Context, keyID string) (map[string]OwnCall, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT request_id, at FROM own_calls WHERE key_id = ?`, keyID)
+	rows, err := s.query(ctx, `SELECT request_id, at FROM own_calls WHERE key_id = ?`, keyID)
 	if err != nil {
 		return nil, fmt.Errorf("read keyburn's own calls with %s: %w", keyID, err)
 	}

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBind(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`SELECT a FROM t WHERE b = ? AND c = ?`, `SELECT a FROM t WHERE b = $1 AND c = $2`},
+		{`UPDATE t SET e = 'why? because' || ? WHERE id = ?`, `UPDATE t SET e = 'why? because' || $1 WHERE id = $2`},
+		{`SELECT 1`, `SELECT 1`},
+	} {
+		if got := postgres.bind(tc.in); got != tc.want {
+			t.Errorf("bind(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if got := sqlite.bind(tc.in); got != tc.in {
+			t.Errorf("SQLite's bind changed %q to %q", tc.in, got)
+		}
+	}
+}
+
+// TestPostgresMigrations: every migration in PostgreSQL's words has none
+// of SQLite's left in it.
+func TestPostgresMigrations(t *testing.T) {
+	for i := range migrations {
+		m := postgres.migration(i)
+		for _, sqliteOnly := range []string{"AUTOINCREMENT", "RAISE(ABORT", " INTEGER", "BLOB"} {
+			if strings.Contains(m, sqliteOnly) {
+				t.Errorf("migration %d for PostgreSQL holds %q", i+1, sqliteOnly)
+			}
+		}
+	}
+}
+
+// TestMigrateTogether: processes that open one new database at once apply
+// each migration once, and all of them open it.
+func TestMigrateTogether(t *testing.T) {
+	each(t, func(t *testing.T, where string) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Go(func() {
+				s, err := Open(where)
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("open: %v", err)
+			}
+		}
+		s := openAt(t, where)
+		var v int
+		if err := s.db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+			t.Errorf("schema version %d, %v; want %d", v, err, len(migrations))
+		}
+		var rows int
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM schema_version`).Scan(&rows); err != nil || rows != 1 {
+			t.Errorf("%d schema_version rows, %v", rows, err)
+		}
+	})
+}
+
+func TestDescribe(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://keyburn:pw@db.internal:5432/keyburn?sslmode=require": "postgres://keyburn@db.internal:5432/keyburn?sslmode=require",
+		"postgresql://u@h/db": "postgresql://u@h/db",
+		"/var/lib/keyburn/state.db": "/var/lib/keyburn/state.db",
+	} {
+		if got := Describe(in); got != want {
+			t.Errorf("Describe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestClaimOnce: six processes (each a store of its own on the one
+// database) claiming from one queue at once take every delivery exactly
+// once.
+func TestClaimOnce(t *testing.T) {
+	each(t, func(t *testing.T, where string) {
+		ctx := context.Background()
+		s := openAt(t, where)
+		const n = 30
+		for i := range n {
+			if err := s.Enqueue(ctx, Delivery{ID: fmt.Sprintf("d%02d", i), Event: "push", Payload: []byte("{}")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		claimed := map[string]int{}
+		var wg sync.WaitGroup
+		for range 6 {
+			w := openAt(t, where)
+			wg.Go(func() {
+				for range 2 * n { // bounded: more than there are
+					d, ok, err := w.Claim(ctx, time.Hour, 5)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if !ok {
+						return
+					}
+					mu.Lock()
+					claimed[d.ID]++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(claimed) != n {
+			t.Errorf("%d deliveries claimed, want %d", len(claimed), n)
+		}
+		for id, c := range claimed {
+			if c != 1 {
+				t.Errorf("%s claimed %d times", id, c)
+			}
+		}
+	})
+}
