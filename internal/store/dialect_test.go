@@ -74,7 +74,7 @@ func TestMigrateTogether(t *testing.T) {
 func TestDescribe(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://keyburn:pw@db.internal:5432/keyburn?sslmode=require": "postgres://keyburn@db.internal:5432/keyburn?sslmode=require",
-		"postgresql://u@h/db": "postgresql://u@h/db",
+		"postgresql://u@h/db":       "postgresql://u@h/db",
 		"/var/lib/keyburn/state.db": "/var/lib/keyburn/state.db",
 	} {
 		if got := Describe(in); got != want {
