@@ -182,7 +182,10 @@ const maxBody = 64 << 10
 // of those that failed (already recorded).
 func (s *Sender) Flush(ctx context.Context) (int, error) {
 	now := s.now()
-	due, err := s.Store.DueNotifications(ctx, now, 100)
+	// Claimed, not just read: processes sharing one state each send a
+	// message once (one that dies holding some leaves them to another
+	// after the lease).
+	due, err := s.Store.ClaimNotifications(ctx, now, sendLease, 100)
 	if err != nil {
 		return 0, err
 	}
@@ -213,6 +216,9 @@ func (s *Sender) Flush(ctx context.Context) (int, error) {
 	}
 	return sent, errors.Join(errs...)
 }
+
+// sendLease bounds how long a sender holds the notifications it claimed.
+const sendLease = 10 * time.Minute
 
 // Drain flushes until nothing is due or within is over, waiting for
 // retries in between; it returns how many are still waiting, and the last

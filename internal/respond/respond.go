@@ -778,18 +778,46 @@ func (r *Responder) DeleteDue(ctx context.Context) ([]Result, error) {
 	if r.opts.Policy != Delete {
 		return nil, nil
 	}
-	due, err := r.opts.Store.DueDeletions(ctx, r.opts.Now())
+	// A dry run only reads the schedule. A real one claims what is due,
+	// so that processes sharing one state each delete a key once; what
+	// it could not finish is released for the next run at once.
+	var due []store.Deletion
+	var err error
+	if r.opts.DryRun {
+		due, err = r.opts.Store.DueDeletions(ctx, r.opts.Now())
+	} else {
+		due, err = r.opts.Store.ClaimDueDeletions(ctx, r.opts.Now(), deletionLease)
+	}
 	if err != nil {
 		return nil, err
 	}
 	var out []Result
-	for _, d := range due {
+	for i, d := range due {
 		if ctx.Err() != nil {
+			r.release(due[i:])
 			return out, ctx.Err()
 		}
 		out = append(out, r.deleteDue(ctx, d))
+		r.release(due[i : i+1])
 	}
 	return out, nil
+}
+
+// deletionLease bounds how long a process holds due deletions it claimed:
+// one that dies holding them leaves them to another after it.
+const deletionLease = 10 * time.Minute
+
+// release gives claimed deletions still on the schedule back to the next
+// run (a deletion done or cancelled is off the schedule already).
+func (r *Responder) release(ds []store.Deletion) {
+	if r.opts.DryRun {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, d := range ds {
+		_ = r.opts.Store.ReleaseDeletion(ctx, d.KeyID) // a lost release costs one lease of waiting
+	}
 }
 
 func (r *Responder) deleteDue(ctx context.Context, d store.Deletion) Result {

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/time/rate"
 
+	"github.com/keyburn/keyburn/internal/pgtest"
 	"github.com/keyburn/keyburn/internal/reach"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/verify"
@@ -981,4 +982,86 @@ func TestTrustedPrincipals(t *testing.T) {
 			t.Errorf("trustedPrincipals(%s) = %q, want %q", tt.doc, got, tt.want)
 		}
 	}
+}
+
+// TestDueDeletionOnceAcrossProcesses: three responders sharing one
+// PostgreSQL state (three processes of a fleet) run their due deletions at
+// once: the key soaked by another is deleted once, by one of them, and its
+// audit trail holds one deletion.
+func TestDueDeletionOnceAcrossProcesses(t *testing.T) {
+	url := pgtest.Private(t)
+	ctx := context.Background()
+	first, err := store.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := first.ScheduleDeletion(ctx, store.Deletion{KeyID: key, Account: "123456789012", UserName: "alice", DueAt: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake(iamtypes.StatusTypeInactive) // one IAM, as AWS is one
+	// Each responder that gets as far as reading the key waits for the
+	// others to get there too (or half a second): without claims all three
+	// would read it Inactive, and all three delete it.
+	var arrived atomic.Int32
+	arrive := func() {
+		arrived.Add(1)
+		for range 100 { // half a second at most
+			if arrived.Load() >= 3 {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	results := make(chan []Result, 3)
+	for range 3 {
+		st, err := store.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		r := responder(t, barrierIAM{IAMAPI: fake, arrive: arrive}, Options{Policy: Delete, Soak: time.Hour, Store: st}, selfUser)
+		wg.Go(func() {
+			done, err := r.DeleteDue(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- done
+		})
+	}
+	wg.Wait()
+	close(results)
+	deleted := 0
+	for done := range results {
+		for _, res := range done {
+			if res.Action == ActionDeleted {
+				deleted++
+			}
+		}
+	}
+	if deletes := strings.Count(fake.callList(), "delete"); deleted != 1 || deletes != 1 || len(fake.keys) != 0 {
+		t.Errorf("%d results said deleted, %d DeleteAccessKey calls, keys left %v; want one of each", deleted, deletes, fake.keys)
+	}
+	log, _ := first.AuditLog(ctx, key)
+	n := 0
+	for _, rec := range log {
+		if rec.Action == stepDelete && rec.Outcome == outOK {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the audit trail holds %d deletions, want one:\n%+v", n, log)
+	}
+}
+
+// barrierIAM is an IAM that calls arrive before listing a user's keys.
+type barrierIAM struct {
+	IAMAPI
+	arrive func()
+}
+
+func (b barrierIAM) ListAccessKeys(ctx context.Context, in *iam.ListAccessKeysInput, opts ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error) {
+	b.arrive()
+	return b.IAMAPI.ListAccessKeys(ctx, in, opts...)
 }

@@ -128,3 +128,120 @@ func TestClaimOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimDueDeletionsOnce: processes sharing one state each take a due
+// deletion once; a released one, or one whose lease ran out (its holder
+// died), is taken again.
+func TestClaimDueDeletionsOnce(t *testing.T) {
+	each(t, func(t *testing.T, where string) {
+		ctx := context.Background()
+		s := openAt(t, where)
+		now := time.Now()
+		const n = 20
+		for i := range n {
+			if _, err := s.ScheduleDeletion(ctx, Deletion{KeyID: fmt.Sprintf("AKIA%02d", i), Account: "1", UserName: "u", DueAt: now.Add(-time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.ScheduleDeletion(ctx, Deletion{KeyID: "AKIALATER", Account: "1", UserName: "u", DueAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		claimed := map[string]int{}
+		var wg sync.WaitGroup
+		for range 5 {
+			w := openAt(t, where)
+			wg.Go(func() {
+				ds, err := w.ClaimDueDeletions(ctx, now, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					claimed[d.KeyID]++
+				}
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if len(claimed) != n || claimed["AKIALATER"] != 0 {
+			t.Errorf("claimed %d deletions (%v), want the %d due", len(claimed), claimed, n)
+		}
+		for id, c := range claimed {
+			if c != 1 {
+				t.Errorf("%s claimed %d times", id, c)
+			}
+		}
+		if ds, _ := s.ClaimDueDeletions(ctx, now, time.Minute); len(ds) != 0 {
+			t.Errorf("taken again while leased: %v", ds)
+		}
+		if err := s.ReleaseDeletion(ctx, "AKIA03"); err != nil {
+			t.Fatal(err)
+		}
+		if ds, _ := s.ClaimDueDeletions(ctx, now, time.Minute); len(ds) != 1 || ds[0].KeyID != "AKIA03" {
+			t.Errorf("after a release: %v", ds)
+		}
+		if ds, _ := s.ClaimDueDeletions(ctx, now.Add(2*time.Minute), time.Minute); len(ds) != n {
+			t.Errorf("after the leases ran out: %d taken, want %d", len(ds), n)
+		}
+	})
+}
+
+// TestClaimNotificationsOnce: processes sharing one state each take a
+// queued notification once; one sent is not taken again, one that failed
+// is taken when due.
+func TestClaimNotificationsOnce(t *testing.T) {
+	each(t, func(t *testing.T, where string) {
+		ctx := context.Background()
+		s := openAt(t, where)
+		now := time.Now()
+		const n = 20
+		for i := range n {
+			if _, err := s.AddNotification(ctx, Notification{Target: "json:1", Body: []byte("{}"), Dedupe: fmt.Sprint(i)}, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		claimed := map[int64]int{}
+		var wg sync.WaitGroup
+		for range 5 {
+			w := openAt(t, where)
+			wg.Go(func() {
+				ns, err := w.ClaimNotifications(ctx, now, time.Minute, 8)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, n := range ns {
+					claimed[n.ID]++
+				}
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		for id, c := range claimed {
+			if c != 1 {
+				t.Errorf("notification %d claimed %d times", id, c)
+			}
+		}
+		if len(claimed) != n {
+			t.Errorf("%d claimed, want %d", len(claimed), n)
+		}
+		var ids []int64
+		for id := range claimed {
+			ids = append(ids, id)
+		}
+		if err := s.NotificationSent(ctx, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.NotificationFailed(ctx, ids[1], "503", now, 5); err != nil {
+			t.Fatal(err)
+		}
+		ns, _ := s.ClaimNotifications(ctx, now, time.Minute, 100)
+		if len(ns) != 1 || ns[0].ID != ids[1] {
+			t.Errorf("after one sent and one failed: %v, want only the failed one", ns)
+		}
+	})
+}

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -44,15 +46,25 @@ func (s *Store) AddNotification(ctx context.Context, n Notification, now time.Ti
 	return added == 1, nil
 }
 
-// DueNotifications returns queued notifications due by now, oldest first,
-// at most limit.
-func (s *Store) DueNotifications(ctx context.Context, now time.Time, limit int) ([]Notification, error) {
-	rows, err := s.query(ctx, `SELECT id, target, body, dedupe, status, attempts, last_error, next_at FROM outbox
-		WHERE status = ? AND next_at <= ? ORDER BY id LIMIT ?`, Queued, now.UnixMilli(), limit)
+// ClaimNotifications takes the queued notifications due by now that no
+// process holds, at most limit, oldest first, each leased until now+lease:
+// another process sharing the state does not send them meanwhile, and
+// sends them once the lease runs out if this one died holding them.
+func (s *Store) ClaimNotifications(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Notification, error) {
+	ms := now.UnixMilli()
+	rows, err := s.query(ctx, `UPDATE outbox SET lease_until = ?
+		WHERE id IN (SELECT id FROM outbox WHERE status = ? AND next_at <= ? AND lease_until <= ?
+			ORDER BY id LIMIT ?`+s.dialect.skipLocked()+`)
+		RETURNING id, target, body, dedupe, status, attempts, last_error, next_at`, ms+lease.Milliseconds(), Queued, ms, ms, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read the outbox: %w", err)
+		return nil, fmt.Errorf("claim notifications: %w", err)
 	}
-	return scanNotifications(rows)
+	out, err := scanNotifications(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim notifications: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Notification) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // PendingNotifications counts the notifications not yet sent nor parked.
@@ -64,14 +76,14 @@ func (s *Store) PendingNotifications(ctx context.Context) (int, error) {
 
 // NotificationSent marks a notification sent.
 func (s *Store) NotificationSent(ctx context.Context, id int64) error {
-	_, err := s.exec(ctx, `UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, Sent, id)
+	_, err := s.exec(ctx, `UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '', lease_until = 0 WHERE id = ?`, Sent, id)
 	return err
 }
 
 // NotificationFailed records a failed attempt: retried at next, or parked
 // with the reason once it has failed maxAttempts times.
 func (s *Store) NotificationFailed(ctx context.Context, id int64, reason string, next time.Time, maxAttempts int) error {
-	_, err := s.exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ?,
+	_, err := s.exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ?, lease_until = 0,
 		status = CASE WHEN attempts + 1 >= ? THEN ? ELSE status END WHERE id = ?`, reason, next.UnixMilli(), maxAttempts, Parked, id)
 	return err
 }

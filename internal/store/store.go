@@ -9,12 +9,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,6 +138,12 @@ var migrations = []string{
 		at         INTEGER NOT NULL,
 		PRIMARY KEY (key_id, request_id)
 	);`,
+	// 9: leases on due deletions and notifications, so that processes
+	// sharing one state (a fleet on PostgreSQL) each carry out a deletion,
+	// and send a notification, once: claimed under a lease that runs out
+	// if its holder dies (milliseconds).
+	`ALTER TABLE due_deletions ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // DefaultPath is where the state lives when no path is given, for the CLI
@@ -524,6 +532,37 @@ func (s *Store) DueDeletions(ctx context.Context, now time.Time) ([]Deletion, er
 	return s.deletions(ctx, `WHERE due_at <= ?`, now.Unix())
 }
 
+// ClaimDueDeletions takes the deletions due by now that no process holds,
+// each leased until now+lease: another process sharing the state does not
+// take them meanwhile, and takes them once the lease runs out if this one
+// died holding them. One finished or cancelled is Unscheduled; one that
+// failed is tried again when its lease runs out.
+func (s *Store) ClaimDueDeletions(ctx context.Context, now time.Time, lease time.Duration) ([]Deletion, error) {
+	ms := now.UnixMilli()
+	rows, err := s.query(ctx, `UPDATE due_deletions SET lease_until = ?
+		WHERE key_id IN (SELECT key_id FROM due_deletions WHERE due_at <= ? AND lease_until <= ?
+			ORDER BY due_at, key_id LIMIT 100`+s.dialect.skipLocked()+`)
+		RETURNING key_id, account, user_name, due_at, created_at`, ms+lease.Milliseconds(), now.Unix(), ms)
+	if err != nil {
+		return nil, fmt.Errorf("claim due deletions: %w", err)
+	}
+	out, err := scanDeletions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim due deletions: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Deletion) int { return cmp.Or(a.DueAt.Compare(b.DueAt), strings.Compare(a.KeyID, b.KeyID)) })
+	return out, nil
+}
+
+// ReleaseDeletion gives a claimed deletion back: the next claim may take
+// it at once.
+func (s *Store) ReleaseDeletion(ctx context.Context, keyID string) error {
+	if _, err := s.exec(ctx, `UPDATE due_deletions SET lease_until = 0 WHERE key_id = ?`, keyID); err != nil {
+		return fmt.Errorf("release the deletion of %s: %w", keyID, err)
+	}
+	return nil
+}
+
 // PendingDeletions returns every scheduled deletion, due or not, soonest
 // first.
 func (s *Store) PendingDeletions(ctx context.Context) ([]Deletion, error) {
@@ -535,13 +574,23 @@ func (s *Store) deletions(ctx context.Context, where string, args ...any) ([]Del
 	if err != nil {
 		return nil, fmt.Errorf("read scheduled deletions: %w", err)
 	}
+	out, err := scanDeletions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read scheduled deletions: %w", err)
+	}
+	return out, nil
+}
+
+// scanDeletions reads rows of (key_id, account, user_name, due_at,
+// created_at).
+func scanDeletions(rows *sql.Rows) ([]Deletion, error) {
 	defer rows.Close()
 	var out []Deletion
 	for rows.Next() {
 		var d Deletion
 		var due, created int64
 		if err := rows.Scan(&d.KeyID, &d.Account, &d.UserName, &due, &created); err != nil {
-			return nil, fmt.Errorf("read scheduled deletions: %w", err)
+			return nil, err
 		}
 		d.DueAt, d.CreatedAt = time.Unix(due, 0), time.Unix(created, 0)
 		out = append(out, d)
