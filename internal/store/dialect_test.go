@@ -96,36 +96,13 @@ func TestClaimOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var mu sync.Mutex
-		claimed := map[string]int{}
-		var wg sync.WaitGroup
-		for range 6 {
-			w := openAt(t, where)
-			wg.Go(func() {
-				for range 2 * n { // bounded: more than there are
-					d, ok, err := w.Claim(ctx, time.Hour, 5)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if !ok {
-						return
-					}
-					mu.Lock()
-					claimed[d.ID]++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		if len(claimed) != n {
-			t.Errorf("%d deliveries claimed, want %d", len(claimed), n)
-		}
-		for id, c := range claimed {
-			if c != 1 {
-				t.Errorf("%s claimed %d times", id, c)
+		claimedOnce(t, where, 6, n, func(w *Store) ([]string, error) {
+			d, ok, err := w.Claim(ctx, time.Hour, 5)
+			if !ok || err != nil {
+				return nil, err
 			}
-		}
+			return []string{d.ID}, nil
+		})
 	})
 }
 
@@ -146,33 +123,14 @@ func TestClaimDueDeletionsOnce(t *testing.T) {
 		if _, err := s.ScheduleDeletion(ctx, Deletion{KeyID: "AKIALATER", Account: "1", UserName: "u", DueAt: now.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		var mu sync.Mutex
-		claimed := map[string]int{}
-		var wg sync.WaitGroup
-		for range 5 {
-			w := openAt(t, where)
-			wg.Go(func() {
-				ds, err := w.ClaimDueDeletions(ctx, now, time.Minute)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				for _, d := range ds {
-					claimed[d.KeyID]++
-				}
-				mu.Unlock()
-			})
-		}
-		wg.Wait()
-		if len(claimed) != n || claimed["AKIALATER"] != 0 {
-			t.Errorf("claimed %d deletions (%v), want the %d due", len(claimed), claimed, n)
-		}
-		for id, c := range claimed {
-			if c != 1 {
-				t.Errorf("%s claimed %d times", id, c)
+		claimedOnce(t, where, 5, n, func(w *Store) ([]string, error) {
+			ds, err := w.ClaimDueDeletions(ctx, now, time.Minute)
+			var ids []string
+			for _, d := range ds {
+				ids = append(ids, d.KeyID)
 			}
-		}
+			return ids, err
+		})
 		if ds, _ := s.ClaimDueDeletions(ctx, now, time.Minute); len(ds) != 0 {
 			t.Errorf("taken again while leased: %v", ds)
 		}
@@ -202,36 +160,22 @@ func TestClaimNotificationsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		var all []Notification
 		var mu sync.Mutex
-		claimed := map[int64]int{}
-		var wg sync.WaitGroup
-		for range 5 {
-			w := openAt(t, where)
-			wg.Go(func() {
-				ns, err := w.ClaimNotifications(ctx, now, time.Minute, 8)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				for _, n := range ns {
-					claimed[n.ID]++
-				}
-				mu.Unlock()
-			})
-		}
-		wg.Wait()
-		for id, c := range claimed {
-			if c != 1 {
-				t.Errorf("notification %d claimed %d times", id, c)
+		claimedOnce(t, where, 5, n, func(w *Store) ([]string, error) {
+			ns, err := w.ClaimNotifications(ctx, now, time.Minute, 8)
+			var ids []string
+			mu.Lock()
+			for _, n := range ns {
+				ids = append(ids, fmt.Sprint(n.ID))
+				all = append(all, n)
 			}
-		}
-		if len(claimed) != n {
-			t.Errorf("%d claimed, want %d", len(claimed), n)
-		}
+			mu.Unlock()
+			return ids, err
+		})
 		var ids []int64
-		for id := range claimed {
-			ids = append(ids, id)
+		for _, n := range all {
+			ids = append(ids, n.ID)
 		}
 		if err := s.NotificationSent(ctx, ids[0]); err != nil {
 			t.Fatal(err)
@@ -244,4 +188,43 @@ func TestClaimNotificationsOnce(t *testing.T) {
 			t.Errorf("after one sent and one failed: %v, want only the failed one", ns)
 		}
 	})
+}
+
+// claimedOnce runs claim from k stores of their own on the state at where,
+// all at once, and checks that together they took want things, each once.
+// claim returns what one call took (none: that store is done).
+func claimedOnce(t *testing.T, where string, k, want int, claim func(s *Store) ([]string, error)) {
+	t.Helper()
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	var wg sync.WaitGroup
+	for range k {
+		w := openAt(t, where)
+		wg.Go(func() {
+			for range 2 * want { // bounded: more rounds than there are things
+				got, err := claim(w)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, id := range got {
+					claimed[id]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != want {
+		t.Errorf("%d claimed, want %d: %v", len(claimed), want, claimed)
+	}
+	for id, c := range claimed {
+		if c != 1 {
+			t.Errorf("%s claimed %d times", id, c)
+		}
+	}
 }
