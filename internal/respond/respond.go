@@ -48,6 +48,8 @@ package respond
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -250,6 +252,10 @@ type Responder struct {
 
 	lastUsedMu sync.Mutex
 	lastUsed   map[string]bool // key IDs whose last use was recorded before verification
+
+	// holder names this responder in the keys' locks (store.LockKey).
+	holderOnce sync.Once
+	holder     string
 }
 
 // New returns a Responder, after learning who it is (its own key and ARN,
@@ -650,6 +656,19 @@ func lastUsedText(lu *iamtypes.AccessKeyLastUsed) string {
 // an action, it reads what CloudTrail holds of the key's calls since it
 // leaked (Result.Evidence, and the audit log).
 func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Result {
+	if !r.opts.DryRun && r.opts.Policy != Off && vd.Status == verify.Live {
+		// One process at a time acts on a key, whichever of those that
+		// share the state found it; the next finds what the first did.
+		unlock, err := r.lockKey(ctx, k.ID)
+		if err != nil {
+			return Result{KeyID: k.ID, At: r.opts.Now(), Action: ActionFailed, Reason: err.Error() + "; nothing done", Err: err}
+		}
+		defer unlock()
+		if at, ok := r.deletedBefore(ctx, k.ID); ok {
+			return Result{KeyID: k.ID, At: r.opts.Now(), Action: ActionSkipped,
+				Reason: "deleted already at " + at.UTC().Format(time.RFC3339) + " (the audit log has it, by this or another process sharing the state): nothing more done"}
+		}
+	}
 	res := r.respond(ctx, k, vd)
 	if r.opts.DryRun || !res.Action.Acted() && !res.revokedNow {
 		return res
@@ -658,6 +677,61 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 	ev, err := r.evidence(ctx, a, k.LeakedAt)
 	res.Evidence, res.Err = ev, errors.Join(res.Err, err)
 	return res
+}
+
+// keyLockLease is how long a responder holds a key's lock without
+// renewing it: an action takes seconds; one whose process died is free
+// again after this.
+const keyLockLease = 5 * time.Minute
+
+// keyLockWait bounds the wait for a key another process is acting on.
+const keyLockWait = 2 * time.Minute
+
+// lockKey waits for keyID's lock (store.LockKey) and returns what gives
+// it up.
+func (r *Responder) lockKey(ctx context.Context, keyID string) (unlock func(), err error) {
+	r.holderOnce.Do(func() {
+		var b [12]byte
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		r.holder = hex.EncodeToString(b[:])
+	})
+	wait := time.NewTimer(keyLockWait)
+	defer wait.Stop()
+	for {
+		ok, err := r.opts.Store.LockKey(ctx, keyID, r.holder, time.Now(), keyLockLease)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				_ = r.opts.Store.UnlockKey(ctx, keyID, r.holder) // a lost unlock runs out with its lease
+			}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wait.C:
+			return nil, fmt.Errorf("key %s: another process sharing the state has been acting on it for over %v", keyID, keyLockWait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// deletedBefore reports whether the audit log has keyID deleted (key IDs
+// are never reused: a deleted key is gone for good), and when.
+func (r *Responder) deletedBefore(ctx context.Context, keyID string) (time.Time, bool) {
+	log, err := r.opts.Store.AuditLog(ctx, keyID)
+	if err != nil {
+		return time.Time{}, false // act as if not: IAM says what is true
+	}
+	for _, rec := range log {
+		if rec.Action == stepDelete && rec.Outcome == outOK {
+			return rec.At, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Result {

@@ -228,3 +228,44 @@ func claimedOnce(t *testing.T, where string, k, want int, claim func(s *Store) (
 		}
 	}
 }
+
+// TestLockKey: one holder at a time per key; its own renewal is taken, and
+// another holder gets the key once the lock runs out or is given up, not
+// before; giving up a lock another now holds leaves it theirs.
+func TestLockKey(t *testing.T) {
+	each(t, func(t *testing.T, where string) {
+		ctx := context.Background()
+		a, b := openAt(t, where), openAt(t, where)
+		now := time.Now()
+		for _, step := range []struct {
+			s      *Store
+			holder string
+			at     time.Duration
+			want   bool
+		}{
+			{a, "A", 0, true},
+			{b, "B", 0, false},
+			{a, "A", time.Second, true}, // renewed to 1m1s
+			{b, "B", 59 * time.Second, false},
+			{b, "B", 62 * time.Second, true}, // A's ran out
+			{a, "A", 62 * time.Second, false},
+		} {
+			got, err := step.s.LockKey(ctx, "AKIAKEY", step.holder, now.Add(step.at), time.Minute)
+			if err != nil || got != step.want {
+				t.Fatalf("%s at %v: %v, %v; want %v", step.holder, step.at, got, err, step.want)
+			}
+		}
+		if err := a.UnlockKey(ctx, "AKIAKEY", "A"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := a.LockKey(ctx, "AKIAKEY", "A", now.Add(63*time.Second), time.Minute); got {
+			t.Error("A's unlock gave up B's lock")
+		}
+		if err := b.UnlockKey(ctx, "AKIAKEY", "B"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := a.LockKey(ctx, "AKIAKEY", "A", now.Add(63*time.Second), time.Minute); !got {
+			t.Error("after B's unlock, A could not lock")
+		}
+	})
+}

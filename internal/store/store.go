@@ -144,6 +144,13 @@ var migrations = []string{
 	// if its holder dies (milliseconds).
 	`ALTER TABLE due_deletions ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;`,
+	// 10: a lock per key, so that processes sharing one state act on a
+	// key one at a time (until: milliseconds).
+	`CREATE TABLE key_locks (
+		key_id TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		until  INTEGER NOT NULL
+	);`,
 }
 
 // DefaultPath is where the state lives when no path is given, for the CLI
@@ -552,6 +559,32 @@ func (s *Store) ClaimDueDeletions(ctx context.Context, now time.Time, lease time
 	}
 	slices.SortFunc(out, func(a, b Deletion) int { return cmp.Or(a.DueAt.Compare(b.DueAt), strings.Compare(a.KeyID, b.KeyID)) })
 	return out, nil
+}
+
+// LockKey takes the lock on keyID for holder until now+lease (holder may
+// renew its own); false when another holder has it and it has not run out.
+func (s *Store) LockKey(ctx context.Context, keyID, holder string, now time.Time, lease time.Duration) (bool, error) {
+	var got string
+	err := s.queryRow(ctx, `INSERT INTO key_locks (key_id, holder, until) VALUES (?, ?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET holder = excluded.holder, until = excluded.until
+		WHERE key_locks.until <= ? OR key_locks.holder = excluded.holder
+		RETURNING holder`, keyID, holder, now.Add(lease).UnixMilli(), now.UnixMilli()).Scan(&got)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("lock key %s: %w", keyID, err)
+	}
+	return got == holder, nil
+}
+
+// UnlockKey gives up holder's lock on keyID (one another holder took after
+// it ran out stays theirs).
+func (s *Store) UnlockKey(ctx context.Context, keyID, holder string) error {
+	if _, err := s.exec(ctx, `DELETE FROM key_locks WHERE key_id = ? AND holder = ?`, keyID, holder); err != nil {
+		return fmt.Errorf("unlock key %s: %w", keyID, err)
+	}
+	return nil
 }
 
 // ReleaseDeletion gives a claimed deletion back: the next claim may take
