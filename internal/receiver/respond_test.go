@@ -20,6 +20,7 @@ import (
 
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/ghtest"
+	"github.com/keyburn/keyburn/internal/pgtest"
 	"github.com/keyburn/keyburn/internal/store"
 )
 
@@ -135,6 +136,36 @@ func TestDueDeletionsOnATimer(t *testing.T) {
 // names, verifies the key live against moto, deletes it, and resolves the
 // alert as revoked with a comment naming the action and the audit record.
 func TestSecretScanningAlertEndToEnd(t *testing.T) {
+	alertEndToEnd(t, filepath.Join(t.TempDir(), "state.db"))
+}
+
+// TestAlertEndToEndOnPostgres: the same, with the receiver's state (its
+// queue, audit log, outbox) in PostgreSQL: the delivery is queued, claimed
+// and done there, and the audit trail is there for scan audit.
+func TestAlertEndToEndOnPostgres(t *testing.T) {
+	url := pgtest.Private(t)
+	keyID := alertEndToEnd(t, url)
+	st, err := store.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if depth, err := st.QueueDepth(context.Background()); err != nil || depth[store.Done] != 1 {
+		t.Errorf("the queue in PostgreSQL: %v, %v; want one delivery done", depth, err)
+	}
+	log, err := st.AuditLog(context.Background(), keyID)
+	deleted := false
+	for _, r := range log {
+		deleted = deleted || r.Action == "delete" && r.Outcome == "ok"
+	}
+	if err != nil || !deleted {
+		t.Errorf("the audit trail in PostgreSQL: %+v, %v; want the deletion", log, err)
+	}
+}
+
+// alertEndToEnd runs the alert's story with the receiver's state at
+// state, and returns the key it deleted.
+func alertEndToEnd(t *testing.T, state string) string {
 	m, front, api := receiverWorld(t)
 	keyID, sec := m.UserKey(t, "ci")
 	blob, commit := "af5626b4a114abcb82d63db7c8082c3c4756e51b", "f14d7debf9775f957cf4f1e8176da0786431f72b"
@@ -153,7 +184,7 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 	t.Setenv("KEYBURN_TEST_NOTIFY_SECRET", "notify-key")
 	conf := filepath.Join(t.TempDir(), "keyburn.toml")
 	os.WriteFile(conf, []byte("[[notify.target]]\nkind = \"json\"\nurl = \""+hook.URL+"\"\nsecret_env = \"KEYBURN_TEST_NOTIFY_SECRET\"\n"), 0o600)
-	log := deliverUntil(t, freeAddr(t), []string{"--state", filepath.Join(t.TempDir(), "state.db"), "--workers", "1",
+	log := deliverUntil(t, freeAddr(t), []string{"--state", state, "--workers", "1",
 		"--mirrors", t.TempDir(), "--respond=delete", "--aws-endpoint", front.URL, "--github-api", api.URL, "--config", conf},
 		"secret_scanning_alert", "72d3162e-cc78-11e3-81ab-4c9367dc0958", payload(t, "secret-scanning-alert.json"), func(metrics string) bool {
 			return api.Alert("acme/app", 42).State == "resolved" && strings.Contains(metrics, `keyburn_alerts_total{outcome="resolved"} 1`) &&
@@ -176,6 +207,7 @@ func TestSecretScanningAlertEndToEnd(t *testing.T) {
 	if !strings.Contains(log, "secret scanning alert queued") || !strings.Contains(log, "alert resolved as revoked") {
 		t.Errorf("the log does not tell the story:\n%s", log)
 	}
+	return keyID
 }
 
 // receiverWorld is what an end-to-end receiver test runs against: moto
