@@ -31,8 +31,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// startReceiver runs this test binary as the webhook on a free port.
+// startReceiver runs this test binary as the webhook on a free port, its
+// state at state (a file), responding to nothing.
 func startReceiver(t *testing.T, state string, workers int, extra ...string) (*exec.Cmd, string) {
+	t.Helper()
+	return launchReceiver(t, append([]string{"--state", state, "--respond", "off",
+		"--workers", fmt.Sprint(workers), "--mirrors", filepath.Join(filepath.Dir(state), "mirrors")}, extra...)...)
+}
+
+// launchReceiver runs this test binary as the webhook with args on a free
+// port, killed at the test's end (its log shown when the test failed).
+func launchReceiver(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,14 +49,20 @@ func startReceiver(t *testing.T, state string, workers int, extra ...string) (*e
 	}
 	addr := l.Addr().String()
 	l.Close()
-	args := append([]string{"--listen", addr, "--state", state, "--respond", "off",
-		"--workers", fmt.Sprint(workers), "--mirrors", filepath.Join(filepath.Dir(state), "mirrors")}, extra...)
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(os.Args[0], append([]string{"--listen", addr}, args...)...)
 	cmd.Env = append(os.Environ(), "KEYBURN_WEBHOOK_MAIN=1", "KEYBURN_WEBHOOK_SECRET="+testSecret)
+	var logs syncBuffer
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("receiver %s's log:\n%s", addr, logs.String())
+		}
+	})
 	for range 100 { // up to 10 s
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()

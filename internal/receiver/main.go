@@ -100,6 +100,7 @@ type config struct {
 	owners      ownerFlags
 	grace       time.Duration
 	deadline    time.Duration
+	lease       time.Duration
 }
 
 type ownerFlags []string
@@ -154,6 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(&c.owners, "owner", "act only for this GitHub `owner` (organisation or user); repeatable, joined with [github] owners (default: every owner)")
 	fs.DurationVar(&c.grace, "grace", 30*time.Second, "at shutdown, how long deliveries in progress may take to finish before they are given back")
 	fs.DurationVar(&c.deadline, "deadline", 15*time.Minute, "the longest one delivery may take")
+	fs.DurationVar(&c.lease, "lease", 2*time.Minute, "how long a worker's claim on a delivery holds unrenewed: the deliveries of a receiver that dies go to others after it")
 	fs.Usage = func() {}
 	switch err := fs.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
@@ -289,7 +291,7 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 		return worker.Options{}, err
 	}
 	o := worker.Options{Queue: st, State: st, Engine: engine.Options{Matcher: detect.New(set)}, Mirrors: c.mirrors,
-		Host: host, Owners: owners, Deadline: c.deadline,
+		Host: host, Owners: owners, Deadline: c.deadline, Lease: c.lease,
 		Rewrites: c.rewrites, Token: os.Getenv("GITHUB_TOKEN"), Log: log}
 	cc := clients.Check{Endpoint: c.awsEndpoint, UserAgent: "keyburn-webhook", Rules: set.AWS, Policy: policy,
 		DryRun: c.dryRun, Soak: c.soak, Store: st}

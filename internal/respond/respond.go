@@ -679,10 +679,10 @@ func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 	return res
 }
 
-// keyLockLease is how long a responder holds a key's lock without
-// renewing it: an action takes seconds; one whose process died is free
-// again after this.
-const keyLockLease = 5 * time.Minute
+// keyLockLease is how long a key's lock holds unrenewed; its holder renews
+// it every third of that while it acts, so that the lock of a process that
+// died is free again soon.
+const keyLockLease = 15 * time.Second
 
 // keyLockWait bounds the wait for a key another process is acting on.
 const keyLockWait = 2 * time.Minute
@@ -703,7 +703,24 @@ func (r *Responder) lockKey(ctx context.Context, keyID string) (unlock func(), e
 			return nil, err
 		}
 		if ok {
+			stop := make(chan struct{})
+			renewed := make(chan struct{})
+			go func() { // renewed while held: an action with its evidence can outlast one lease
+				defer close(renewed)
+				tick := time.NewTicker(keyLockLease / 3)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						_, _ = r.opts.Store.LockKey(context.WithoutCancel(ctx), keyID, r.holder, time.Now(), keyLockLease)
+					}
+				}
+			}()
 			return func() {
+				close(stop)
+				<-renewed
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				defer cancel()
 				_ = r.opts.Store.UnlockKey(ctx, keyID, r.holder) // a lost unlock runs out with its lease
