@@ -12,6 +12,8 @@
 //     delivery's POST to the key's deletion; -pushes times, median printed.
 //
 //     go build ./cmd/keyburn-webhook && go run ./bench/webhook -bin ./keyburn-webhook
+//
+// -state postgres://… runs both against PostgreSQL instead of SQLite.
 package main
 
 import (
@@ -44,6 +46,7 @@ func main() {
 	rate := flag.Int("rate", 200, "deliveries per second")
 	seconds := flag.Int("seconds", 10, "how long to send")
 	pushes := flag.Int("pushes", 5, "push-to-deleted runs")
+	state := flag.String("state", "", "the receivers' state: a postgres:// URL (default: SQLite files in a temporary directory)")
 	flag.Parse()
 	if *bin == "" {
 		fail(fmt.Errorf("-bin is required"))
@@ -53,8 +56,14 @@ func main() {
 		fail(err)
 	}
 	defer os.RemoveAll(dir)
-	ackLatency(*bin, dir, *rate, *seconds)
-	pushToDeleted(*bin, dir, *pushes)
+	where := func(name string) string {
+		if *state != "" {
+			return *state
+		}
+		return filepath.Join(dir, name)
+	}
+	ackLatency(*bin, where("ack.db"), *rate, *seconds)
+	pushToDeleted(*bin, dir, where("push.db"), *pushes)
 }
 
 func fail(err error) {
@@ -118,8 +127,8 @@ func payload(ref, before, after, cloneURL string) []byte {
 	return b
 }
 
-func ackLatency(bin, dir string, rate, seconds int) {
-	cmd, addr := start(bin, nil, "--workers", "0", "--respond", "off", "--state", filepath.Join(dir, "ack.db"))
+func ackLatency(bin, state string, rate, seconds int) {
+	cmd, addr := start(bin, nil, "--workers", "0", "--respond", "off", "--state", state)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 	n := rate * seconds
@@ -165,7 +174,7 @@ func git(dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func pushToDeleted(bin, dir string, pushes int) {
+func pushToDeleted(bin, dir, state string, pushes int) {
 	m, stop, err := awstest.Run()
 	if err != nil {
 		fmt.Println("push to deleted: skipped:", err)
@@ -191,7 +200,7 @@ func pushToDeleted(bin, dir string, pushes int) {
 	env := []string{"AWS_ACCESS_KEY_ID=" + m.Admin.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + m.Admin.SecretAccessKey,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "GITHUB_TOKEN="}
 	cmd, addr := start(bin, env, "--workers", "2", "--respond", "delete", "--aws-endpoint", m.URL,
-		"--state", filepath.Join(dir, "push.db"), "--mirrors", filepath.Join(dir, "mirrors"),
+		"--state", state, "--mirrors", filepath.Join(dir, "mirrors"),
 		"--git-url-rewrite", "https://github.com/="+srv.URL+"/")
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	client := &http.Client{Timeout: 10 * time.Second}
