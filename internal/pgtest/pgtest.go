@@ -126,8 +126,14 @@ func binDir() (string, error) {
 }
 
 func start(bin string) (*server, error) {
+	reap(bin)
 	dir, err := os.MkdirTemp("", "keyburn-pg-")
 	if err != nil {
+		return nil, err
+	}
+	// The test process that owns the cluster: a later one stops it if
+	// this one was killed before it could (a timeout, SIGKILL).
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	s := &server{dir: dir, pgCtl: filepath.Join(bin, "pg_ctl")}
@@ -162,4 +168,25 @@ func start(bin string) (*server, error) {
 		return nil, fmt.Errorf("%w\n%s", err, log)
 	}
 	return s, nil
+}
+
+// reap stops and removes the clusters of test processes that are gone:
+// one killed before its Stop leaves its postgres running.
+func reap(bin string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "keyburn-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue // being set up, or not ours
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM) {
+			continue // its owner lives
+		}
+		s := &server{dir: dir, pgCtl: filepath.Join(bin, "pg_ctl")}
+		if os.Geteuid() == 0 {
+			s.cred = &syscall.Credential{Uid: nobody, Gid: nobody}
+		}
+		s.stop()
+	}
 }
