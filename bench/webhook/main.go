@@ -46,7 +46,7 @@ func main() {
 	rate := flag.Int("rate", 200, "deliveries per second")
 	seconds := flag.Int("seconds", 10, "how long to send")
 	pushes := flag.Int("pushes", 5, "push-to-deleted runs")
-	state := flag.String("state", "", "the receivers' state: a postgres:// URL (default: SQLite files in a temporary directory)")
+	state := flag.String("state", "", "the receivers' state: a postgres:// URL in which {db} names the database, ack or push (default: SQLite files in a temporary directory)")
 	flag.Parse()
 	if *bin == "" {
 		fail(fmt.Errorf("-bin is required"))
@@ -56,14 +56,16 @@ func main() {
 		fail(err)
 	}
 	defer os.RemoveAll(dir)
-	where := func(name string) string {
+	// Each phase has a state of its own: the deliveries the first stores
+	// would otherwise queue ahead of the second's.
+	where := func(db string) string {
 		if *state != "" {
-			return *state
+			return strings.ReplaceAll(*state, "{db}", db)
 		}
-		return filepath.Join(dir, name)
+		return filepath.Join(dir, db+".db")
 	}
-	ackLatency(*bin, where("ack.db"), *rate, *seconds)
-	pushToDeleted(*bin, dir, where("push.db"), *pushes)
+	ackLatency(*bin, where("ack"), *rate, *seconds)
+	pushToDeleted(*bin, dir, where("push"), *pushes)
 }
 
 func fail(err error) {
