@@ -35,8 +35,9 @@ scans only what is new, and says how many repositories it skipped.
     --repo PATTERN       only repositories whose name matches (repeatable)
     --forks --archived   include forks, archived repositories
     --shard i/n          this machine's share of the repositories (i from 0)
-    --queue URL          queue one job per repository on Amazon SQS for the
-                         receiver's workers (keyburn-webhook --queue URL) instead
+    --queue URL|state    queue one job per repository, on Amazon SQS or in the
+                         state's own queue (a fleet on one PostgreSQL), for the
+                         receivers' workers instead
     --alerts             act on the organisation's open AWS secret-scanning
                          alerts instead: fetch each (with its secret), verify,
                          respond (--respond), and resolve it as revoked once its
@@ -90,7 +91,7 @@ func (f *orgFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.o.Parallel, "parallel", 2, "repositories fetched and scanned at once")
 	fs.Int64Var(&f.appID, "github-app-id", 0, "authenticate as this GitHub App `ID` (with --github-app-key), through its installation")
 	fs.StringVar(&f.appKey, "github-app-key", "", "the GitHub App's private key `file` (PEM)")
-	fs.StringVar(&f.queueURL, "queue", "", "put one job per repository on this Amazon SQS queue `URL` for the webhook's workers, instead of scanning here")
+	fs.StringVar(&f.queueURL, "queue", "", "put one job per repository on this Amazon SQS queue `URL`, or in the state's own queue (\"state\": a fleet sharing one PostgreSQL), for the receivers' workers, instead of scanning here")
 	fs.BoolVar(&f.alerts, "alerts", false, "act on the organisation's open AWS secret-scanning alerts instead of scanning its repositories")
 }
 
@@ -123,6 +124,21 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	if f.alerts {
 		return runAlerts(ctx, f, o, s, u, stdout)
 	}
+	if f.queueURL == "state" {
+		// The shared state's own queue: the receivers of a fleet on one
+		// PostgreSQL (or on this machine's file) take the jobs from it.
+		st, err := f.c.openState()
+		if err != nil {
+			return exitError, err
+		}
+		defer st.Close()
+		n, err := org.Enqueue(ctx, o, st)
+		if err != nil {
+			return exitError, err
+		}
+		u.printf("queued %d repository scan(s) in the state %s", n, store.Describe(f.c.statePath))
+		return exitClean, nil
+	}
 	if f.queueURL != "" {
 		cfg, err := clients.AWS(ctx)
 		if err != nil {
@@ -135,7 +151,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		u.printf("queued %d repository scan(s) on %s", n, f.queueURL)
 		return exitClean, nil
 	}
-	if err := os.MkdirAll(dirOf(f.c.statePath), 0o700); err != nil {
+	if err := store.Prepare(f.c.statePath); err != nil {
 		return exitError, err
 	}
 	st, err := store.Open(f.c.statePath)
@@ -302,9 +318,3 @@ func orgProgress(o *org.Options, u *ui) *progressbar.ProgressBar {
 	return bar
 }
 
-func dirOf(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
-		return p[:i]
-	}
-	return "."
-}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/gittest"
 	"github.com/keyburn/keyburn/internal/mirror"
+	"github.com/keyburn/keyburn/internal/pgtest"
 	"github.com/keyburn/keyburn/internal/store"
 	"github.com/keyburn/keyburn/internal/worker"
 	"github.com/keyburn/keyburn/rules"
@@ -317,5 +319,44 @@ func TestListErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "[]") {
 			t.Errorf("%d for %+v: error %v, want one with %q", tc.status, tc.o, err, tc.want)
 		}
+	}
+}
+
+// TestEnqueueIntoTheSharedState: scan github --queue state puts one job per
+// repository in the state's own queue; a worker process sharing the
+// PostgreSQL state claims each once.
+func TestEnqueueIntoTheSharedState(t *testing.T) {
+	o, _ := setup(t, []repoSpec{{name: "alpha", files: []string{k1}}, {name: "beta", files: []string{"clean\n"}}})
+	url := pgtest.Private(t)
+	st, err := store.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	n, err := Enqueue(ctx, o, st)
+	if err != nil || n != 2 {
+		t.Fatalf("Enqueue = %d, %v; want 2 jobs", n, err)
+	}
+	worker, err := store.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer worker.Close()
+	var got []string
+	for range 3 {
+		d, ok, err := worker.Claim(ctx, time.Minute, 3)
+		if err != nil || !ok {
+			break
+		}
+		var job Job
+		if err := json.Unmarshal(d.Payload, &job); err != nil || d.Event != JobEvent {
+			t.Fatalf("claimed %s %q: %v", d.Event, d.Payload, err)
+		}
+		got = append(got, job.FullName)
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "acme/alpha,acme/beta" {
+		t.Errorf("jobs claimed: %v", got)
 	}
 }
