@@ -317,4 +317,3 @@ func orgProgress(o *org.Options, u *ui) *progressbar.ProgressBar {
 	}
 	return bar
 }
-
