@@ -13,15 +13,18 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-github/v62/github"
 
+	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/detect"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/gittest"
@@ -35,6 +38,8 @@ func main() {
 	genrepo := flag.String("genrepo", "", "the genrepo binary")
 	n := flag.Int("repos", 50, "repositories")
 	commits := flag.Int("commits", 300, "commits per repository")
+	webhook := flag.String("webhook", "", "the keyburn-webhook binary: measure a fleet of 1, 2 and 3 receivers taking the jobs from a shared PostgreSQL (with -state)")
+	state := flag.String("state", "", "with -webhook: a postgres:// URL in which {db} names a database per fleet size, fleet1 to fleet3")
 	flag.Parse()
 	if *genrepo == "" {
 		fail(fmt.Errorf("-genrepo is required"))
@@ -146,6 +151,70 @@ func main() {
 	}
 	fmt.Printf("  full rescan of mirrors %7.3f s  against scan git on each mirror in turn %.3f s: %.2fx (target <= 1.15x); key IDs %d and %d, the same: %v\n",
 		d4.Seconds(), d5.Seconds(), d4.Seconds()/d5.Seconds(), len(orgKeys), len(gitKeys), same)
+	if *webhook != "" && *state != "" {
+		// The receivers verify what they find (the generated histories
+		// hold keys): against moto on loopback, which knows none of them.
+		m, stop, err := awstest.Run()
+		if err != nil {
+			fail(fmt.Errorf("the fleet runs need moto_server: %w", err))
+		}
+		defer stop()
+		for size := 1; size <= 3; size++ {
+			fleet(ctx, *webhook, strings.ReplaceAll(*state, "{db}", fmt.Sprintf("fleet%d", size)), size, o, dir, api.URL, gitSrv.URL, m.URL, len(repos))
+		}
+	}
+}
+
+// fleet queues one job per repository in the shared state (as scan github
+// --queue state does), starts size receivers with one worker each on it,
+// and times them until every job is done: each worker fetches its
+// repositories from nothing.
+func fleet(ctx context.Context, bin, url string, size int, o org.Options, dir, apiURL, gitURL, awsURL string, n int) {
+	st, err := store.Open(url)
+	if err != nil {
+		fail(err)
+	}
+	defer st.Close()
+	if _, err := org.Enqueue(ctx, o, st); err != nil {
+		fail(err)
+	}
+	t0 := time.Now()
+	for i := range size {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fail(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		cmd := exec.Command(bin, "--listen", addr, "--state", url, "--workers", "1", "--respond", "off",
+			"--mirrors", filepath.Join(dir, fmt.Sprintf("fleet%d-%d", size, i)), "--github-api", apiURL,
+			"--github-url", "https://github.com", "--git-url-rewrite", "https://github.com/="+gitURL+"/",
+			"--aws-endpoint", awsURL)
+		cmd.Env = append(os.Environ(), "KEYBURN_WEBHOOK_SECRET=bench")
+		if os.Getenv("BENCH_VERBOSE") != "" {
+			cmd.Stderr = os.Stderr // the receivers' logs
+		}
+		if err := cmd.Start(); err != nil {
+			fail(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	}
+	for deadline := time.Now().Add(30 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		depth, err := st.QueueDepth(ctx)
+		if err != nil {
+			fail(err)
+		}
+		if depth[store.Done] == n {
+			d := time.Since(t0)
+			fmt.Printf("  fleet of %d receiver(s), one worker each, sharing PostgreSQL: %d repository jobs in %.1f s: %.0f jobs/min\n",
+				size, n, d.Seconds(), float64(n)/d.Minutes())
+			return
+		}
+		if depth[store.Parked] > 0 {
+			fail(fmt.Errorf("fleet of %d: %d jobs parked", size, depth[store.Parked]))
+		}
+	}
+	fail(fmt.Errorf("fleet of %d: not done in 30 minutes", size))
 }
 
 type nopReporter struct{}
