@@ -6,6 +6,10 @@
 // with the machine's cores busy. It prints both times and their ratio.
 //
 //	go build -o genrepo ./bench/genrepo && go run ./bench/org -genrepo ./genrepo
+//
+// With -webhook and -state (bench/org-run gives them when PostgreSQL is
+// installed) it then times fleets of 1, 2 and 3 receivers taking the same
+// jobs from a shared PostgreSQL; BENCH_VERBOSE=1 shows their logs.
 package main
 
 import (
