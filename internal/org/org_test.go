@@ -360,3 +360,31 @@ func TestEnqueueIntoTheSharedState(t *testing.T) {
 		t.Errorf("jobs claimed: %v", got)
 	}
 }
+
+// TestRescanFromAnotherMachine: two machines share one PostgreSQL state,
+// each with a mirror cache of its own. The second's first scan of the
+// organisation is incremental: it fetches (its cache is empty) but scans
+// nothing the first machine scanned, and finds nothing again.
+func TestRescanFromAnotherMachine(t *testing.T) {
+	o, _ := setup(t, []repoSpec{{name: "alpha", files: []string{k1}}, {name: "beta", files: []string{"clean\n", k2}}})
+	url := pgtest.Private(t)
+	ctx := context.Background()
+	machine := func() Options {
+		st, err := store.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		m := o
+		m.Store, m.Mirrors = st, t.TempDir()
+		return m
+	}
+	first, err := Scan(ctx, machine())
+	if err != nil || first.Scanned != 2 || len(first.Findings) != 2 {
+		t.Fatalf("first machine: scanned %d, findings %d, %v; want 2, 2", first.Scanned, len(first.Findings), err)
+	}
+	second, err := Scan(ctx, machine())
+	if err != nil || second.Unchanged != 2 || second.Scanned != 0 || len(second.Findings) != 0 {
+		t.Errorf("second machine: unchanged %d, scanned %d, findings %d, %v; want 2, 0, 0", second.Unchanged, second.Scanned, len(second.Findings), err)
+	}
+}
