@@ -334,12 +334,7 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 		return res, fmt.Errorf("scan %s %s: %w", name, res.Range, err)
 	}
 	res.Findings = r.Findings
-	if w.o.Verifier != nil {
-		if err := check.RunWith(ctx, res.Findings, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
-			w.o.Log.Error("state", "repo", name.String(), "err", err)
-		}
-	}
-	w.notify(ctx, name, res.Findings)
+	w.check(ctx, w.o.Log.With("repo", name.String()), name, res.Findings)
 	if gh != nil {
 		if err := w.report(ctx, gh, name, p, head.String(), res.Findings); err != nil {
 			// The scan and the response are done: a failed report is
@@ -348,6 +343,19 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 		}
 	}
 	return res, nil
+}
+
+// check verifies the findings and acts on the live ones (when the worker
+// verifies at all), then hands their news to the outbox: the one stage
+// after the scan that every kind of delivery shares. A failure to record
+// is logged; the findings are reported regardless.
+func (w *Worker) check(ctx context.Context, log *slog.Logger, name ghrepo.Name, fs []*finding.Finding) {
+	if w.o.Verifier != nil {
+		if err := check.RunWith(ctx, fs, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
+			log.Error("state", "err", err)
+		}
+	}
+	w.notify(ctx, name, fs)
 }
 
 // hooks tell the notification outbox of each live key before it is acted
@@ -645,12 +653,7 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 		return res, fmt.Errorf("repository %s: %w", name, err)
 	}
 	res.Findings = r.Findings
-	if w.o.Verifier != nil {
-		if err := check.RunWith(ctx, res.Findings, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
-			w.o.Log.Error("state", "repo", name.String(), "err", err)
-		}
-	}
-	w.notify(ctx, name, res.Findings)
+	w.check(ctx, w.o.Log.With("repo", name.String()), name, res.Findings)
 	if gh != nil {
 		if err := w.issues(ctx, gh, name, where{what: "a repository scan", verb: "found"}, res.Findings); err != nil {
 			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
@@ -733,10 +736,7 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 		res.Alert = "left open: verification is off"
 		return res, nil
 	}
-	if err := check.RunWith(ctx, res.Findings, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
-		log.Error("state", "err", err)
-	}
-	w.notify(ctx, name, res.Findings)
+	w.check(ctx, log, name, res.Findings)
 	out, err := p.Resolve(ctx, gh, ghalert.ResolveOptions{State: w.o.State, DryRun: w.o.Responder.DryRun()})
 	switch {
 	case err != nil:
