@@ -43,6 +43,35 @@ type Hooks struct {
 	Live func(ctx context.Context, f *finding.Finding) error
 }
 
+// Stage is what follows every scan, in the CLI and in the receiver's
+// workers alike: each key verified, the live ones acted on, and their news
+// handed to the outbox, both before anything is done to a key (a run that
+// dies during the action loses no news) and after, with what was done.
+type Stage struct {
+	Verifier  *verify.Verifier   // nil: nothing verified, nothing acted on
+	Responder *respond.Responder // nil: nothing acted on
+	// News, when set, stores news of the findings' live keys (the outbox
+	// drops what it holds already).
+	News func(ctx context.Context, fs []*finding.Finding) error
+}
+
+// Run runs the stage on fs; a failure to record (the state, the outbox)
+// is returned, the findings are complete regardless.
+func (s Stage) Run(ctx context.Context, fs []*finding.Finding) error {
+	var err error
+	if s.Verifier != nil {
+		var h Hooks
+		if s.News != nil {
+			h.Live = func(ctx context.Context, f *finding.Finding) error { return s.News(ctx, []*finding.Finding{f}) }
+		}
+		err = RunWith(ctx, fs, s.Verifier, s.Responder, h)
+	}
+	if s.News != nil {
+		err = errors.Join(err, s.News(ctx, fs))
+	}
+	return err
+}
+
 // RunWith is Run with hooks.
 func RunWith(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *respond.Responder, h Hooks) error {
 	p := pool.New().WithMaxGoroutines(workers)

@@ -595,3 +595,38 @@ func motoCheck(t *testing.T, m *awstest.Server, opts respond.Options) (*store.St
 	}
 	return st, verify.New(verify.Options{Endpoint: m.URL, Cache: st, Credentials: m.AdminProvider()}), r
 }
+
+// TestStageNews: the stage every scan shares hands news to the outbox
+// twice: of each live key alone before it is acted on, then of all the
+// findings with what was done; with no verifier, only the second (nothing
+// is live then), and with no News, none.
+func TestStageNews(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	liveID, liveSecret := m.UserKey(t, "fay")
+	fs := scanDir(t, map[string]string{"live.env": envFile(liveID, liveSecret)})
+	_, v, r := motoCheck(t, m, respond.Options{Policy: respond.Delete})
+	var mu sync.Mutex
+	var heard []string
+	news := func(_ context.Context, fs []*finding.Finding) error {
+		mu.Lock()
+		defer mu.Unlock()
+		var acted []string
+		for _, f := range fs {
+			acted = append(acted, fmt.Sprintf("%s acted=%v", f.KeyID, f.Response != nil))
+		}
+		heard = append(heard, strings.Join(acted, ";"))
+		return nil
+	}
+	if err := (Stage{Verifier: v, Responder: r, News: news}).Run(ctx, fs); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{liveID + " acted=false", liveID + " acted=true"}
+	if strings.Join(heard, "|") != strings.Join(want, "|") {
+		t.Errorf("news %q, want %q", heard, want)
+	}
+	heard = nil
+	if err := (Stage{News: news}).Run(ctx, fs); err != nil || len(heard) != 1 {
+		t.Errorf("without a verifier: news %q, %v; want it told once", heard, err)
+	}
+}

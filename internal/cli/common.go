@@ -334,9 +334,9 @@ func (c *common) openState() (*store.Store, error) {
 	return store.Open(c.statePath)
 }
 
-// notify sends news of the live keys (and whatever earlier runs could not
-// send) to the [notify] targets, through the state file's outbox.
-func (c *common) notify(ctx context.Context, u *ui, s *setup, fs []*finding.Finding) error {
+// notify sends the news of the live keys check stored in the outbox (and
+// whatever earlier runs could not send) to the [notify] targets.
+func (c *common) notify(ctx context.Context, u *ui, s *setup) error {
 	if len(s.notify) == 0 {
 		return nil
 	}
@@ -345,10 +345,6 @@ func (c *common) notify(ctx context.Context, u *ui, s *setup, fs []*finding.Find
 		return err
 	}
 	defer st.Close()
-	now := time.Now()
-	if _, err := notify.Enqueue(ctx, st, s.notify, notify.Messages(fs, notify.Where{Repository: s.where}, now), now); err != nil {
-		return err
-	}
 	sender := &notify.Sender{Store: st, Targets: s.notify, Backoff: 2 * time.Second}
 	pending, err := sender.Drain(ctx, notifyDrain)
 	if err != nil {
@@ -562,17 +558,16 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	if len(fs) == 0 {
 		return nil
 	}
-	var hooks check.Hooks
+	stage := check.Stage{Verifier: v, Responder: r}
 	if len(s.notify) > 0 {
-		// News of a live key is stored before it is acted on: a run that
-		// dies during the action loses none.
-		hooks.Live = func(ctx context.Context, f *finding.Finding) error {
+		// Sent by notify, after the results are written.
+		stage.News = func(ctx context.Context, fs []*finding.Finding) error {
 			now := time.Now()
-			_, err := notify.Enqueue(ctx, st, s.notify, notify.Messages([]*finding.Finding{f}, notify.Where{Repository: s.where}, now), now)
+			_, err := notify.Enqueue(ctx, st, s.notify, notify.Messages(fs, notify.Where{Repository: s.where}, now), now)
 			return err
 		}
 	}
-	if err := check.RunWith(ctx, fs, v, r, hooks); err != nil {
+	if err := stage.Run(ctx, fs); err != nil {
 		u.Failed(fmt.Errorf("state %s: %w", store.Describe(c.statePath), err))
 	}
 	u.debugf("verification: %d STS call(s)", v.Calls())
@@ -643,7 +638,7 @@ func (c *common) complete(ctx context.Context, u *ui, s *setup, stdout io.Writer
 	if err := c.writeResults(stdout, fs, s.report); err != nil {
 		return exitError, errors.Join(checkErr, err)
 	}
-	if err := c.notify(ctx, u, s, fs); err != nil {
+	if err := c.notify(ctx, u, s); err != nil {
 		checkErr = errors.Join(checkErr, err)
 	}
 	failing := c.failing(fs)

@@ -350,33 +350,14 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 // after the scan that every kind of delivery shares. A failure to record
 // is logged; the findings are reported regardless.
 func (w *Worker) check(ctx context.Context, log *slog.Logger, name ghrepo.Name, fs []*finding.Finding) {
-	if w.o.Verifier != nil {
-		if err := check.RunWith(ctx, fs, w.o.Verifier, w.o.Responder, w.hooks(name)); err != nil {
-			log.Error("state", "err", err)
+	st := check.Stage{Verifier: w.o.Verifier, Responder: w.o.Responder}
+	if w.o.Notify != nil {
+		st.News = func(ctx context.Context, fs []*finding.Finding) error {
+			return w.o.Notify(ctx, fs, notify.Where{Repository: name.String()})
 		}
 	}
-	w.notify(ctx, name, fs)
-}
-
-// hooks tell the notification outbox of each live key before it is acted
-// on, so that a worker that dies during the action loses no news.
-func (w *Worker) hooks(name ghrepo.Name) check.Hooks {
-	if w.o.Notify == nil {
-		return check.Hooks{}
-	}
-	return check.Hooks{Live: func(ctx context.Context, f *finding.Finding) error {
-		return w.o.Notify(ctx, []*finding.Finding{f}, notify.Where{Repository: name.String()})
-	}}
-}
-
-// notify hands the findings to the notification outbox; a failure to
-// store them is logged (the findings are reported to GitHub regardless).
-func (w *Worker) notify(ctx context.Context, name ghrepo.Name, fs []*finding.Finding) {
-	if w.o.Notify == nil {
-		return
-	}
-	if err := w.o.Notify(ctx, fs, notify.Where{Repository: name.String()}); err != nil {
-		w.o.Log.Error("notifications could not be stored", "repo", name.String(), "err", err)
+	if err := st.Run(ctx, fs); err != nil {
+		log.Error("state or notifications could not be stored", "err", err)
 	}
 }
 
