@@ -82,7 +82,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int,
 	rep := auditReport{PendingDeletions: []store.Deletion{}, Records: []store.AuditRecord{}, Notifications: []undelivered{}, Parked: []parked{}}
 	switch exists, err := store.Exists(*state); {
 	case err != nil:
-		return exitError, fmt.Errorf("state %s: %w", *state, err)
+		return exitError, fmt.Errorf("state %s: %w", store.Describe(*state), err)
 	case !exists:
 		// Nothing was ever recorded here; do not create the file.
 	default:

@@ -180,7 +180,10 @@ func reap(bin string) {
 			continue // being set up, or not ours
 		}
 		pid, err := strconv.Atoi(string(b))
-		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM) {
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
 			continue // its owner lives
 		}
 		s := &server{dir: dir, pgCtl: filepath.Join(bin, "pg_ctl")}

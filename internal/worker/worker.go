@@ -571,8 +571,14 @@ func logFindings(log *slog.Logger, res Result) {
 		}
 		log.Log(context.Background(), level, "key found", attrs...)
 		r := f.Response
-		if r == nil || respond.Action(r.Action) == respond.ActionNone && r.Error == "" {
+		if r == nil {
 			continue
+		}
+		a := respond.Action(r.Action)
+		failed := r.Error != "" || a == respond.ActionFailed
+		liveLeft := a == respond.ActionSkipped && verdict == string(verify.Live)
+		if !failed && !liveLeft && (a == respond.ActionNone || a == respond.ActionSkipped) {
+			continue // nothing was done, nor was there anything to do: the line above says so
 		}
 		acted := []any{"repo", res.Repo, "key_id", f.KeyID, "fingerprint", f.Fingerprint(), "action", r.Action}
 		if r.Reason != "" {
@@ -583,8 +589,10 @@ func logFindings(log *slog.Logger, res Result) {
 		}
 		acted = append(acted, "audit", "keyburn scan audit --key "+f.KeyID)
 		switch {
-		case r.Error != "" || respond.Action(r.Action) == respond.ActionFailed:
+		case failed:
 			log.Error("KEY ACTION FAILED", append(acted, "err", r.Error)...)
+		case liveLeft:
+			log.Warn("live key left alone", acted...) // refused, below the severity floor, deleted already
 		default:
 			log.Warn("key acted on", acted...)
 		}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -9,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -394,5 +396,36 @@ func TestIssueTitle(t *testing.T) {
 		if got := issueTitle(&finding.Finding{KeyID: "AKIAROSDW5AABZW3VLYZ", Severity: tc.severity, Verification: tc.v}, "deleted", "pushed"); got != tc.want {
 			t.Errorf("issueTitle = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestLogFindings: one line per key found; a second line only where
+// something was done, failed, or a live key was left alone: never for a
+// dead key the responder had nothing to do with.
+func TestLogFindings(t *testing.T) {
+	var b bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&b, nil))
+	f := func(id, status, action, reason, errText string) *finding.Finding {
+		return &finding.Finding{KeyID: id, Verification: &finding.Verification{Status: status},
+			Response: &finding.Response{Action: action, Reason: reason, Error: errText}}
+	}
+	logFindings(log, Result{Repo: "acme/app", Findings: []*finding.Finding{
+		f("AKIADELETED", "live", "deleted", "", ""),
+		f("AKIADEAD", "invalid", "skipped", "not live (invalid)", ""),
+		f("AKIAREFUSED", "live", "skipped", "refused: account 111122223333 is in deny_accounts", ""),
+		f("AKIAFAILED", "live", "failed", "owner check: AccessDenied", "AccessDenied"),
+	}})
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprint(m["msg"], " ", m["key_id"]))
+	}
+	want := []string{"key found AKIADELETED", "key acted on AKIADELETED", "key found AKIADEAD",
+		"key found AKIAREFUSED", "live key left alone AKIAREFUSED", "key found AKIAFAILED", "KEY ACTION FAILED AKIAFAILED"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
