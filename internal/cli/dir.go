@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/source"
@@ -49,24 +48,23 @@ func runDir(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	if err != nil {
 		return exitError, err
 	}
-	start := time.Now()
-	var res *engine.Result
-	var scanErr error
 	if len(paths) == 1 && paths[0] == "-" {
 		in, restore := pollable(stdin)
 		defer restore()
-		res, scanErr = engine.ScanReader(ctx, s.opts, in, "-", u)
-	} else {
-		for _, p := range paths {
-			if p == "-" {
-				return exitError, fmt.Errorf(`"-" (standard input) cannot be mixed with paths`)
-			}
+		return c.run(ctx, u, s, stdout, func(ctx context.Context) (*engine.Result, error) {
+			return engine.ScanReader(ctx, s.opts, in, "-", u)
+		})
+	}
+	for _, p := range paths {
+		if p == "-" {
+			return exitError, fmt.Errorf(`"-" (standard input) cannot be mixed with paths`)
 		}
+	}
+	return c.run(ctx, u, s, stdout, func(ctx context.Context) (*engine.Result, error) {
 		var stats source.Stats
 		s.opts.Stats = &stats
 		stop := scanProgress(u, "reading files", "files", &stats.Files, &stats.Bytes)
-		res, scanErr = engine.ScanPaths(ctx, s.opts, paths, u)
-		stop()
-	}
-	return c.complete(ctx, u, s, stdout, res, start, scanErr, nil)
+		defer stop()
+		return engine.ScanPaths(ctx, s.opts, paths, u)
+	})
 }

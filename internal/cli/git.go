@@ -85,30 +85,26 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 	if err != nil {
 		return exitError, err
 	}
-	start := time.Now()
 	gopts := engine.GitOptions{ReachableOnly: reachableOnly, MaxBlobSize: s.opts.FS.MaxFileSize, GoGitOnly: goGit}
-	var res *engine.Result
-	var scanErr error
-	switch {
-	case rng != "" || since != "":
+	scan := func(ctx context.Context) (res *engine.Result, err error) {
 		if since != "" {
 			rng = since + "..HEAD"
 		}
-		res, scanErr = engine.ScanRange(ctx, s.opts, path, rng, gopts, u)
-	default:
-		var stats source.Stats
-		gopts.Stats = &stats
-		stop := scanProgress(u, "reading history", "blobs", &stats.Blobs, &stats.Bytes)
-		res, scanErr = engine.ScanHistory(ctx, s.opts, path, gopts, u)
-		stop()
-	}
-	if res == nil {
-		if errors.Is(scanErr, source.ErrNotRepository) {
+		if rng != "" {
+			res, err = engine.ScanRange(ctx, s.opts, path, rng, gopts, u)
+		} else {
+			var stats source.Stats
+			gopts.Stats = &stats
+			stop := scanProgress(u, "reading history", "blobs", &stats.Blobs, &stats.Bytes)
+			res, err = engine.ScanHistory(ctx, s.opts, path, gopts, u)
+			stop()
+		}
+		if res == nil && errors.Is(err, source.ErrNotRepository) {
 			u.hint("scan git reads a repository; use 'keyburn scan dir %s' for plain files", path)
 		}
-		return exitError, scanErr
+		return res, err
 	}
-	return c.complete(ctx, u, s, stdout, res, start, scanErr, func(fs []*finding.Finding) {
+	return c.run(ctx, u, s, stdout, scan, c.failingSink(func(fs []*finding.Finding) {
 		if len(fs) == 0 {
 			return
 		}
@@ -126,7 +122,7 @@ func runGit(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		} else {
 			u.hint("to push anyway, only for a key that is not real (a test key): git push --no-verify")
 		}
-	})
+	}))
 }
 
 // scanProgress shows a long scan going (what, such as "reading history"):

@@ -16,11 +16,11 @@ import (
 
 	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/engine"
-	"github.com/keyburn/keyburn/internal/finding"
 	"github.com/keyburn/keyburn/internal/ghalert"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/org"
+	"github.com/keyburn/keyburn/internal/pipeline"
 	"github.com/keyburn/keyburn/internal/sqsqueue"
 	"github.com/keyburn/keyburn/internal/store"
 )
@@ -151,31 +151,32 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		u.printf("queued %d repository scan(s) on %s", n, f.queueURL)
 		return exitClean, nil
 	}
-	if err := store.Prepare(f.c.statePath); err != nil {
-		return exitError, err
-	}
-	st, err := store.Open(f.c.statePath)
-	if err != nil {
-		return exitError, err
-	}
-	o.Store = st
-	bar := orgProgress(&o, u)
-	start := time.Now()
-	res, scanErr := org.Scan(ctx, o)
-	st.Close()
-	if res == nil {
-		return exitError, scanErr
-	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
-	u.printf("%d repositories: %d scanned, %d unchanged since the last scan (skipped), %d failed", res.Repos, res.Scanned, res.Unchanged, res.Failed)
-	for name, n := range res.PerRepo {
-		if n > 0 {
-			u.printf("  %s: %d finding(s)", name, n)
+	return f.c.run(ctx, u, s, stdout, func(ctx context.Context) (*engine.Result, error) {
+		if err := store.Prepare(f.c.statePath); err != nil {
+			return nil, err
 		}
-	}
-	return f.c.complete(ctx, u, s, stdout, &engine.Result{Findings: res.Findings, Bytes: res.Bytes, Files: int64(res.Scanned)}, start, scanErr, nil)
+		st, err := store.Open(f.c.statePath)
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
+		o.Store = st
+		bar := orgProgress(&o, u)
+		res, err := org.Scan(ctx, o)
+		if res == nil {
+			return nil, err
+		}
+		if bar != nil {
+			_ = bar.Finish()
+		}
+		u.printf("%d repositories: %d scanned, %d unchanged since the last scan (skipped), %d failed", res.Repos, res.Scanned, res.Unchanged, res.Failed)
+		for name, n := range res.PerRepo {
+			if n > 0 {
+				u.printf("  %s: %d finding(s)", name, n)
+			}
+		}
+		return &engine.Result{Findings: res.Findings, Bytes: res.Bytes, Files: int64(res.Scanned)}, err
+	})
 }
 
 // maxAlerts bounds the alerts one run reads.
@@ -187,32 +188,37 @@ const maxAlerts = 10000
 // is out of use is resolved as revoked, and each other one left open with
 // the reason.
 func runAlerts(ctx context.Context, f orgFlags, o org.Options, s *setup, u *ui, stdout io.Writer) (int, error) {
-	start := time.Now()
-	list, listErr := ghalert.ListOpen(ctx, o.Client, o.Org, maxAlerts)
-	if listErr != nil && len(list) == 0 {
-		return exitError, listErr
-	}
-	u.printf("%d open AWS secret-scanning alert(s) in %s", len(list), o.Org)
 	var prepared []*ghalert.Alert
-	for _, a := range list {
-		name, err := ghrepo.Parse(a.GetRepository().GetFullName())
-		if err != nil {
-			u.errorf("alert #%d: %v", a.GetNumber(), err)
-			continue
+	var total int
+	scan := func(ctx context.Context) (*engine.Result, error) {
+		list, err := ghalert.ListOpen(ctx, o.Client, o.Org, maxAlerts)
+		if err != nil && len(list) == 0 {
+			return nil, err
 		}
-		p, err := ghalert.Prepare(ctx, o.Client, s.opts, name, a, u)
-		switch {
-		case err != nil:
-			u.errorf("%s#%d: %v", name, a.GetNumber(), err)
-		case p.Skip != "":
-			u.printf("%s#%d: left open: %s", name, p.Number, p.Skip)
-		default:
-			prepared = append(prepared, p)
+		total = len(list)
+		u.printf("%d open AWS secret-scanning alert(s) in %s", len(list), o.Org)
+		for _, a := range list {
+			name, err := ghrepo.Parse(a.GetRepository().GetFullName())
+			if err != nil {
+				u.errorf("alert #%d: %v", a.GetNumber(), err)
+				continue
+			}
+			p, err := ghalert.Prepare(ctx, o.Client, s.opts, name, a, u)
+			switch {
+			case err != nil:
+				u.errorf("%s#%d: %v", name, a.GetNumber(), err)
+			case p.Skip != "":
+				u.printf("%s#%d: left open: %s", name, p.Number, p.Skip)
+			default:
+				prepared = append(prepared, p)
+			}
 		}
+		return &engine.Result{Findings: ghalert.Merge(prepared)}, err
 	}
-	fs := ghalert.Merge(prepared)
-	var resolveErr error
-	code, err := f.c.complete(ctx, u, s, stdout, &engine.Result{Findings: fs}, start, listErr, func([]*finding.Finding) {
+	// Once the keys are checked and the results written: each alert
+	// whose key is out of use resolved as revoked, the others left open
+	// with the reason.
+	resolve := pipeline.Sink{Name: "resolve alerts", Take: func(ctx context.Context, _ *pipeline.Outcome) error {
 		var st *store.Store
 		if len(prepared) > 0 {
 			var err error
@@ -222,10 +228,11 @@ func runAlerts(ctx context.Context, f orgFlags, o org.Options, s *setup, u *ui, 
 				defer st.Close()
 			}
 		}
+		var errs []error
 		resolved, would := 0, 0
 		for _, p := range prepared {
 			out, err := p.Resolve(ctx, o.Client, ghalert.ResolveOptions{State: st, DryRun: f.c.dryRun})
-			resolveErr = errors.Join(resolveErr, err)
+			errs = append(errs, err)
 			switch {
 			case out.Would:
 				would++
@@ -238,15 +245,13 @@ func runAlerts(ctx context.Context, f orgFlags, o org.Options, s *setup, u *ui, 
 			}
 		}
 		if would > 0 {
-			u.printf("%d of %d alert(s) would be resolved as revoked (a dry run resolves nothing)", would, len(list))
+			u.printf("%d of %d alert(s) would be resolved as revoked (a dry run resolves nothing)", would, total)
 		} else {
-			u.printf("%d of %d alert(s) resolved as revoked", resolved, len(list))
+			u.printf("%d of %d alert(s) resolved as revoked", resolved, total)
 		}
-	})
-	if err == nil && resolveErr != nil {
-		return exitError, resolveErr
-	}
-	return code, err
+		return errors.Join(errs...)
+	}}
+	return f.c.run(ctx, u, s, stdout, scan, resolve)
 }
 
 // options turns the flags into the organisation scan's options, with its

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -45,12 +44,10 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 	if err != nil {
 		return exitError, err
 	}
-	start := time.Now()
-	res, scanErr := engine.ScanStaged(ctx, s.opts, path, s.opts.FS.MaxFileSize, u)
-	if res == nil {
-		return exitError, scanErr
+	scan := func(ctx context.Context) (*engine.Result, error) {
+		return engine.ScanStaged(ctx, s.opts, path, s.opts.FS.MaxFileSize, u)
 	}
-	return c.complete(ctx, u, s, stdout, res, start, scanErr, func(fs []*finding.Finding) {
+	return c.run(ctx, u, s, stdout, scan, c.failingSink(func(fs []*finding.Finding) {
 		if len(fs) > 0 {
 			files := map[string]bool{}
 			for _, f := range fs {
@@ -87,7 +84,7 @@ func runStaged(ctx context.Context, args []string, stdout io.Writer, u *ui) (int
 				u.hint("to commit anyway, only for a key that is not real (a test key): SKIP=keyburn git commit")
 			}
 		}
-	})
+	}))
 }
 
 // runBy says which hook runs keyburn: "pre-commit" or "pre-push" (the

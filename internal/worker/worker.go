@@ -40,6 +40,7 @@ import (
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
 	"github.com/keyburn/keyburn/internal/notify"
+	"github.com/keyburn/keyburn/internal/pipeline"
 	"github.com/keyburn/keyburn/internal/reposcan"
 	"github.com/keyburn/keyburn/internal/respond"
 	"github.com/keyburn/keyburn/internal/source"
@@ -329,36 +330,49 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 	}
 	from := rangeFrom(repo, p)
 	res.Range = from + ".." + p.After
-	r, err := engine.ScanRevs(ctx, w.o.Engine, repo, from, head.String(), engine.GitOptions{}, reporter{w.o.Log})
-	if err != nil {
-		return res, fmt.Errorf("scan %s %s: %w", name, res.Range, err)
-	}
-	res.Findings = r.Findings
-	w.check(ctx, w.o.Log.With("repo", name.String()), name, res.Findings)
-	if gh != nil {
-		if err := w.report(ctx, gh, name, p, head.String(), res.Findings); err != nil {
-			// The scan and the response are done: a failed report is
-			// logged, not retried (retrying would act again).
-			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
+	scan := func(ctx context.Context) (*engine.Result, error) {
+		r, err := engine.ScanRevs(ctx, w.o.Engine, repo, from, head.String(), engine.GitOptions{}, reporter{w.o.Log})
+		if err != nil {
+			// Retried whole: a partial range is not reported.
+			return nil, fmt.Errorf("scan %s %s: %w", name, res.Range, err)
 		}
+		return r, nil
 	}
-	return res, nil
+	var sinks []pipeline.Sink
+	if gh != nil {
+		sinks = append(sinks, pipeline.Sink{Name: "report to GitHub", Take: func(ctx context.Context, out *pipeline.Outcome) error {
+			return w.report(ctx, gh, name, p, head.String(), out.Findings)
+		}})
+	}
+	res.Findings, err = w.run(ctx, w.o.Log.With("repo", name.String()), name, scan, sinks...)
+	return res, err
 }
 
-// check verifies the findings and acts on the live ones (when the worker
-// verifies at all), then hands their news to the outbox: the one stage
-// after the scan that every kind of delivery shares. A failure to record
-// is logged; the findings are reported regardless.
-func (w *Worker) check(ctx context.Context, log *slog.Logger, name ghrepo.Name, fs []*finding.Finding) {
+// run is every kind of delivery's one run (pipeline.Run): the delivery's
+// scan, then the check stage (verification and response, when the worker
+// verifies at all; news handed to the outbox), then its sinks (GitHub's
+// status, issues, an alert's resolution). A scan that fails fails the
+// delivery, which is retried. Once keys may have been acted on, nothing
+// does: a failure to record or to report is logged, not retried, since
+// retrying would act again.
+func (w *Worker) run(ctx context.Context, log *slog.Logger, name ghrepo.Name, scan func(context.Context) (*engine.Result, error), sinks ...pipeline.Sink) ([]*finding.Finding, error) {
 	st := check.Stage{Verifier: w.o.Verifier, Responder: w.o.Responder}
 	if w.o.Notify != nil {
 		st.News = func(ctx context.Context, fs []*finding.Finding) error {
 			return w.o.Notify(ctx, fs, notify.Where{Repository: name.String()})
 		}
 	}
-	if err := st.Run(ctx, fs); err != nil {
-		log.Error("state or notifications could not be stored", "err", err)
+	out := pipeline.Run{Scan: scan, Check: st, Sinks: sinks}.Do(ctx)
+	if out.Result == nil {
+		return nil, out.ScanErr
 	}
+	if out.CheckErr != nil {
+		log.Error("state or notifications could not be stored", "err", out.CheckErr)
+	}
+	if out.SinkErr != nil {
+		log.Error("report to GitHub", "err", out.SinkErr)
+	}
+	return out.Findings, nil
 }
 
 // cloneURL is the repository's clone URL: built from its validated name and
@@ -636,19 +650,22 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 	if err != nil {
 		return res, err
 	}
-	r, err := reposcan.Scan(ctx, reposcan.Repo{Name: name, Mirrors: w.o.Mirrors, Store: w.o.State, Engine: w.o.Engine,
-		Reporter: reporter{w.o.Log}, Source: mirror.Source{URL: w.cloneURL(name), Token: token}})
-	if err != nil {
-		return res, fmt.Errorf("repository %s: %w", name, err)
-	}
-	res.Findings = r.Findings
-	w.check(ctx, w.o.Log.With("repo", name.String()), name, res.Findings)
-	if gh != nil {
-		if err := w.issues(ctx, gh, name, where{what: "a repository scan", verb: "found"}, res.Findings); err != nil {
-			w.o.Log.Error("report to GitHub", "repo", name.String(), "err", err)
+	scan := func(ctx context.Context) (*engine.Result, error) {
+		r, err := reposcan.Scan(ctx, reposcan.Repo{Name: name, Mirrors: w.o.Mirrors, Store: w.o.State, Engine: w.o.Engine,
+			Reporter: reporter{w.o.Log}, Source: mirror.Source{URL: w.cloneURL(name), Token: token}})
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: %w", name, err)
 		}
+		return r, nil
 	}
-	return res, nil
+	var sinks []pipeline.Sink
+	if gh != nil {
+		sinks = append(sinks, pipeline.Sink{Name: "issues", Take: func(ctx context.Context, out *pipeline.Outcome) error {
+			return w.issues(ctx, gh, name, where{what: "a repository scan", verb: "found"}, out.Findings)
+		}})
+	}
+	res.Findings, err = w.run(ctx, w.o.Log.With("repo", name.String()), name, scan, sinks...)
+	return res, err
 }
 
 // issueTitle names the key and what was done; a root key's says it is
@@ -725,34 +742,35 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 		res.Alert = "left open: verification is off"
 		return res, nil
 	}
-	w.check(ctx, log, name, res.Findings)
-	out, err := p.Resolve(ctx, gh, ghalert.ResolveOptions{State: w.o.State, DryRun: w.o.Responder.DryRun()})
-	switch {
-	case err != nil:
-		// The key was acted on; a failed resolution is logged, not
-		// retried (retrying would act again).
-		log.Error("resolve the alert", "err", err)
-		res.Alert = "left open: " + out.Why
-	case out.Would:
-		res.Alert = AlertWouldResolve
-		log.Info("alert would be resolved as revoked (dry run)", "comment", out.Comment)
-	case out.Resolved:
-		res.Alert = AlertResolved
-		log.Info("alert resolved as revoked", "comment", out.Comment)
-	default:
-		res.Alert = "left open: " + out.Why
-		log.Warn("alert left open", "reason", out.Why)
-	}
+	resolve := pipeline.Sink{Name: "resolve the alert", Take: func(ctx context.Context, _ *pipeline.Outcome) error {
+		out, err := p.Resolve(ctx, gh, ghalert.ResolveOptions{State: w.o.State, DryRun: w.o.Responder.DryRun()})
+		switch {
+		case err != nil:
+			res.Alert = "left open: " + out.Why
+		case out.Would:
+			res.Alert = AlertWouldResolve
+			log.Info("alert would be resolved as revoked (dry run)", "comment", out.Comment)
+		case out.Resolved:
+			res.Alert = AlertResolved
+			log.Info("alert resolved as revoked", "comment", out.Comment)
+		default:
+			res.Alert = "left open: " + out.Why
+			log.Warn("alert left open", "reason", out.Why)
+		}
+		return err
+	}}
 	// An issue for a live key the alert's run did not revoke; one it
 	// revoked is told by the alert's resolution.
-	var unrevoked []*finding.Finding
-	for _, f := range res.Findings {
-		if f.Response == nil || !respond.Action(f.Response.Action).Acted() {
-			unrevoked = append(unrevoked, f)
+	issues := pipeline.Sink{Name: "issues", Take: func(ctx context.Context, out *pipeline.Outcome) error {
+		var unrevoked []*finding.Finding
+		for _, f := range out.Findings {
+			if f.Response == nil || !respond.Action(f.Response.Action).Acted() {
+				unrevoked = append(unrevoked, f)
+			}
 		}
-	}
-	if err := w.issues(ctx, gh, name, where{what: res.Range, verb: "found by secret scanning"}, unrevoked); err != nil {
-		log.Error("report to GitHub", "err", err)
-	}
-	return res, nil
+		return w.issues(ctx, gh, name, where{what: res.Range, verb: "found by secret scanning"}, unrevoked)
+	}}
+	prepared := func(context.Context) (*engine.Result, error) { return &engine.Result{Findings: p.Findings}, nil }
+	res.Findings, err = w.run(ctx, log, name, prepared, resolve, issues)
+	return res, err
 }
