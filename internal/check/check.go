@@ -36,7 +36,8 @@ func Run(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *resp
 
 // Hooks are told of what check finds as it goes.
 type Hooks struct {
-	// Live, when set, is told of each key proved live, once its reach and
+	// Live, when set, is told of each key proved live (or vouched for by
+	// AWS), once its reach and
 	// severity are known and before anything is done to it: news written
 	// then is not lost if the run dies during the action. It may be
 	// called concurrently; its error joins Run's.
@@ -59,7 +60,7 @@ type Stage struct {
 // is returned, the findings are complete regardless.
 func (s Stage) Run(ctx context.Context, fs []*finding.Finding) error {
 	var err error
-	if s.Verifier != nil {
+	if s.Verifier != nil || s.Responder != nil {
 		var h Hooks
 		if s.News != nil {
 			h.Live = func(ctx context.Context, f *finding.Finding) error { return s.News(ctx, []*finding.Finding{f}) }
@@ -93,6 +94,12 @@ func RunWith(ctx context.Context, fs []*finding.Finding, v *verify.Verifier, r *
 func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond.Responder, h Hooks) error {
 	if f.KeyID == "" {
 		return nil // a secret without its key ID signs nothing on its own
+	}
+	if f.Vouched != nil {
+		return vouched(ctx, f, r, h)
+	}
+	if v == nil {
+		return nil // nothing verified: nothing is known to act on
 	}
 	if f.AccountID == "" {
 		// Not encoded in the key ID: ask AWS, with keyburn's own
@@ -144,7 +151,39 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 	if vd.Status == verify.Live && respond.IsRootARN(vd.ARN) {
 		f.Verification.Root, f.Severity = true, finding.SeverityCritical
 	}
-	if r != nil && vd.Status == verify.Live {
+	errs = append(errs, act(ctx, f, key, vd, v, r, h))
+	return errors.Join(errs...)
+}
+
+// vouched takes a key on the word of the notice that vouches for it (AWS's
+// own exposure notice): nothing to verify, no secret to try; the responder
+// finds the key's owner and acts on it like a live key, every rail held.
+// Without a responder the finding says only what the notice said.
+func vouched(ctx context.Context, f *finding.Finding, r *respond.Responder, h Hooks) error {
+	f.Verification = &finding.Verification{Status: string(verify.Exposed), Account: f.Vouched.Account}
+	if r == nil {
+		if h.Live != nil {
+			return h.Live(ctx, f)
+		}
+		return nil
+	}
+	key := respond.Key{ID: f.KeyID, Account: f.AccountID, LeakedAt: leakedAt(f)}
+	vs := r.Vouch(ctx, key, *f.Vouched)
+	vd := vs.Verdict
+	f.Verification = &finding.Verification{Status: string(vd.Status), ARN: vd.ARN, Account: vd.Account,
+		Error: vd.ErrorText(), Quarantine: vs.Quarantine}
+	if vd.Status == verify.Exposed && respond.IsRootARN(vd.ARN) {
+		f.Verification.Root, f.Severity = true, finding.SeverityCritical
+	}
+	return errors.Join(vs.Err, act(ctx, f, key, vd, nil, r, h))
+}
+
+// act is what follows a verdict on a key: for a live one (or one AWS
+// vouches for), its reach and severity, the news, then the responder's
+// action and the verdict it changes.
+func act(ctx context.Context, f *finding.Finding, key respond.Key, vd verify.Verdict, v *verify.Verifier, r *respond.Responder, h Hooks) error {
+	var errs []error
+	if r != nil && vd.Status.Actionable() {
 		// What it could do decides its severity, and may decide whether
 		// it is acted on.
 		var err error
@@ -155,7 +194,7 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 		}
 		key.Severity = f.Severity
 	}
-	if h.Live != nil && vd.Status == verify.Live {
+	if h.Live != nil && vd.Status.Actionable() {
 		errs = append(errs, h.Live(ctx, f))
 	}
 	if r == nil {
@@ -163,14 +202,16 @@ func one(ctx context.Context, f *finding.Finding, v *verify.Verifier, r *respond
 	}
 	res := r.Respond(ctx, key, vd)
 	errs = append(errs, res.Err)
-	switch {
-	case res.Action.Acted():
-		// An inactive or deleted key no longer signs: STS answers
-		// InvalidClientTokenId for it.
-		errs = append(errs, v.Record(ctx, f.KeyID, vd.Secret, verify.Verdict{Status: verify.Invalid, Account: vd.Account}))
-	case res.Action == respond.ActionRevoked:
-		errs = append(errs, v.Record(ctx, f.KeyID, vd.Secret, verify.Verdict{Status: verify.Revoked, ARN: vd.ARN,
-			Account: vd.Account, UserID: vd.UserID, Until: res.Until}))
+	if v != nil && !vd.Secret.IsZero() {
+		switch {
+		case res.Action.Acted():
+			// An inactive or deleted key no longer signs: STS answers
+			// InvalidClientTokenId for it.
+			errs = append(errs, v.Record(ctx, f.KeyID, vd.Secret, verify.Verdict{Status: verify.Invalid, Account: vd.Account}))
+		case res.Action == respond.ActionRevoked:
+			errs = append(errs, v.Record(ctx, f.KeyID, vd.Secret, verify.Verdict{Status: verify.Revoked, ARN: vd.ARN,
+				Account: vd.Account, UserID: vd.UserID, Until: res.Until}))
+		}
 	}
 	if res.Action != respond.ActionNone {
 		f.Response = response(res)

@@ -33,7 +33,7 @@ func ParseBaseline(name string, data []byte) (Baseline, error) {
 			Fingerprint string `json:"fingerprint"`
 		}
 		if err := json.Unmarshal(trimmed, &recs); err != nil {
-			return nil, fmt.Errorf("baseline %s: not a keyburn JSON report (%s)", name, jsonErrorWhere(err))
+			return nil, fmt.Errorf("baseline %s: not a keyburn JSON report (%s)", name, JSONErrorWhere(err))
 		}
 		for i, r := range recs {
 			if !fingerprintRE.MatchString(r.Fingerprint) {
@@ -84,9 +84,9 @@ func (b Baseline) Filter(fs []*Finding) (kept []*Finding, accepted int) {
 	return kept, accepted
 }
 
-// jsonErrorWhere says where JSON failed to parse, by offset, without
+// JSONErrorWhere says where JSON failed to parse, by offset, without
 // quoting the text (a syntax error's message quotes a character).
-func jsonErrorWhere(err error) string {
+func JSONErrorWhere(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("a syntax error at byte %d", se.Offset)

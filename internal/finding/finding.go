@@ -83,8 +83,21 @@ type Finding struct {
 	SessionToken secret.Secret
 	Locations    []Location // sorted, the first is the earliest
 
+	// Vouched, when set, says who vouches that the key leaked and was in
+	// use, in place of verification: AWS's own exposure notice. There is
+	// no secret to try; the responder finds the key's owner itself.
+	Vouched *Vouch
+
 	Verification *Verification // nil: not verified
 	Response     *Response     // nil: no response taken
+}
+
+// Vouch is a notice that a key leaked, from a source the operator trusts
+// for it (AWS Health, through the operator's own account).
+type Vouch struct {
+	By      string `json:"by"`              // "AWS Health AWS_RISK_CREDENTIALS_EXPOSED"
+	Event   string `json:"event,omitempty"` // the notice's ID (an ARN), a label
+	Account string `json:"account"`         // the account the notice is about
 }
 
 // Verification is the verdict on a credential.
@@ -100,6 +113,9 @@ type Verification struct {
 	// Reach is what the key could do, read from its principal's policies
 	// (nil when not read).
 	Reach *Reach `json:"reach,omitempty"`
+	// Quarantine names the policies AWS attached to the key's user when
+	// it found the key exposed (AWSCompromisedKeyQuarantineV2, …).
+	Quarantine []string `json:"quarantine,omitempty"`
 }
 
 // Response is the action taken on a live credential.

@@ -73,6 +73,7 @@ type Record struct {
 	Staged               bool                  `json:"staged,omitempty"`
 	Unreachable          bool                  `json:"unreachable,omitempty"`
 	Locations            []finding.Location    `json:"locations,omitempty"`
+	Vouched              *finding.Vouch        `json:"vouched,omitempty"`
 	Verification         *finding.Verification `json:"verification,omitempty"`
 	Response             *finding.Response     `json:"response,omitempty"`
 }
@@ -89,7 +90,7 @@ func NewRecord(f *finding.Finding, opts Options) Record {
 		File:                 loc.File, Line: loc.Line, Column: loc.Column, SecretLine: loc.SecretLine,
 		SecretFile: loc.SecretFile, Commit: loc.Commit, Author: loc.Author, Date: loc.Date, Ref: loc.Ref,
 		Refs: loc.Refs, Blob: loc.Blob, Staged: loc.Staged, Unreachable: loc.Unreachable,
-		Verification: f.Verification, Response: f.Response,
+		Vouched: f.Vouched, Verification: f.Verification, Response: f.Response,
 	}
 	if opts.ShowSecret {
 		r.Secret = f.Secret.Reveal()

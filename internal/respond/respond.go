@@ -221,6 +221,7 @@ type Options struct {
 	Now func() time.Time
 
 	testOnlyIAM         func(account string) IAMAPI
+	testOnlyAccountOf   func(keyID string) (string, error)   // in place of sts:GetAccessKeyInfo
 	testOnlyRootSession func(account string) (IAMAPI, error) // in place of sts:AssumeRoot
 	testOnlyCloudTrail  func(account, region string) CloudTrailAPI
 	testOnlyReach       func(account string) reach.IAM
@@ -656,7 +657,7 @@ func lastUsedText(lu *iamtypes.AccessKeyLastUsed) string {
 // an action, it reads what CloudTrail holds of the key's calls since it
 // leaked (Result.Evidence, and the audit log).
 func (r *Responder) Respond(ctx context.Context, k Key, vd verify.Verdict) Result {
-	if !r.opts.DryRun && r.opts.Policy != Off && vd.Status == verify.Live {
+	if !r.opts.DryRun && r.opts.Policy != Off && vd.Status.Actionable() {
 		// One process at a time acts on a key, whichever of those that
 		// share the state found it; the next finds what the first did.
 		unlock, err := r.lockKey(ctx, k.ID)
@@ -759,7 +760,7 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		res.Action = ActionNone
 		return res
 	}
-	if vd.Status != verify.Live {
+	if !vd.Status.Actionable() {
 		return skip("not live (" + string(vd.Status) + ")")
 	}
 	p := parseARN(vd.ARN)
@@ -771,6 +772,9 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 	if why := r.belowMinSeverity(k.Severity); why != "" {
 		res.Err = r.auditor(k.ID, vd.Account, ownerName(vd.ARN)).write(ctx, store.AuditRecord{Action: stepRefuse, Outcome: outSkipped, Detail: why})
 		return skip(why)
+	}
+	if strings.HasPrefix(k.ID, "ASIA") && vd.Status == verify.Exposed {
+		return skip("a temporary key AWS found exposed: its role cannot be told from the key ID alone; revoke the sessions of the role that issued it by hand")
 	}
 	if strings.HasPrefix(k.ID, "ASIA") {
 		return r.revokeSessions(ctx, k.ID, vd)

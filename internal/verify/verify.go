@@ -50,7 +50,15 @@ const (
 	// stop that call), so it would look live again; the verdict holds until
 	// the token has expired for certain.
 	Revoked Status = "revoked"
+	// Exposed is a key AWS's own exposure notice vouches for (AWS Health
+	// AWS_RISK_CREDENTIALS_EXPOSED): keyburn did not verify it, having no
+	// secret, and acts on it as on a live key.
+	Exposed Status = "exposed"
 )
+
+// Actionable reports whether the responder may act on a key with this
+// status: proved live, or vouched for by AWS.
+func (s Status) Actionable() bool { return s == Live || s == Exposed }
 
 // Verdict is a verification result.
 type Verdict struct {
