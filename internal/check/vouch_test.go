@@ -20,16 +20,6 @@ import (
 // motoAccount is the account moto puts every user in.
 const motoAccount = "123456789012"
 
-// notice is an AWS Health credentials-exposed event for keyID, in AWS's
-// documented shape.
-func notice(account, keyID string) []byte {
-	return []byte(fmt.Sprintf(`{"version":"0","id":"e1","detail-type":"AWS Health Event","source":"aws.health","account":%q,
-"time":"2026-12-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{
-"eventArn":"arn:aws:health:global::event/RISK/AWS_RISK_CREDENTIALS_EXPOSED/AWS_RISK_CREDENTIALS_EXPOSED_T1",
-"service":"RISK","eventTypeCode":"AWS_RISK_CREDENTIALS_EXPOSED","eventTypeCategory":"issue",
-"startTime":"Tue, 01 Dec 2026 09:58:00 GMT","affectedEntities":[{"entityValue":%q}]}}`, account, keyID))
-}
-
 // TestVouchedByAWSMoto is the rails table for keys AWS's own notice
 // vouches for: no STS verification (there is no secret), every other rail
 // held, the owner found through IAM, AWS's quarantine policy named.
@@ -90,7 +80,7 @@ func TestVouchedByAWSMoto(t *testing.T) {
 			if account == "" {
 				account = motoAccount
 			}
-			n, err := awsnotice.Parse(notice(account, keyID))
+			n, err := awsnotice.Parse([]byte(awstest.HealthNotice(account, keyID)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +145,7 @@ func steps(log []store.AuditRecord) []string {
 // TestVouchedWithoutResponder: with no responder a notice's key is
 // reported as AWS said, and nothing is called.
 func TestVouchedWithoutResponder(t *testing.T) {
-	n, err := awsnotice.Parse(notice(motoAccount, "AKIAQYLPMN5HHHFPZAM2"))
+	n, err := awsnotice.Parse([]byte(awstest.HealthNotice(motoAccount, "AKIAQYLPMN5HHHFPZAM2")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // commands are the scan subcommands, for completion.
-var commands = []string{"dir", "git", "staged", "install-hook", "github", "audit"}
+var commands = []string{"dir", "git", "staged", "install-hook", "github", "aws-notices", "audit"}
 
 const completionUsage = `usage: keyburn completion bash|zsh
 

@@ -28,6 +28,7 @@ Usage:
     keyburn scan staged [PATH]    scan the staged changes (the pre-commit hook)
     keyburn scan install-hook     install the pre-commit hook (--pre-push: and pre-push)
     keyburn scan github --org ORG every repository of an organisation (or --user USER)
+    keyburn scan aws-notices --queue URL   act on AWS's own exposed-key notices (AWS Health)
     keyburn scan audit            print the audit log of actions taken on keys
     keyburn version               print the version
     keyburn completion bash|zsh   print a shell completion script
@@ -115,6 +116,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code, err = runAudit(ctx, args[1:], stdout, ui)
 	case "github":
 		code, err = runOrg(ctx, args[1:], stdout, ui)
+	case "aws-notices":
+		code, err = runNotices(ctx, args[1:], stdout, ui)
 	case "completion":
 		code, err = runCompletion(args[1:], stdout)
 	case "__complete":

@@ -8,9 +8,6 @@ import (
 	"testing"
 )
 
-// referenceCommands are the commands docs/cli.md documents, in order.
-var referenceCommands = []string{"dir", "git", "staged", "install-hook", "github", "audit"}
-
 // reference renders docs/cli.md from the commands' own --help, so that the
 // reference is the code's word.
 func reference(t *testing.T) []byte {
@@ -25,7 +22,7 @@ func reference(t *testing.T) []byte {
 		t.Fatalf("keyburn help: exit %d: %s", code, errOut.String())
 	}
 	b.WriteString("## keyburn\n\n```\n" + out.String() + "```\n")
-	for _, c := range referenceCommands {
+	for _, c := range commands { // every command, in the order help lists them
 		out.Reset()
 		errOut.Reset()
 		if code := run(context.Background(), []string{"scan", c, "--help"}, nil, &out, &errOut); code != exitClean || errOut.Len() > 0 {

@@ -304,6 +304,22 @@ func counts(cs []Count) string {
 // account. Rules never set it; verification does.
 const SeverityCritical = "critical"
 
+// QuarantineAdvice says what to do with the quarantine policies AWS
+// attached to a key's user when it found the key exposed
+// (AWSCompromisedKeyQuarantineV2, …), given whether the key is deleted:
+// they deny the user much of what it does, so they come off once the
+// leaked key is gone and the user's new key is in place.
+func QuarantineAdvice(policies []string, deleted bool) string {
+	if len(policies) == 0 {
+		return ""
+	}
+	p := strings.Join(policies, ", ")
+	if deleted {
+		return "AWS attached " + p + " to the key's user when it found the key exposed; the key is deleted: detach the policy once the user's new key is in place"
+	}
+	return "AWS attached " + p + " to the key's user when it found the key exposed: keep it until the leaked key is deleted, then detach it once the user's new key is in place"
+}
+
 // RootKeyAdvice says what keyburn does with a live root key (nothing) and
 // who can delete it, and how.
 func RootKeyAdvice(keyID, account string) string {

@@ -94,6 +94,7 @@ type config struct {
 	configFile  string
 	queueURL    string
 	queueDLQ    string
+	notices     string
 	appID       int64
 	appKey      string
 	githubURL   string
@@ -155,6 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(&c.owners, "owner", "act only for this GitHub `owner` (organisation or user); repeatable, joined with [github] owners (default: every owner)")
 	fs.DurationVar(&c.grace, "grace", 30*time.Second, "at shutdown, how long deliveries in progress may take to finish before they are given back")
 	fs.DurationVar(&c.deadline, "deadline", 15*time.Minute, "the longest one delivery may take")
+	fs.StringVar(&c.notices, "aws-notices", "", "an Amazon SQS queue `URL` EventBridge sends AWS Health events to: each credentials-exposed notice's keys are acted on (--respond); other events are dropped, malformed ones parked in the state")
 	fs.DurationVar(&c.lease, "lease", 2*time.Minute, "how long a worker's claim on a delivery holds unrenewed: the deliveries of a receiver that dies go to others after it")
 	fs.Usage = func() {}
 	switch err := fs.Parse(args); {
@@ -216,6 +218,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	for i := range max(0, c.workers) {
 		wg.Go(func() { runWorker(stopCtx, workCtx, i, worker.New(wopts), &h.alive, log) })
+	}
+	if c.notices != "" {
+		// One more worker, reading AWS's notices: its queue is written by
+		// EventBridge, and what it cannot process is parked in the state.
+		cfg, err := clients.AWS(ctx)
+		if err != nil {
+			return fmt.Errorf("--aws-notices: %w", err)
+		}
+		nq := sqsqueue.Raw(clients.SQS(cfg, c.awsEndpoint), c.notices, worker.NoticeEvent, st.Park)
+		nq.Wait = noticeWait
+		nopts := wopts
+		nopts.Queue, nopts.Wake = nq, nil
+		var alive atomic.Int32 // not among --workers: /readyz counts those
+		wg.Go(func() { runWorker(stopCtx, workCtx, c.workers, worker.New(nopts), &alive, log) })
+		log.Info("reading AWS notices", "queue", c.notices)
+		if wopts.Responder == nil || c.dryRun {
+			log.Error("AWS NOTICES NOT ACTED ON: the responder is off or in a dry run; each notice is parked in the state, to be requeued ('keyburn scan audit --requeue') once it acts")
+		}
 	}
 	if wopts.Responder != nil && c.workers > 0 {
 		wg.Go(func() { deleteDue(stopCtx, wopts.Responder, c.dueEvery, log) })
@@ -340,6 +360,10 @@ func (c *config) workerOptions(ctx context.Context, st *store.Store, log *slog.L
 	}
 	return o, nil
 }
+
+// noticeWait is how long one receive from the notices queue waits for a
+// message (SQS long polling: one call per wait while the queue is empty).
+var noticeWait = 10 * time.Second
 
 // runWorker runs one worker, counted alive while it runs. A panic outside
 // a delivery (those are the delivery's failure) ends it loudly, and

@@ -52,6 +52,15 @@ func sample() []*finding.Finding {
 	fs[1].Response = &finding.Response{Action: "sessions revoked", At: "2024-03-01T10:01:00Z", Evidence: &finding.Evidence{
 		From: time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC), To: time.Date(2024, 3, 1, 10, 1, 0, 0, time.UTC), Regions: []string{"us-east-1"},
 		Unread: "keyburn has no credentials in account 210987654321 (its own are in 100000000000, and no role_name is set to read there)"}}
+	// A key AWS's own notice vouches for: no secret, the quarantine named.
+	fs = append(fs, &finding.Finding{Rule: "aws-exposed-notice", Severity: "high", KeyID: "AKIAQYLPMN5HHHFPZAM2", AccountID: "123456789012",
+		Locations: []finding.Location{{File: "(AWS Health notice)", Date: "2016-06-05T15:10:09Z",
+			Ref: "arn:aws:health:global::event/RISK/AWS_RISK_CREDENTIALS_EXPOSED/AWS_RISK_CREDENTIALS_EXPOSED_EXAMPLE1"}},
+		Vouched: &finding.Vouch{By: "AWS Health AWS_RISK_CREDENTIALS_EXPOSED", Account: "123456789012",
+			Event: "arn:aws:health:global::event/RISK/AWS_RISK_CREDENTIALS_EXPOSED/AWS_RISK_CREDENTIALS_EXPOSED_EXAMPLE1"},
+		Verification: &finding.Verification{Status: "exposed", ARN: "arn:aws:iam::123456789012:user/deploy", Account: "123456789012",
+			Quarantine: []string{"AWSCompromisedKeyQuarantineV3"}},
+		Response: &finding.Response{Action: "deleted", At: "2016-06-05T15:11:00Z"}})
 	return fs
 }
 

@@ -52,6 +52,12 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 		switch {
 		case f.Paired() && opts.ShowSecret:
 			fmt.Fprintf(bw, "  secret       %s\n", f.Secret.Reveal())
+		case f.Vouched != nil:
+			fmt.Fprintf(bw, "  vouched by   %s", Printable(f.Vouched.By))
+			if f.Vouched.Event != "" {
+				fmt.Fprintf(bw, "  %s", Printable(f.Vouched.Event))
+			}
+			bw.WriteString(paint(ansiDim, "  (no secret: AWS found the key exposed)") + "\n")
 		case f.Paired():
 			fmt.Fprintf(bw, "  secret       %s  %s\n", f.Secret.Redacted(), paint(ansiDim, "sha256:"+f.Secret.SHA256()[:16]))
 		default:
@@ -111,6 +117,9 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 				}
 			}
 		}
+		if v := f.Verification; v != nil && len(v.Quarantine) > 0 {
+			fmt.Fprintf(bw, "  quarantine   %s\n", finding.QuarantineAdvice(v.Quarantine, f.Response != nil && f.Response.Action == "deleted"))
+		}
 		for j, l := range f.Locations {
 			label := "found in    "
 			if j > 0 {
@@ -148,7 +157,11 @@ func locationText(l finding.Location, headline secret.Secret) string {
 	if l.Staged {
 		b.WriteString("(staged) ") // in the index only: no commit has it
 	}
-	fmt.Fprintf(&b, "%s:%d:%d", l.File, l.Line, l.Column)
+	if l.Line > 0 {
+		fmt.Fprintf(&b, "%s:%d:%d", l.File, l.Line, l.Column)
+	} else {
+		b.WriteString(l.File) // not a place in a file: a notice
+	}
 	other := !l.Secret.IsZero() && l.Secret.Reveal() != headline.Reveal()
 	switch {
 	case other && l.SecretFile != "":

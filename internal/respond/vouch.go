@@ -145,18 +145,3 @@ func (r *Responder) quarantine(ctx context.Context, account, user, partition str
 	}
 	return names
 }
-
-// QuarantineAdvice says what to do with AWS's quarantine policy on a
-// key's user, given what was done with the key.
-func QuarantineAdvice(policies []string, action Action) string {
-	if len(policies) == 0 {
-		return ""
-	}
-	p := strings.Join(policies, ", ")
-	switch action {
-	case ActionDeleted:
-		return "AWS attached " + p + " to the key's user when it found the key exposed; the key is deleted now: detach the policy once the user's new key is in place"
-	default:
-		return "AWS attached " + p + " to the key's user when it found the key exposed: keep it until the leaked key is deleted, then detach it once the user's new key is in place"
-	}
-}

@@ -28,6 +28,10 @@ import (
 	"github.com/keyburn/keyburn/internal/store"
 )
 
+// ErrParked is wrapped by Claim's error for a message it parked instead of
+// handing it out (received too often): nothing is wrong with the queue.
+var ErrParked = errors.New("parked")
+
 // maxMessage is SQS's limit on a message body.
 const maxMessage = 256 << 10
 
@@ -47,12 +51,28 @@ type Queue struct {
 	fifo bool
 	// Wait is how long a Claim waits for a message (long polling).
 	Wait time.Duration
+
+	// A raw queue is written by others (EventBridge): a message's body is
+	// a delivery's payload, of event rawEvent.
+	rawEvent string
+	park     func(ctx context.Context, d store.Delivery, reason string) error
 }
 
 // New returns a Queue for the queue at url, with an optional dead-letter
 // queue.
 func New(api API, url, dlq string) *Queue {
 	return &Queue{api: api, url: url, dlq: dlq, fifo: strings.HasSuffix(url, ".fifo"), Wait: time.Second}
+}
+
+// Raw returns a Queue over a queue others write to, such as the one
+// EventBridge sends AWS's notices to: each message's body is the payload
+// of a delivery of event, whose ID is event:MessageId. Such a queue is
+// only read (Enqueue fails). A delivery that fails too often, or can
+// never be processed, is handed to park (the state's parked deliveries,
+// where 'keyburn scan audit' lists it), then deleted; one that park could
+// not keep stays on the queue.
+func Raw(api API, url, event string, park func(ctx context.Context, d store.Delivery, reason string) error) *Queue {
+	return &Queue{api: api, url: url, rawEvent: event, park: park, Wait: time.Second}
 }
 
 type message struct {
@@ -65,6 +85,9 @@ type message struct {
 // Enqueue sends a delivery. Its payload must fit in an SQS message: store
 // the fields the worker needs, not GitHub's whole body.
 func (q *Queue) Enqueue(ctx context.Context, d store.Delivery) error {
+	if q.rawEvent != "" {
+		return fmt.Errorf("delivery %s: %s is read only (others write to it)", d.ID, q.url)
+	}
 	body, err := json.Marshal(message{ID: d.ID, Event: d.Event, Payload: d.Payload})
 	if err != nil {
 		return err
@@ -107,7 +130,9 @@ func (q *Queue) Claim(ctx context.Context, lease time.Duration, maxAttempts int)
 	}
 	m := out.Messages[0]
 	var msg message
-	if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &msg); err != nil {
+	if q.rawEvent != "" {
+		msg = message{ID: q.rawEvent + ":" + aws.ToString(m.MessageId), Event: q.rawEvent, Payload: []byte(aws.ToString(m.Body))}
+	} else if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &msg); err != nil {
 		// Not ours: drop it rather than loop on it, and say so.
 		_, _ = q.api.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.url), ReceiptHandle: m.ReceiptHandle})
 		return store.Delivery{}, false, fmt.Errorf("SQS message %s is not a keyburn delivery: %w", aws.ToString(m.MessageId), err)
@@ -120,7 +145,7 @@ func (q *Queue) Claim(ctx context.Context, lease time.Duration, maxAttempts int)
 		if err := q.Fail(ctx, d, reason, 0, maxAttempts); err != nil {
 			return store.Delivery{}, false, err
 		}
-		return store.Delivery{}, false, fmt.Errorf("delivery %s parked: %s", d.ID, reason)
+		return store.Delivery{}, false, fmt.Errorf("delivery %s %w: %s", d.ID, ErrParked, reason)
 	}
 	return d, true, nil
 }
@@ -163,7 +188,11 @@ func (q *Queue) Fail(ctx context.Context, d store.Delivery, reason string, backo
 	if d.Attempts < maxAttempts {
 		return q.visible(ctx, d, "retry", backoff)
 	}
-	if q.dlq != "" {
+	if q.park != nil {
+		if err := q.park(ctx, d, reason); err != nil {
+			return fmt.Errorf("park delivery %s: %w", d.ID, err)
+		}
+	} else if q.dlq != "" {
 		body, _ := json.Marshal(message{ID: d.ID, Event: d.Event, Payload: d.Payload, Reason: reason})
 		in := &sqs.SendMessageInput{QueueUrl: aws.String(q.dlq), MessageBody: aws.String(string(body))}
 		if strings.HasSuffix(q.dlq, ".fifo") {

@@ -3,6 +3,7 @@ package sqsqueue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,62 @@ func TestQueueMoto(t *testing.T) {
 	big := store.Delivery{ID: "big", Event: "push", Payload: make([]byte, maxMessage)}
 	if err := q.Enqueue(ctx, big); err == nil {
 		t.Errorf("an oversize delivery was sent")
+	}
+}
+
+// TestRawMoto: a queue others write to yields each message's body as a
+// payload; it refuses to be written to; a delivery that fails its last
+// attempt is handed to park and deleted, or, when park fails, kept.
+func TestRawMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	api := sqs.New(sqs.Options{Region: "us-east-1", Credentials: m.AdminProvider(), BaseEndpoint: aws.String(m.URL)})
+	out, err := api.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("notices")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := aws.ToString(out.QueueUrl)
+	var parked []string
+	parkErr := errors.New("state down")
+	failPark := true
+	q := Raw(api, url, "aws-notice", func(_ context.Context, d store.Delivery, reason string) error {
+		if failPark {
+			return parkErr
+		}
+		parked = append(parked, d.ID+" "+reason+" "+string(d.Payload))
+		return nil
+	})
+	q.Wait = 0
+	if err := q.Enqueue(ctx, store.Delivery{ID: "x"}); err == nil {
+		t.Error("Enqueue on a raw queue: want an error")
+	}
+	sent, err := api.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(`{"source":"aws.health"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "aws-notice:" + aws.ToString(sent.MessageId)
+	d, ok, err := q.Claim(ctx, time.Minute, 5)
+	if err != nil || !ok || d.ID != id || d.Event != "aws-notice" || string(d.Payload) != `{"source":"aws.health"}` {
+		t.Fatalf("Claim = %+v, %v, %v", d, ok, err)
+	}
+	if err := q.Fail(ctx, d, "malformed", 0, 1); !errors.Is(err, parkErr) {
+		t.Fatalf("Fail with park failing = %v, want its error", err)
+	}
+	if err := q.Release(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, err = q.Claim(ctx, time.Minute, 5)
+	if err != nil || !ok || d.ID != id {
+		t.Fatalf("a message park could not keep is lost: %+v, %v, %v", d, ok, err)
+	}
+	failPark = false
+	if err := q.Fail(ctx, d, "malformed", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(parked) != 1 || parked[0] != id+` malformed {"source":"aws.health"}` {
+		t.Errorf("parked %q", parked)
+	}
+	if _, ok, _ := q.Claim(ctx, time.Minute, 5); ok {
+		t.Error("a parked message is still on the queue")
 	}
 }

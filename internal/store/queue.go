@@ -79,6 +79,19 @@ func (s *Store) Enqueue(ctx context.Context, d Delivery) error {
 	return ErrDuplicate
 }
 
+// Park stores a delivery parked at once, with the reason: one from a
+// queue others write to (AWS's notices) that keyburn will not retry, kept
+// for 'keyburn scan audit' to list and --requeue to retry. A delivery of
+// that ID stored already is left as it is.
+func (s *Store) Park(ctx context.Context, d Delivery, reason string) error {
+	now := time.Now().UnixMilli()
+	if _, err := s.exec(ctx, `INSERT INTO deliveries (id, event, payload, status, attempts, last_error, next_at, created_at, dedupe_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, d.ID, d.Event, d.Payload, Parked, d.Attempts, reason, now, now, d.DedupeKey); err != nil {
+		return fmt.Errorf("park delivery %s: %w", d.ID, err)
+	}
+	return nil
+}
+
 // Parked returns the parked deliveries (without their payloads), oldest
 // first.
 func (s *Store) Parked(ctx context.Context) ([]Delivery, error) {

@@ -374,3 +374,34 @@ func TestParkedAndRequeued(t *testing.T) {
 		}
 	})
 }
+
+// TestPark: a delivery parked at once is listed with its reason and
+// payload, is never claimed until requeued, and parking it again changes
+// nothing.
+func TestPark(t *testing.T) {
+	each(t, func(t *testing.T, where string) {
+		ctx := context.Background()
+		st := openAt(t, where)
+		d := Delivery{ID: "aws-notice:m1", Event: "aws-notice", Payload: []byte(`{"x":1}`), Attempts: 3}
+		if err := st.Park(ctx, d, "malformed: no key"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Park(ctx, d, "again"); err != nil {
+			t.Fatal(err)
+		}
+		parked, err := st.Parked(ctx)
+		if err != nil || len(parked) != 1 || parked[0].LastError != "malformed: no key" || parked[0].Attempts != 3 {
+			t.Fatalf("Parked = %+v, %v; want one, with its first reason", parked, err)
+		}
+		if _, ok, err := st.Claim(ctx, time.Minute, 5); ok || err != nil {
+			t.Fatalf("Claim of a parked delivery: %v, %v", ok, err)
+		}
+		if n, err := st.Requeue(ctx, d.ID); n != 1 || err != nil {
+			t.Fatalf("Requeue = %d, %v", n, err)
+		}
+		got, ok, err := st.Claim(ctx, time.Minute, 5)
+		if !ok || err != nil || got.ID != d.ID || string(got.Payload) != `{"x":1}` || got.Event != "aws-notice" {
+			t.Fatalf("Claim after requeue = %+v, %v, %v", got, ok, err)
+		}
+	})
+}

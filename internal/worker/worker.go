@@ -31,6 +31,7 @@ import (
 
 	"github.com/google/go-github/v62/github"
 
+	"github.com/keyburn/keyburn/internal/awsnotice"
 	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -145,7 +146,7 @@ func New(o Options) *Worker {
 func (w *Worker) Run(stop, work context.Context) {
 	for stop.Err() == nil {
 		n, err := w.once(stop, work)
-		if err != nil {
+		if err != nil && stop.Err() == nil {
 			w.o.Log.Error("queue", "err", err)
 		}
 		if n == 0 || err != nil {
@@ -218,7 +219,8 @@ func (w *Worker) once(stop, work context.Context) (int, error) {
 		return 1, w.o.Queue.Release(settle, d)
 	case perr != nil:
 		attempts := d.Attempts
-		if errors.Is(perr, ghpush.ErrNotPush) || errors.Is(perr, errMalformedJob) || errors.Is(perr, ghalert.ErrNotAlert) || errors.Is(perr, errNoGitHub) {
+		if errors.Is(perr, ghpush.ErrNotPush) || errors.Is(perr, errMalformedJob) || errors.Is(perr, ghalert.ErrNotAlert) || errors.Is(perr, errNoGitHub) ||
+			errors.Is(perr, awsnotice.ErrMalformed) || errors.Is(perr, errNoticeNotActed) {
 			attempts = w.o.MaxAttempts // it will never work: park it now
 		}
 		backoff := min(w.o.Backoff<<min(d.Attempts-1, 10), MaxBackoff)
@@ -279,6 +281,8 @@ func (w *Worker) Process(ctx context.Context, d store.Delivery) (Result, error) 
 		return w.processRepoScan(ctx, d)
 	case AlertEvent:
 		return w.processAlert(ctx, d)
+	case NoticeEvent:
+		return w.processNotice(ctx, d)
 	}
 	return Result{Ignored: "event " + d.Event}, nil
 }
@@ -344,7 +348,7 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 			return w.report(ctx, gh, name, p, head.String(), out.Findings)
 		}})
 	}
-	res.Findings, err = w.run(ctx, w.o.Log.With("repo", name.String()), name, scan, sinks...)
+	res.Findings, err = w.run(ctx, w.o.Log.With("repo", name.String()), notify.Where{Repository: name.String()}, scan, sinks...)
 	return res, err
 }
 
@@ -355,11 +359,11 @@ func (w *Worker) processPush(ctx context.Context, d store.Delivery) (Result, err
 // delivery, which is retried. Once keys may have been acted on, nothing
 // does: a failure to record or to report is logged, not retried, since
 // retrying would act again.
-func (w *Worker) run(ctx context.Context, log *slog.Logger, name ghrepo.Name, scan func(context.Context) (*engine.Result, error), sinks ...pipeline.Sink) ([]*finding.Finding, error) {
+func (w *Worker) run(ctx context.Context, log *slog.Logger, where notify.Where, scan func(context.Context) (*engine.Result, error), sinks ...pipeline.Sink) ([]*finding.Finding, error) {
 	st := check.Stage{Verifier: w.o.Verifier, Responder: w.o.Responder}
 	if w.o.Notify != nil {
 		st.News = func(ctx context.Context, fs []*finding.Finding) error {
-			return w.o.Notify(ctx, fs, notify.Where{Repository: name.String()})
+			return w.o.Notify(ctx, fs, where)
 		}
 	}
 	out := pipeline.Run{Scan: scan, Check: st, Sinks: sinks}.Do(ctx)
@@ -573,6 +577,9 @@ func logFindings(log *slog.Logger, res Result) {
 			if v.ARN != "" {
 				attrs = append(attrs, "owner", v.ARN)
 			}
+			if len(v.Quarantine) > 0 {
+				attrs = append(attrs, "quarantine", strings.Join(v.Quarantine, ","))
+			}
 		}
 		action := "none"
 		if r := f.Response; r != nil {
@@ -600,6 +607,9 @@ func logFindings(log *slog.Logger, res Result) {
 		}
 		if r.DueAt != "" {
 			acted = append(acted, "delete_due", r.DueAt)
+		}
+		if v := f.Verification; v != nil && len(v.Quarantine) > 0 {
+			acted = append(acted, "quarantine", finding.QuarantineAdvice(v.Quarantine, a == respond.ActionDeleted))
 		}
 		acted = append(acted, "audit", "keyburn scan audit --key "+f.KeyID)
 		switch {
@@ -664,7 +674,7 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 			return w.issues(ctx, gh, name, where{what: "a repository scan", verb: "found"}, out.Findings)
 		}})
 	}
-	res.Findings, err = w.run(ctx, w.o.Log.With("repo", name.String()), name, scan, sinks...)
+	res.Findings, err = w.run(ctx, w.o.Log.With("repo", name.String()), notify.Where{Repository: name.String()}, scan, sinks...)
 	return res, err
 }
 
@@ -771,6 +781,55 @@ func (w *Worker) processAlert(ctx context.Context, d store.Delivery) (Result, er
 		return w.issues(ctx, gh, name, where{what: res.Range, verb: "found by secret scanning"}, unrevoked)
 	}}
 	prepared := func(context.Context) (*engine.Result, error) { return &engine.Result{Findings: p.Findings}, nil }
-	res.Findings, err = w.run(ctx, log, name, prepared, resolve, issues)
+	res.Findings, err = w.run(ctx, log, notify.Where{Repository: name.String()}, prepared, resolve, issues)
 	return res, err
+}
+
+// NoticeEvent is an AWS credentials-exposed notice, read from the queue
+// EventBridge sends them to.
+const NoticeEvent = awsnotice.Event
+
+// errNoticeNotActed parks a notice a receiver that does not act (the
+// responder off, or a dry run) looked at: acted on later, once requeued
+// ('keyburn scan audit --requeue'), by a responder that acts.
+var errNoticeNotActed = errors.New("not acted on (the responder is off, or a dry run): kept parked, to be requeued once the responder acts")
+
+// processNotice acts on AWS's own notice that keys leaked: each key is
+// found in IAM and acted on, every rail held (check.Stage, respond.Vouch),
+// without an STS verification (there is no secret). Another kind of event
+// is acknowledged and dropped; a malformed one is parked. A notice whose
+// keys were not all settled (IAM unreachable, an action failed) fails, to
+// be retried with backoff and parked at last.
+func (w *Worker) processNotice(ctx context.Context, d store.Delivery) (Result, error) {
+	n, err := awsnotice.Parse(d.Payload)
+	if errors.Is(err, awsnotice.ErrOther) {
+		w.o.Log.Info("notice dropped", "reason", err.Error())
+		return Result{Ignored: err.Error()}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Repo: "aws:" + n.Account, Range: "AWS Health notice " + n.EventARN}
+	log := w.o.Log.With("account", n.Account, "notice", n.EventARN)
+	if w.o.Responder == nil {
+		log.Error("AWS NOTICE OF EXPOSED KEYS, NOT ACTED ON: the responder is off", "keys", strings.Join(n.Keys, ","))
+	}
+	scan := func(context.Context) (*engine.Result, error) { return &engine.Result{Findings: n.Findings()}, nil }
+	res.Findings, err = w.run(ctx, log, notify.Where{Repository: "AWS account " + n.Account}, scan)
+	if err != nil {
+		return res, err
+	}
+	if w.o.Responder == nil || w.o.Responder.DryRun() {
+		return res, errNoticeNotActed
+	}
+	var unsettled []string
+	for _, f := range res.Findings {
+		if why := awsnotice.Unsettled(f); why != "" {
+			unsettled = append(unsettled, f.KeyID+": "+why)
+		}
+	}
+	if len(unsettled) > 0 {
+		return res, fmt.Errorf("notice %s: %s", n.EventARN, strings.Join(unsettled, "; "))
+	}
+	return res, nil
 }
