@@ -123,6 +123,13 @@ type AWSSpec struct {
 	// RespondMinSeverity, when set, leaves live keys of a lower severity
 	// (from what they could do) reported but not acted on.
 	RespondMinSeverity string `toml:"respond_min_severity"`
+	// For respond = "rotate": the Secrets Manager name of each user's
+	// replacement key ({account}, {user}, {key_id} filled in; default
+	// keyburn/rotated/{account}/{user}), the KMS key that encrypts it, and
+	// the region it is kept in (default us-east-1).
+	RotateSecretName string `toml:"rotate_secret_name"`
+	RotateKMSKeyID   string `toml:"rotate_kms_key_id"`
+	RotateRegion     string `toml:"rotate_region"`
 }
 
 // RuleSpec is one [[rule]] as written in TOML.

@@ -234,7 +234,8 @@ func leakedAt(f *finding.Finding) time.Time {
 
 // response is a Result as the findings carry it.
 func response(res respond.Result) *finding.Response {
-	out := &finding.Response{Action: string(res.Action), At: stamp(res.At), DueAt: stamp(res.DueAt), Reason: res.Reason, Evidence: res.Evidence}
+	out := &finding.Response{Action: string(res.Action), At: stamp(res.At), DueAt: stamp(res.DueAt), Reason: res.Reason, Evidence: res.Evidence,
+		Replacement: res.Replacement}
 	if res.Action == respond.ActionFailed || res.Err != nil {
 		out.Error = res.Reason
 		if res.Err != nil && out.Error == "" {

@@ -72,11 +72,11 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.skipBinaries, "skip-binaries", false, "leave binary files out (by default their printable strings are scanned; compressed files and images are left out either way)")
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "say more on standard error")
 	fs.BoolVar(&c.verify, "verify", false, "prove each key pair live or not with sts:GetCallerIdentity")
-	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete (implies --verify)")
+	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate, delete, or rotate (a replacement key kept in Secrets Manager for the user first, then delete) (implies --verify)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
 	fs.StringVar(&c.awsEndpoint, "aws-endpoint", "", "STS and IAM endpoint `URL` (default: AWS's)")
 	fs.StringVar(&c.statePath, "state", "", "the state: a `file` (verdict cache, audit log), or a postgres:// URL a fleet shares; default $KEYBURN_STATE_URL, else "+stateDefault)
-	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
+	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete or rotate: wait this long between deactivating and deleting")
 	fs.StringVar(&c.roleName, "role-name", "", "act through this role in each key's account (arn:aws:iam::ACCOUNT:role/NAME)")
 	fs.StringVar(&c.failOn, "fail-on", "any", "exit 1 only for findings of this `level` or above: any, medium, high, critical, or live (keys verified live, or that could not be verified; implies --verify)")
 	fs.BoolVar(&c.onlyVerified, "only-verified", false, "report only keys verified live (implies --verify)")
@@ -262,8 +262,8 @@ func (c *common) resolve(ctx context.Context, u *ui, dirHint string) (*setup, er
 	if c.dryRun && s.policy == respond.Off {
 		return nil, errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
 	}
-	if c.soak != 0 && s.policy != respond.Delete {
-		return nil, errors.New("--soak goes with --respond=delete (it is the wait between deactivating and deleting)")
+	if c.soak != 0 && !s.policy.Deletes() {
+		return nil, errors.New("--soak goes with --respond=delete or --respond=rotate (it is the wait between deactivating and deleting)")
 	}
 	if s.policy != respond.Off {
 		// Acting needs keyburn's own credentials: found out now, not

@@ -2,12 +2,17 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/keyburn/keyburn/internal/awstest"
 	"github.com/keyburn/keyburn/internal/store"
@@ -81,5 +86,57 @@ func TestAWSNoticesCommand(t *testing.T) {
 	code, _, stderr = runCLI("aws-notices", "--queue", url, "--state", state)
 	if code != exitError || !strings.Contains(stderr, "--respond=deactivate or --respond=delete") {
 		t.Errorf("without --respond: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestRotateEndToEnd: 'scan dir --respond=rotate' on a leaked live key:
+// the user's replacement is readable from Secrets Manager and works (STS
+// answers for it as the user), the leaked key ends deleted, the report
+// says where the replacement is, and no new secret is printed.
+func TestRotateEndToEnd(t *testing.T) {
+	m, front := motoFront(t)
+	ctx := context.Background()
+	id, sec := m.UserKey(t, "app")
+	dir := t.TempDir()
+	keyFile(t, dir, "app.env", id, sec)
+	state := filepath.Join(t.TempDir(), "state.db")
+	code, out, stderr := runCLI("dir", "--respond=rotate", "--soak", "1h", "--aws-endpoint", front.URL, "--state", state, dir)
+	if code != exitFindings || !strings.Contains(out, "replacement  AKIA") || !strings.Contains(out, "in AWS Secrets Manager as keyburn/rotated/123456789012/app") {
+		t.Fatalf("rotate: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if s := m.KeyStatus(t, "app", id); s != "Inactive" {
+		t.Errorf("after rotate with a soak the leaked key is %q, want Inactive until due", s)
+	}
+	sm := secretsmanager.New(secretsmanager.Options{Region: "us-east-1", Credentials: m.AdminProvider(), BaseEndpoint: aws.String(m.URL)})
+	got, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("keyburn/rotated/123456789012/app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ AccessKeyId, SecretAccessKey, Replaces string }
+	if err := json.Unmarshal([]byte(aws.ToString(got.SecretString)), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Replaces != id || !strings.Contains(out, v.AccessKeyId) || strings.Contains(out+stderr, v.SecretAccessKey) {
+		t.Errorf("secret: replaces %s, key %s in the report, its secret printed: %v", v.Replaces, v.AccessKeyId, strings.Contains(out+stderr, v.SecretAccessKey))
+	}
+	who, err := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(m.URL),
+		Credentials: credentials.NewStaticCredentialsProvider(v.AccessKeyId, v.SecretAccessKey, "")}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || !strings.HasSuffix(aws.ToString(who.Arn), ":user/app") {
+		t.Errorf("the replacement does not work: %v, %v", who, err)
+	}
+	// The rotation is in the audit log, and the leaked key's deletion is
+	// scheduled for when its soak window ends.
+	code, out, stderr = runCLI("audit", "--state", state, "--key", id)
+	if code != exitClean || !strings.Contains(out, "rotate-store") {
+		t.Errorf("audit: %d\n%s", code, out)
+	}
+	st, err := store.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, err := st.DueDeletions(ctx, time.Now().Add(2*time.Hour))
+	st.Close()
+	if err != nil || len(due) != 1 || due[0].KeyID != id {
+		t.Fatalf("due deletions %+v, %v", due, err)
 	}
 }

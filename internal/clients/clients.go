@@ -119,6 +119,7 @@ func (c Check) Responder(ctx context.Context, cfg aws.Config) (*respond.Responde
 	return respond.New(ctx, respond.Options{Policy: c.Policy, DryRun: c.DryRun, Soak: c.Soak,
 		Credentials: cfg.Credentials, ChainCredentials: SourceCredentials(cfg), Endpoint: c.Endpoint, RoleName: role, RootAccess: c.Rules.CentralizedRootAccess,
 		EvidenceRegions: c.Rules.EvidenceRegions, MinSeverity: c.Rules.RespondMinSeverity, Store: c.Store,
+		RotateSecretName: c.Rules.RotateSecretName, RotateKMSKey: c.Rules.RotateKMSKeyID, RotateRegion: c.Rules.RotateRegion,
 		AllowAccounts: c.Rules.AllowAccounts, DenyAccounts: c.Rules.DenyAccounts, CanaryAccounts: c.Rules.CanaryAccounts})
 }
 

@@ -129,6 +129,17 @@ type Response struct {
 	// Evidence is what CloudTrail recorded the key doing before it died;
 	// nil when nothing was acted on.
 	Evidence *Evidence `json:"evidence,omitempty"`
+	// Replacement is the new key made for the key's user (respond =
+	// "rotate"), and where it is kept; never its secret.
+	Replacement *Replacement `json:"replacement,omitempty"`
+}
+
+// Replacement is a new access key made for a leaked key's user, kept in
+// AWS Secrets Manager.
+type Replacement struct {
+	KeyID     string `json:"key_id"`
+	Secret    string `json:"secret_name"` // the Secrets Manager secret's name
+	SecretARN string `json:"secret_arn,omitempty"`
 }
 
 // Evidence is what CloudTrail's event history holds of a key's calls

@@ -80,6 +80,16 @@ type Message struct {
 	Repository string `json:"repository,omitempty"`
 	Commit     string `json:"commit,omitempty"`
 	File       string `json:"file,omitempty"`
+	// VouchedBy names who vouched that the key leaked, in place of a
+	// verification (AWS's own notice).
+	VouchedBy string `json:"vouched_by,omitempty"`
+	// Replacement is the new key made for the key's user, and the
+	// Secrets Manager secret its owners find it in (never its secret).
+	Replacement       string `json:"replacement_key_id,omitempty"`
+	ReplacementSecret string `json:"replacement_secret,omitempty"`
+	// Quarantine says what to do with AWS's quarantine policy on the
+	// key's user.
+	Quarantine string `json:"quarantine,omitempty"`
 	At         string `json:"at"`
 }
 
@@ -103,8 +113,8 @@ func Messages(fs []*finding.Finding, where Where, now time.Time) []Message {
 	var out []Message
 	for _, f := range fs {
 		v := f.Verification
-		if v == nil || v.Status != "live" {
-			continue
+		if v == nil || v.Status != "live" && v.Status != "exposed" {
+			continue // news is of live keys, and of those AWS found exposed
 		}
 		m := Message{Event: EventLive, KeyID: f.KeyID, Account: f.AccountID, Severity: f.Severity, Verdict: v.Status,
 			Principal: v.ARN, Repository: where.Repository, At: now.UTC().Format(time.RFC3339)}
@@ -116,6 +126,15 @@ func Messages(fs []*finding.Finding, where Where, now time.Time) []Message {
 			if acted(r.Action) {
 				m.Event = EventActed
 			}
+			if r.Replacement != nil {
+				m.Replacement, m.ReplacementSecret = r.Replacement.KeyID, r.Replacement.Secret
+			}
+		}
+		if f.Vouched != nil {
+			m.VouchedBy = f.Vouched.By
+		}
+		if len(v.Quarantine) > 0 {
+			m.Quarantine = finding.QuarantineAdvice(v.Quarantine, f.Response != nil && f.Response.Action == "deleted")
 		}
 		if len(f.Locations) > 0 {
 			l := f.Locations[0]
@@ -318,12 +337,21 @@ func SlackText(m Message) string {
 		fmt.Fprintf(&b, " (%s)", m.Severity)
 	}
 	for _, kv := range [][2]string{{"account", m.Account}, {"principal", m.Principal}, {"reach", m.Reach}, {"action", m.Action},
-		{"reason", m.Reason}, {"repository", m.Repository}, {"commit", m.Commit}, {"file", m.File}} {
+		{"reason", m.Reason}, {"repository", m.Repository}, {"commit", m.Commit}, {"file", m.File}, {"vouched for by", m.VouchedBy},
+		{"replacement key", replacementText(m)}, {"quarantine", m.Quarantine}} {
 		if kv[1] != "" {
 			fmt.Fprintf(&b, "\n• %s: %s", kv[0], slackEscape(kv[1]))
 		}
 	}
 	return b.String()
+}
+
+// replacementText says where a replacement key is, for its owners.
+func replacementText(m Message) string {
+	if m.Replacement == "" {
+		return ""
+	}
+	return m.Replacement + ", in AWS Secrets Manager as " + m.ReplacementSecret + ": move the application to it"
 }
 
 // slackEscape keeps a value from being read as Slack markup: & < > are

@@ -66,6 +66,28 @@ func TestMessages(t *testing.T) {
 	}
 }
 
+// TestMessagesOfRotationAndNotices: a rotated key's news says where its
+// replacement is kept; a key AWS vouched for is news like a live one, and
+// says who vouched and what to do with AWS's quarantine.
+func TestMessagesOfRotationAndNotices(t *testing.T) {
+	rotated := live("AKIAAAAAAAAAAAAAAAAA", "deleted")
+	rotated.Response.Replacement = &finding.Replacement{KeyID: "AKIANEWNEWNEWNEWNEW2", Secret: "keyburn/rotated/123456789012/ci"}
+	exposed := &finding.Finding{KeyID: "AKIAEEEEEEEEEEEEEEEE", Vouched: &finding.Vouch{By: "AWS Health AWS_RISK_CREDENTIALS_EXPOSED", Account: "123456789012"},
+		Verification: &finding.Verification{Status: "exposed", Quarantine: []string{"AWSCompromisedKeyQuarantineV2"}},
+		Response:     &finding.Response{Action: "deactivated"}}
+	ms := Messages([]*finding.Finding{rotated, exposed}, Where{Repository: "AWS account 123456789012"}, time.Now())
+	if len(ms) != 2 {
+		t.Fatalf("%d messages, want 2", len(ms))
+	}
+	if s := SlackText(ms[0]); ms[0].Replacement != "AKIANEWNEWNEWNEWNEW2" || !strings.Contains(s, "in AWS Secrets Manager as keyburn/rotated/123456789012/ci") {
+		t.Errorf("rotated: %+v\n%s", ms[0], s)
+	}
+	if s := SlackText(ms[1]); ms[1].Event != EventActed || !strings.Contains(s, "vouched for by: AWS Health") ||
+		!strings.Contains(s, "keep it until the leaked key is deleted") {
+		t.Errorf("exposed: %+v\n%s", ms[1], s)
+	}
+}
+
 // receiver is a notification endpoint on loopback that fails its first
 // failFirst calls with 503 and checks the JSON target's signature.
 type receiver struct {

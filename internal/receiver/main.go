@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.workers, "workers", 2, "deliveries processed at once (0: receive and store only, for a fleet whose workers run elsewhere)")
 	fs.Var(&c.rewrites, "git-url-rewrite", "`FROM=TO`: fetch FROM… URLs from TO… (like git's insteadOf); repeatable")
 	fs.StringVar(&c.githubAPI, "github-api", "", "GitHub REST API base `URL` (GitHub Enterprise; default api.github.com)")
-	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate or delete")
+	fs.StringVar(&c.respond, "respond", "off", "what to do with live keys: off, deactivate, delete, or rotate (a replacement key kept in Secrets Manager for the user first, then delete)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "with --respond: record what would be done, change nothing")
 	fs.DurationVar(&c.soak, "soak", 0, "with --respond=delete: wait this long between deactivating and deleting")
 	fs.DurationVar(&c.dueEvery, "due-interval", time.Minute, "how often to carry out deletions whose soak window has passed")
@@ -178,8 +178,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.dryRun && c.respond == string(respond.Off) {
 		return errors.New("--dry-run goes with --respond=deactivate or --respond=delete")
 	}
-	if c.soak != 0 && c.respond != string(respond.Delete) {
-		return errors.New("--soak goes with --respond=delete (it is the wait between deactivating and deleting)")
+	if c.soak != 0 && !respond.Policy(c.respond).Deletes() {
+		return errors.New("--soak goes with --respond=delete or --respond=rotate (it is the wait between deactivating and deleting)")
 	}
 	if err := store.Prepare(c.state); err != nil {
 		return err

@@ -106,6 +106,9 @@ func Text(w io.Writer, fs []*finding.Finding, opts Options) error {
 				fmt.Fprintf(bw, "  (%s)", Printable(r.Reason))
 			}
 			bw.WriteString("\n")
+			if rp := r.Replacement; rp != nil {
+				fmt.Fprintf(bw, "  replacement  %s, in AWS Secrets Manager as %s: move the application to it\n", rp.KeyID, Printable(rp.Secret))
+			}
 			if r.Evidence != nil {
 				// One clause a line: the summary is long.
 				for i, part := range strings.Split(r.Evidence.Summary(), "; ") {

@@ -47,6 +47,11 @@ func (g *guard) UpdateAccessKey(ctx context.Context, in *iam.UpdateAccessKeyInpu
 	return g.IAMAPI.UpdateAccessKey(ctx, in, opts...)
 }
 
+func (g *guard) CreateAccessKey(ctx context.Context, in *iam.CreateAccessKeyInput, opts ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
+	g.mutation("CreateAccessKey " + aws.ToString(in.UserName))
+	return g.IAMAPI.CreateAccessKey(ctx, in, opts...)
+}
+
 func (g *guard) DeleteAccessKey(ctx context.Context, in *iam.DeleteAccessKeyInput, opts ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
 	g.mutation("DeleteAccessKey " + aws.ToString(in.AccessKeyId))
 	if st, err := g.m.Status(aws.ToString(in.UserName), aws.ToString(in.AccessKeyId)); err != nil || st == "Active" {

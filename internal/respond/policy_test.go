@@ -51,7 +51,8 @@ func TestMinimalPolicy(t *testing.T) {
 	for _, api := range []struct {
 		service string
 		t       reflect.Type
-	}{{"iam", reflect.TypeFor[IAMAPI]()}, {"iam", reflect.TypeFor[reach.IAM]()}, {"cloudtrail", reflect.TypeFor[CloudTrailAPI]()}} {
+	}{{"iam", reflect.TypeFor[IAMAPI]()}, {"iam", reflect.TypeFor[reach.IAM]()}, {"cloudtrail", reflect.TypeFor[CloudTrailAPI]()},
+		{"secretsmanager", reflect.TypeFor[SecretsAPI]()}} {
 		for i := range api.t.NumMethod() {
 			if a := api.service + ":" + api.t.Method(i).Name; !slices.Contains(need, a) {
 				need = append(need, a)

@@ -82,16 +82,22 @@ const (
 	Off        Policy = "off"
 	Deactivate Policy = "deactivate"
 	Delete     Policy = "delete" // deactivate first, then delete
+	// Rotate makes the user a replacement key, kept in Secrets Manager,
+	// then deactivates and deletes the leaked one as Delete does.
+	Rotate Policy = "rotate"
 )
 
 // ParsePolicy checks a policy name.
 func ParsePolicy(s string) (Policy, error) {
 	switch p := Policy(s); p {
-	case Off, Deactivate, Delete:
+	case Off, Deactivate, Delete, Rotate:
 		return p, nil
 	}
-	return "", fmt.Errorf("policy %q: want off, deactivate or delete", s)
+	return "", fmt.Errorf("policy %q: want off, deactivate, delete or rotate", s)
 }
+
+// Deletes reports whether the policy ends in the leaked key's deletion.
+func (p Policy) Deletes() bool { return p == Delete || p == Rotate }
 
 // Action is what was done with a key.
 type Action string
@@ -159,6 +165,9 @@ type Result struct {
 	// Evidence is what CloudTrail holds of the key's calls, read after
 	// it was acted on (nil when nothing was done now).
 	Evidence *finding.Evidence
+	// Replacement is the new key Rotate made for the key's user, and
+	// where it is kept (nil when none was made: Reason says why).
+	Replacement *finding.Replacement
 
 	revokedNow bool // ActionRevoked: revoked by this call, not before
 }
@@ -167,6 +176,7 @@ type Result struct {
 type IAMAPI interface {
 	ListAccessKeys(ctx context.Context, in *iam.ListAccessKeysInput, opts ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error)
 	GetAccessKeyLastUsed(ctx context.Context, in *iam.GetAccessKeyLastUsedInput, opts ...func(*iam.Options)) (*iam.GetAccessKeyLastUsedOutput, error)
+	CreateAccessKey(ctx context.Context, in *iam.CreateAccessKeyInput, opts ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error)
 	UpdateAccessKey(ctx context.Context, in *iam.UpdateAccessKeyInput, opts ...func(*iam.Options)) (*iam.UpdateAccessKeyOutput, error)
 	DeleteAccessKey(ctx context.Context, in *iam.DeleteAccessKeyInput, opts ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error)
 	GetRole(ctx context.Context, in *iam.GetRoleInput, opts ...func(*iam.Options)) (*iam.GetRoleOutput, error)
@@ -181,6 +191,14 @@ type Options struct {
 	// Soak is how long a deactivated key waits before deletion; zero
 	// deletes at once. Due deletions are kept in the store.
 	Soak time.Duration
+
+	// For Rotate: the Secrets Manager name of each user's replacement key
+	// (default DefaultRotateSecretName), the KMS key that encrypts it
+	// (default Secrets Manager's own), and the region it is kept in
+	// (default Region).
+	RotateSecretName string
+	RotateKMSKey     string
+	RotateRegion     string
 
 	// Credentials are the responder's own (the SDK's default chain).
 	Credentials aws.CredentialsProvider
@@ -225,6 +243,7 @@ type Options struct {
 	testOnlyRootSession func(account string) (IAMAPI, error) // in place of sts:AssumeRoot
 	testOnlyCloudTrail  func(account, region string) CloudTrailAPI
 	testOnlyReach       func(account string) reach.IAM
+	testOnlySecrets     func(account string) SecretsAPI
 }
 
 // ErrNoCredentials is returned by New when keyburn's own AWS credentials,
@@ -316,7 +335,10 @@ func (r *Responder) Describe() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "respond=%s", o.Policy)
-	if o.Policy == Delete && o.Soak > 0 {
+	if o.Policy == Rotate {
+		fmt.Fprintf(&b, " (a replacement key for the user first, kept in Secrets Manager as %s)", cmp.Or(o.RotateSecretName, DefaultRotateSecretName))
+	}
+	if o.Policy.Deletes() && o.Soak > 0 {
 		fmt.Fprintf(&b, " (deactivate, then delete after a soak of %s)", o.Soak)
 	}
 	if o.DryRun {
@@ -805,10 +827,31 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		res.Action, res.Reason = ActionFailed, "owner check: the key is not among user "+p.user+"'s keys; nothing done"
 		return res
 	}
+	var repl *finding.Replacement
+	var rotateWhy string
+	var rotateErr error
+	if r.opts.Policy == Rotate {
+		// Before the leaked key stops working: its owners get the new
+		// one first. Whatever comes of it, the leaked key goes on below.
+		repl, rotateWhy, rotateErr = r.rotate(ctx, a, c)
+	}
+	out := r.actOn(ctx, k, vd, p, a, c, status, res)
+	out.Replacement, out.Err = repl, errors.Join(out.Err, rotateErr)
+	if rotateWhy != "" {
+		out.Reason = strings.TrimPrefix(out.Reason+"; "+rotateWhy, "; ")
+	}
+	return out
+}
+
+// actOn deactivates, and deletes or schedules the deletion of, the key a
+// names, owned by p, whose status the owner check read, as the policy
+// says (under DryRun, records what it would do).
+func (r *Responder) actOn(ctx context.Context, k Key, vd verify.Verdict, p principal, a auditor, c IAMAPI, status string, res Result) Result {
+	now := res.At
 	if r.opts.DryRun {
 		res.Action, res.Reason = ActionDryRun, "would "+string(r.opts.Policy)
 		err := a.write(ctx, store.AuditRecord{Action: stepDeactivate, Outcome: outDryRun, Before: status, After: status, Detail: "would set Inactive"})
-		if err == nil && r.opts.Policy == Delete {
+		if err == nil && r.opts.Policy.Deletes() {
 			detail := "would delete at once"
 			if r.opts.Soak > 0 {
 				detail = "would delete after a soak of " + r.opts.Soak.String()
@@ -819,7 +862,7 @@ func (r *Responder) respond(ctx context.Context, k Key, vd verify.Verdict) Resul
 		return res
 	}
 	var due time.Time
-	if r.opts.Policy == Delete {
+	if r.opts.Policy.Deletes() {
 		// The intent first, before the first change: a run killed between
 		// deactivate and delete leaves a due deletion that the next run
 		// (any run, whatever its findings) carries out. Without it stored,
@@ -870,7 +913,7 @@ func (r *Responder) lastUsedFirst(keyID string) bool {
 // Only a delete policy deletes: a deactivate run leaves the deletions an
 // earlier delete run scheduled to the next delete run.
 func (r *Responder) DeleteDue(ctx context.Context) ([]Result, error) {
-	if r.opts.Policy != Delete {
+	if !r.opts.Policy.Deletes() {
 		return nil, nil
 	}
 	// A dry run only reads the schedule. A real one claims what is due,

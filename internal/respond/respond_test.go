@@ -82,6 +82,16 @@ func (f *fakeIAM) GetAccessKeyLastUsed(context.Context, *iam.GetAccessKeyLastUse
 	return &iam.GetAccessKeyLastUsedOutput{UserName: aws.String("alice"), AccessKeyLastUsed: &iamtypes.AccessKeyLastUsed{}}, nil
 }
 
+func (f *fakeIAM) CreateAccessKey(_ context.Context, in *iam.CreateAccessKeyInput, _ ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
+	f.call("create")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("AKIANEWKEY%010d", len(f.keys))
+	f.keys[id] = iamtypes.StatusTypeActive
+	return &iam.CreateAccessKeyOutput{AccessKey: &iamtypes.AccessKey{AccessKeyId: aws.String(id), UserName: in.UserName,
+		SecretAccessKey: aws.String("newsecret/newsecret/newsecret/newsecret0"), Status: iamtypes.StatusTypeActive}}, nil
+}
+
 func (f *fakeIAM) UpdateAccessKey(_ context.Context, in *iam.UpdateAccessKeyInput, _ ...func(*iam.Options)) (*iam.UpdateAccessKeyOutput, error) {
 	f.call("update")
 	if f.denyUpdate {

@@ -487,6 +487,9 @@ func (w *Worker) issue(ctx context.Context, gh *github.Client, name ghrepo.Name,
 	if f.Response != nil && f.Response.Evidence != nil {
 		fmt.Fprintf(&b, "| CloudTrail | %s |\n", cell(f.Response.Evidence.Summary()))
 	}
+	if f.Response != nil && f.Response.Replacement != nil {
+		fmt.Fprintf(&b, "| replacement key | %s, in AWS Secrets Manager as %s |\n", cell(f.Response.Replacement.KeyID), cell(f.Response.Replacement.Secret))
+	}
 	if private && len(f.Locations) > 0 {
 		l := f.Locations[0]
 		fmt.Fprintf(&b, "| file | %s line %d |\n| commit | %s |\n", cell(l.File), l.Line, cell(l.Commit))
@@ -607,6 +610,9 @@ func logFindings(log *slog.Logger, res Result) {
 		}
 		if r.DueAt != "" {
 			acted = append(acted, "delete_due", r.DueAt)
+		}
+		if rp := r.Replacement; rp != nil {
+			acted = append(acted, "replacement", rp.KeyID, "replacement_secret", rp.Secret)
 		}
 		if v := f.Verification; v != nil && len(v.Quarantine) > 0 {
 			acted = append(acted, "quarantine", finding.QuarantineAdvice(v.Quarantine, a == respond.ActionDeleted))
