@@ -144,6 +144,25 @@ func TestRotateMoto(t *testing.T) {
 	}
 }
 
+// TestRotateSettingsMoto: the operator's name pattern (with a user name
+// Secrets Manager would refuse as is) and KMS key are used.
+func TestRotateSettingsMoto(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	id, sec := m.UserKey(t, "ops,team")
+	r, _ := motoResponder(t, m, m.AdminProvider(), Options{Policy: Rotate, RotateSecretName: "keyburn/{account}/{user}/{key_id}",
+		RotateKMSKey: "alias/keyburn-rotated"})
+	res := scan(ctx, m, r, id, sec, "")
+	want := "keyburn/123456789012/ops_team/" + id
+	if res.Replacement == nil || res.Replacement.Secret != want {
+		t.Fatalf("%+v: want the replacement kept as %s", res, want)
+	}
+	desc, err := secretsClient(m).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(want)})
+	if err != nil || aws.ToString(desc.KmsKeyId) != "alias/keyburn-rotated" {
+		t.Errorf("secret %s: KMS key %q, %v; want alias/keyburn-rotated", want, aws.ToString(desc.KmsKeyId), err)
+	}
+}
+
 // TestRotateFailuresMoto: the rails and failure paths of rotation.
 func TestRotateFailuresMoto(t *testing.T) {
 	m := awstest.Start(t)
