@@ -9,7 +9,9 @@
 // Checked before anything is done, and again right before every mutating
 // call (Respond and DeleteDue share them):
 //
-//   - only "live" keys;
+//   - only "live" keys, or keys AWS's own exposure notice vouches for
+//     ("exposed": Vouch finds their account, which must be the notice's,
+//     and their user, with the responder's own credentials);
 //   - never the responder's own key, its own user, its own role, or the
 //     configured role_name it acts through (a leaked session of either would
 //     lock the responder out);
@@ -30,7 +32,10 @@
 //     own, or an existing deny on the role) is not written again;
 //   - a root user's key is acted on only with RootAccess, through a root
 //     session (sts:AssumeRoot) in its account, and deleted at once (see
-//     root.go); otherwise the audit and the result say who can delete it.
+//     root.go); otherwise the audit and the result say who can delete it;
+//   - Rotate makes a replacement key only in a free slot, never under
+//     DryRun, keeps its secret nowhere but Secrets Manager, and deletes it
+//     again when it cannot be kept there (rotate.go).
 //
 // Between the last re-read and the call itself there is an unavoidable
 // window (IAM has no conditional delete); it is one round trip long.
@@ -39,7 +44,8 @@
 //
 // One row per step: when, the responder's ARN, the step (last-used,
 // owner-check, assume-root, deactivate, schedule-delete, delete,
-// revoke-sessions, refuse, reach, evidence),
+// revoke-sessions, refuse, reach, evidence, vouch, rotate-create,
+// rotate-store, rotate-undo),
 // the key ID, account and user, AWS's request ID, the key's status before and
 // after, an outcome (started, ok, failed, dry-run, skipped, cancelled) and a
 // detail. Secrets are never in it.
