@@ -115,8 +115,26 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("key %q is not a key ID", k)
 			}
 		}
-		if n.EventARN != "" && !labelRE.MatchString(n.EventARN) {
+		if n.EventARN != "" && label(n.EventARN) != n.EventARN {
 			t.Fatalf("event ARN %q kept", n.EventARN)
 		}
 	})
+}
+
+func TestLabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"arn:aws:health:global::event/RISK/AWS_RISK_CREDENTIALS_EXPOSED/X_1": "arn:aws:health:global::event/RISK/AWS_RISK_CREDENTIALS_EXPOSED/X_1",
+		"us-east-1":              "us-east-1",
+		"":                       "",
+		"a b":                    "",
+		"<script>":               "",
+		"line\nbreak":            "",
+		"é":                      "",
+		strings.Repeat("a", 200): strings.Repeat("a", 200),
+		strings.Repeat("a", 201): "",
+	} {
+		if got := label(in); got != want {
+			t.Errorf("label(%.20q) = %.20q, want %.20q", in, got, want)
+		}
+	}
 }
