@@ -41,6 +41,9 @@ type htmlKey struct {
 	Action, ActionWhy                                    string
 	Acted                                                bool
 	Evidence                                             []string
+	// Notes are what a reader must know besides: who vouched for the key,
+	// where its replacement is, what to do with AWS's quarantine.
+	Notes []string
 	Audit                                                []AuditStep
 	Where                                                []string
 	More                                                 int
@@ -91,6 +94,15 @@ func HTML(w io.Writer, fs []*finding.Finding, opts Options) error {
 			if r.Evidence != nil {
 				k.Evidence = strings.Split(r.Evidence.Summary(), "; ")
 			}
+			if rp := r.Replacement; rp != nil {
+				k.Notes = append(k.Notes, "replacement key "+rp.KeyID+", in AWS Secrets Manager as "+rp.Secret+": move the application to it")
+			}
+		}
+		if f.Vouched != nil {
+			k.Notes = append([]string{"vouched for by " + f.Vouched.By + " (no secret: AWS found the key exposed)"}, k.Notes...)
+		}
+		if v := f.Verification; v != nil && len(v.Quarantine) > 0 {
+			k.Notes = append(k.Notes, finding.QuarantineAdvice(v.Quarantine, f.Response != nil && f.Response.Action == "deleted"))
 		}
 		if opts.Audit != nil && f.KeyID != "" {
 			k.Audit = opts.Audit(f.KeyID)

@@ -48,6 +48,8 @@ func sample() []*finding.Finding {
 		EventNames:  []finding.Count{{Value: "CreateUser", N: 1}, {Value: "GetCallerIdentity", N: 1}, {Value: "ListBuckets", N: 1}},
 		CallRegions: []finding.Count{{Value: "us-east-1", N: 3}},
 		Notes:       []string{"CloudTrail delivers events within about 15 minutes: the last calls may not be here yet"}}}
+	fs[0].Response.Replacement = &finding.Replacement{KeyID: "AKIAROSDW5AAREPLACE2", Secret: "keyburn/rotated/100000000000/ci",
+		SecretARN: "arn:aws:secretsmanager:us-east-1:100000000000:secret:keyburn/rotated/100000000000/ci-AbCdEf"}
 	fs[1].Verification = &finding.Verification{Status: "live", ARN: "arn:aws:sts::210987654321:assumed-role/deploy/ci", Account: "210987654321"}
 	fs[1].Response = &finding.Response{Action: "sessions revoked", At: "2024-03-01T10:01:00Z", Evidence: &finding.Evidence{
 		From: time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC), To: time.Date(2024, 3, 1, 10, 1, 0, 0, time.UTC), Regions: []string{"us-east-1"},
