@@ -44,9 +44,9 @@ type htmlKey struct {
 	// Notes are what a reader must know besides: who vouched for the key,
 	// where its replacement is, what to do with AWS's quarantine.
 	Notes []string
-	Audit                                                []AuditStep
-	Where                                                []string
-	More                                                 int
+	Audit []AuditStep
+	Where []string
+	More  int
 }
 
 // maxWhere bounds the locations shown per key.
