@@ -4,16 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
 	"github.com/keyburn/keyburn/internal/awstest"
+	"github.com/keyburn/keyburn/internal/pgtest"
 	"github.com/keyburn/keyburn/internal/store"
 )
 
@@ -243,4 +247,69 @@ func TestRotateFailuresMoto(t *testing.T) {
 			t.Errorf("%+v, %d mutations", res, g.mutations)
 		}
 	})
+}
+
+// memSecrets is Secrets Manager in memory, counting what it keeps.
+type memSecrets struct {
+	mu   sync.Mutex
+	kept map[string]string
+}
+
+func (m *memSecrets) CreateSecret(_ context.Context, in *secretsmanager.CreateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.CreateSecretOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.kept[aws.ToString(in.Name)]; ok {
+		return nil, &smithy.GenericAPIError{Code: "ResourceExistsException"}
+	}
+	m.kept[aws.ToString(in.Name)] = aws.ToString(in.SecretString)
+	return &secretsmanager.CreateSecretOutput{ARN: aws.String("arn:aws:secretsmanager:us-east-1:123456789012:secret:" + aws.ToString(in.Name))}, nil
+}
+
+func (m *memSecrets) PutSecretValue(_ context.Context, in *secretsmanager.PutSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.kept[aws.ToString(in.SecretId)] = aws.ToString(in.SecretString)
+	return &secretsmanager.PutSecretValueOutput{}, nil
+}
+
+func (m *memSecrets) TagResource(context.Context, *secretsmanager.TagResourceInput, ...func(*secretsmanager.Options)) (*secretsmanager.TagResourceOutput, error) {
+	return &secretsmanager.TagResourceOutput{}, nil
+}
+
+// TestRotateOnceAcrossProcesses: three responders sharing one PostgreSQL
+// state rotate the same leaked key at once, with a soak (the key stays
+// until due): one replacement is made, by whichever holds the key's lock
+// first; the others find it in the audit log.
+func TestRotateOnceAcrossProcesses(t *testing.T) {
+	url := pgtest.Private(t)
+	ctx := context.Background()
+	fake := newFake(iamtypes.StatusTypeActive)
+	sm := &memSecrets{kept: map[string]string{}}
+	arrive := barrier(3)
+	alice := live("arn:aws:iam::123456789012:user/alice")
+	var wg sync.WaitGroup
+	results := make(chan Result, 3)
+	for range 3 {
+		st, err := store.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		r := responder(t, barrierIAM{IAMAPI: fake, arrive: arrive}, Options{Policy: Rotate, Soak: time.Hour, Store: st,
+			testOnlySecrets: func(string) SecretsAPI { return sm }}, selfUser)
+		wg.Go(func() { results <- r.Respond(ctx, Key{ID: key}, alice) })
+	}
+	wg.Wait()
+	close(results)
+	made := 0
+	for res := range results {
+		if res.Replacement != nil {
+			made++
+		} else if !strings.Contains(res.Reason, "a replacement was made already") {
+			t.Errorf("%+v: want the replacement found in the audit log", res)
+		}
+	}
+	if creates := strings.Count(fake.callList(), "create"); creates != 1 || made != 1 || len(sm.kept) != 1 {
+		t.Errorf("%d CreateAccessKey calls, %d results with a replacement, %d secrets; want one each", creates, made, len(sm.kept))
+	}
 }
