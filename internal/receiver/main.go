@@ -219,7 +219,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for i := range max(0, c.workers) {
 		wg.Go(func() { runWorker(stopCtx, workCtx, i, worker.New(wopts), &h.alive, log) })
 	}
-	if c.notices != "" {
+	if c.notices != "" && c.workers == 0 {
+		log.Warn("--aws-notices is not read by a receiver with --workers 0: the receivers with workers read it")
+	}
+	if c.notices != "" && c.workers > 0 {
 		// One more worker, reading AWS's notices: its queue is written by
 		// EventBridge, and what it cannot process is parked in the state.
 		cfg, err := clients.AWS(ctx)
