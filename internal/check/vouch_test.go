@@ -32,6 +32,8 @@ func TestVouchedByAWSMoto(t *testing.T) {
 		account    string // the notice's (default moto's)
 		self       bool   // the notice names the responder's own key
 		gone       bool   // the key is deleted before the notice
+		keyID      string // the notice names this key instead (one moto does not hold)
+		replaced   bool   // a replacement key is made (rotate)
 		quarantine bool
 		wantStatus string // the key's status after: Active, Inactive, "" (deleted)
 		verdict    string
@@ -59,6 +61,10 @@ func TestVouchedByAWSMoto(t *testing.T) {
 			wantStatus: "Active", verdict: "error", action: "skipped", reason: "AWS puts key"},
 		{name: "a key deleted already", opts: respond.Options{Policy: respond.Delete}, gone: true,
 			wantStatus: "", verdict: "invalid", action: "skipped", reason: "not live"},
+		{name: "rotated: a replacement first, then deleted", opts: respond.Options{Policy: respond.Rotate}, replaced: true,
+			wantStatus: "", verdict: "exposed", action: "deleted", audit: "rotate-store"},
+		{name: "a temporary key is told, not guessed at", opts: respond.Options{Policy: respond.Delete}, keyID: "ASIAQYLPMN5HHHFPZAM2",
+			wantStatus: "Active", verdict: "exposed", action: "skipped", reason: "temporary key"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +86,11 @@ func TestVouchedByAWSMoto(t *testing.T) {
 			if account == "" {
 				account = motoAccount
 			}
-			n, err := awsnotice.Parse([]byte(awstest.HealthNotice(account, keyID)))
+			noticeKey := keyID
+			if tt.keyID != "" {
+				noticeKey = tt.keyID
+			}
+			n, err := awsnotice.Parse([]byte(awstest.HealthNotice(account, noticeKey)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,14 +114,17 @@ func TestVouchedByAWSMoto(t *testing.T) {
 			if action != tt.action || !strings.Contains(reason, tt.reason) {
 				t.Errorf("action %q (%s), want %q with %q", action, reason, tt.action, tt.reason)
 			}
-			if tt.verdict == "exposed" && !tt.self && tt.opts.DenyAccounts == nil && tt.opts.AllowAccounts == nil && tt.opts.CanaryAccounts == nil &&
+			if tt.verdict == "exposed" && !tt.self && tt.keyID == "" && tt.opts.DenyAccounts == nil && tt.opts.AllowAccounts == nil && tt.opts.CanaryAccounts == nil &&
 				f.Verification.ARN != "arn:aws:iam::"+motoAccount+":user/"+user {
 				t.Errorf("owner %q: want user %s found through IAM", f.Verification.ARN, user)
+			}
+			if replaced := f.Response != nil && f.Response.Replacement != nil; replaced != tt.replaced {
+				t.Errorf("replacement %+v, want one: %v", f.Response, tt.replaced)
 			}
 			if tt.quarantine && !slices.Equal(f.Verification.Quarantine, []string{"AWSCompromisedKeyQuarantineV2"}) {
 				t.Errorf("quarantine %v, want AWSCompromisedKeyQuarantineV2", f.Verification.Quarantine)
 			}
-			log, err := st.AuditLog(ctx, keyID)
+			log, err := st.AuditLog(ctx, noticeKey)
 			if err != nil {
 				t.Fatal(err)
 			}
