@@ -11,6 +11,11 @@
 //     to a repository served by git http-backend, then the time from the
 //     delivery's POST to the key's deletion; -pushes times, median printed.
 //
+//  3. notice to deleted: an AWS Health credentials-exposed event for a
+//     live key, sent to an SQS queue (moto) the receiver reads with
+//     --aws-notices, then the time from the send to the key's deletion;
+//     -pushes times, median printed.
+//
 //     go build ./cmd/keyburn-webhook && go run ./bench/webhook -bin ./keyburn-webhook
 //
 // -state postgres://… runs both against PostgreSQL instead of SQLite.
@@ -66,6 +71,7 @@ func main() {
 	}
 	ackLatency(*bin, where("ack"), *rate, *seconds)
 	pushToDeleted(*bin, dir, where("push"), *pushes)
+	noticeToDeleted(*bin, dir, where("notice"), *pushes)
 }
 
 func fail(err error) {
@@ -242,5 +248,51 @@ func pushToDeleted(bin, dir, state string, pushes int) {
 	sorted := append([]time.Duration{}, times...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	fmt.Printf("push to deleted (10 commits, live key, git http-backend and moto on loopback): median %.2f s over %d pushes %v (target < 5 s)\n",
+		sorted[len(sorted)/2].Seconds(), len(times), times)
+}
+
+func noticeToDeleted(bin, dir, state string, notices int) {
+	m, stop, err := awstest.Run()
+	if err != nil {
+		fmt.Println("notice to deleted: skipped:", err)
+		return
+	}
+	defer stop()
+	q, err := m.MakeQueue("health")
+	if err != nil {
+		fail(err)
+	}
+	env := []string{"AWS_ACCESS_KEY_ID=" + m.Admin.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + m.Admin.SecretAccessKey,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "GITHUB_TOKEN="}
+	cmd, _ := start(bin, env, "--workers", "1", "--respond", "delete", "--aws-endpoint", m.URL,
+		"--state", state, "--mirrors", filepath.Join(dir, "mirrors-notice"), "--aws-notices", q.URL)
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var times []time.Duration
+	for p := range notices {
+		user := fmt.Sprintf("exposed%d", p)
+		keyID, _, err := m.NewUserKey(user)
+		if err != nil {
+			fail(err)
+		}
+		t0 := time.Now()
+		if err := q.Send(awstest.HealthNotice("123456789012", keyID)); err != nil {
+			fail(err)
+		}
+		deleted := false
+		for range 600 { // up to 60 s
+			if st, err := m.Status(user, keyID); err == nil && st == "" {
+				deleted = true
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !deleted {
+			fail(fmt.Errorf("notice %d: the key was not deleted within 60 s", p))
+		}
+		times = append(times, time.Since(t0))
+	}
+	sorted := append([]time.Duration{}, times...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	fmt.Printf("AWS notice to deleted (Health event on SQS, moto on loopback): median %.2f s over %d notices %v\n",
 		sorted[len(sorted)/2].Seconds(), len(times), times)
 }

@@ -29,19 +29,35 @@ type Queue struct {
 // NewQueue creates the queue name in moto and sends it bodies.
 func (s *Server) NewQueue(t testing.TB, name string, bodies ...string) *Queue {
 	t.Helper()
-	ctx := context.Background()
-	api := sqs.New(sqs.Options{Region: "us-east-1", Credentials: s.AdminProvider(), BaseEndpoint: aws.String(s.URL)})
-	out, err := api.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
+	q, err := s.MakeQueue(name, bodies...)
 	if err != nil {
-		t.Fatalf("create queue %s: %v", name, err)
+		t.Fatal(err)
+	}
+	return q
+}
+
+// MakeQueue is NewQueue for programs (the benchmarks).
+func (s *Server) MakeQueue(name string, bodies ...string) (*Queue, error) {
+	api := sqs.New(sqs.Options{Region: "us-east-1", Credentials: s.AdminProvider(), BaseEndpoint: aws.String(s.URL)})
+	out, err := api.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(name)})
+	if err != nil {
+		return nil, fmt.Errorf("create queue %s: %w", name, err)
 	}
 	q := &Queue{API: api, URL: aws.ToString(out.QueueUrl)}
 	for _, b := range bodies {
-		if _, err := api.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(b)}); err != nil {
-			t.Fatalf("send to %s: %v", name, err)
+		if err := q.Send(b); err != nil {
+			return nil, err
 		}
 	}
-	return q
+	return q, nil
+}
+
+// Send puts body on the queue.
+func (q *Queue) Send(body string) error {
+	if _, err := q.API.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(body)}); err != nil {
+		return fmt.Errorf("send to %s: %w", q.URL, err)
+	}
+	return nil
 }
 
 // Count is how many messages the queue holds: visible, and in flight
