@@ -56,6 +56,8 @@ type common struct {
 	onlyVerified bool
 	exitCode     int
 	redact       bool // gitleaks's flag: secrets are redacted anyway
+
+	checker *checker // the run's check stage, once prepared
 }
 
 func (c *common) register(fs *flag.FlagSet) {

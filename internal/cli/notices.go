@@ -72,11 +72,14 @@ func runNotices(ctx context.Context, args []string, stdout io.Writer, u *ui) (in
 		return exitError, errors.New("scan aws-notices acts on AWS's notices: give --respond=deactivate or --respond=delete (with --dry-run to see what it would do)")
 	}
 	s.where = "AWS notices from " + queueURL
-	st, err := c.openState()
+	// The responder first: nothing is taken off the queue by a run that
+	// could not act on it.
+	k, err := c.prepare(ctx, u, s)
 	if err != nil {
 		return exitError, err
 	}
-	defer st.Close()
+	defer c.closeChecker()
+	st := k.st
 	cfg, err := clients.AWS(ctx)
 	if err != nil {
 		return exitError, fmt.Errorf("--queue: %w", err)

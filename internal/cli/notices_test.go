@@ -140,3 +140,26 @@ func TestRotateEndToEnd(t *testing.T) {
 		t.Fatalf("due deletions %+v, %v", due, err)
 	}
 }
+
+// TestAWSNoticesResponderFirst: a run whose responder cannot start (STS
+// refuses to say who it is; SQS answers) takes nothing off the queue, and
+// says why.
+func TestAWSNoticesResponderFirst(t *testing.T) {
+	m, front := motoFront(t)
+	keyID, _ := m.UserKey(t, "waiting")
+	q := m.NewQueue(t, "health", awstest.HealthNotice("123456789012", keyID))
+	front.SetIntercept(func(action string) *awstest.APIError {
+		if action == "GetCallerIdentity" {
+			return &awstest.APIError{Status: 403, Code: "AccessDenied", Message: "not authorized"}
+		}
+		return nil
+	})
+	code, _, stderr := runCLI("aws-notices", "--queue", q.URL, "--respond=delete", "--aws-endpoint", front.URL,
+		"--state", filepath.Join(t.TempDir(), "state.db"))
+	if code != exitError || !strings.Contains(stderr, "who is the responder") || strings.Contains(stderr, "message(s) read") {
+		t.Errorf("exit %d, want 2 before reading the queue\n%s", code, stderr)
+	}
+	if v, f := q.Count(t); v != "1" || f != "0" {
+		t.Errorf("the queue holds %s visible, %s in flight: want the notice untouched", v, f)
+	}
+}

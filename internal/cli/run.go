@@ -121,24 +121,33 @@ func (c *common) writeResults(stdout io.Writer, fs []*finding.Finding, opts repo
 	return nil
 }
 
-// check verifies the findings and, with --respond, acts on the live ones.
-// A responding run first carries out the deletions whose soak window has
-// passed, whether or not this scan found anything.
-func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Finding) error {
-	if !c.verify || (len(fs) == 0 && s.policy == respond.Off) {
-		return nil
+// checker is a run's check stage, built once: the state open, the
+// verifier, and the responder, which has learnt who it is.
+type checker struct {
+	st *store.Store
+	v  *verify.Verifier
+	r  *respond.Responder // nil: nothing acted on
+}
+
+// prepare builds the run's check stage, once (closeChecker releases it).
+// A command that must not take work it cannot finish (scan aws-notices)
+// calls it first: no credentials, or an STS that does not answer, stop the
+// run before anything is read.
+func (c *common) prepare(ctx context.Context, u *ui, s *setup) (*checker, error) {
+	if c.checker != nil {
+		return c.checker, nil
 	}
 	st, err := c.openState()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer st.Close()
 	// keyburn's own credentials, if any: they name the account of an
 	// old-format key ID (sts:GetAccessKeyInfo), so that a canary is not
 	// called, and they are the responder's. Resolved only when used.
 	cfg, err := clients.AWS(ctx)
 	if err != nil && s.policy != respond.Off {
-		return err
+		st.Close()
+		return nil, err
 	}
 	if err != nil {
 		// Verification signs with each key itself: it goes on without
@@ -148,17 +157,39 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	}
 	cc := clients.Check{Endpoint: c.awsEndpoint, UserAgent: "keyburn/" + version, Rules: s.aws, RoleName: c.roleName,
 		Policy: s.policy, DryRun: c.dryRun, Soak: c.soak, Store: st}
-	v := cc.Verifier(cfg)
 	r, err := cc.Responder(ctx, cfg)
-	if errors.Is(err, respond.ErrNoCredentials) {
-		return noCredentials(u, err)
-	}
 	if err != nil {
-		return err
+		st.Close()
+		return nil, noCredentials(u, err)
 	}
 	if r != nil {
 		u.debugf("%s", r.Describe())
-		done, err := r.DeleteDue(ctx)
+	}
+	c.checker = &checker{st: st, v: cc.Verifier(cfg), r: r}
+	return c.checker, nil
+}
+
+// closeChecker releases what prepare opened.
+func (c *common) closeChecker() {
+	if c.checker != nil {
+		c.checker.st.Close()
+		c.checker = nil
+	}
+}
+
+// check verifies the findings and, with --respond, acts on the live ones.
+// A responding run first carries out the deletions whose soak window has
+// passed, whether or not this scan found anything.
+func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Finding) error {
+	if !c.verify || (len(fs) == 0 && s.policy == respond.Off) {
+		return nil
+	}
+	k, err := c.prepare(ctx, u, s)
+	if err != nil {
+		return err
+	}
+	if k.r != nil {
+		done, err := k.r.DeleteDue(ctx)
 		if err != nil {
 			u.Failed(fmt.Errorf("due deletions: %w", err))
 		}
@@ -172,19 +203,19 @@ func (c *common) check(ctx context.Context, u *ui, s *setup, fs []*finding.Findi
 	if len(fs) == 0 {
 		return nil
 	}
-	stage := check.Stage{Verifier: v, Responder: r}
+	stage := check.Stage{Verifier: k.v, Responder: k.r}
 	if len(s.notify) > 0 {
 		// Sent by notify, after the results are written.
 		stage.News = func(ctx context.Context, fs []*finding.Finding) error {
 			now := time.Now()
-			_, err := notify.Enqueue(ctx, st, s.notify, notify.Messages(fs, notify.Where{Repository: s.where}, now), now)
+			_, err := notify.Enqueue(ctx, k.st, s.notify, notify.Messages(fs, notify.Where{Repository: s.where}, now), now)
 			return err
 		}
 	}
 	if err := stage.Run(ctx, fs); err != nil {
 		u.Failed(fmt.Errorf("state %s: %w", store.Describe(c.statePath), err))
 	}
-	u.debugf("verification: %d STS call(s)", v.Calls())
+	u.debugf("verification: %d STS call(s)", k.v.Calls())
 	return nil
 }
 
@@ -225,6 +256,7 @@ type scanFunc = func(ctx context.Context) (*engine.Result, error)
 // exit code. A scan with no result is an error of its own.
 func (c *common) run(ctx context.Context, u *ui, s *setup, stdout io.Writer, scan scanFunc, more ...pipeline.Sink) (int, error) {
 	start := time.Now()
+	defer c.closeChecker()
 	r := pipeline.Run{
 		Scan:     scan,
 		Baseline: s.baseline,
