@@ -56,7 +56,10 @@ App with --github-app-id and --github-app-key, using each push's installation
 token). For an AWS secret-scanning alert they fetch the alert, verify and
 respond, and resolve it as revoked once its key is out of use. The responder
 uses the AWS SDK's default credentials. --queue keeps deliveries in Amazon SQS
-for a fleet of receivers and workers.
+for a fleet of receivers and workers. --aws-notices reads AWS's own notices of
+exposed keys (AWS Health events through EventBridge and SQS) and acts on them
+like live keys; --respond=rotate gives each key's user a replacement, kept in
+AWS Secrets Manager, before the leaked key is deactivated and deleted.
 
 Endpoints: POST /webhook, GET /healthz, GET /readyz, GET /metrics.
 `
