@@ -46,7 +46,9 @@ Common flags (before or after the paths; every command has --help):
     --max-file-size SIZE             skip larger files (default 256MiB)
     -v, --verbose                    say more on standard error
     --verify                         prove each pair live or not (sts:GetCallerIdentity)
-    --respond off|deactivate|delete  act on live keys (implies --verify); --dry-run records only
+    --respond off|deactivate|delete|rotate
+                                     act on live keys (implies --verify); --dry-run records only;
+                                     rotate: a replacement in Secrets Manager first, then delete
     --soak DURATION                  with --respond=delete: deactivate now, delete once due
     --aws-endpoint URL               STS and IAM endpoint (default AWS's)
     --state FILE                     verdict cache and audit log (default ~/.local/state/keyburn/state.db)
