@@ -98,12 +98,18 @@ func main() {
 	ctx := context.Background()
 	t0 := time.Now()
 	first, err := org.Scan(ctx, o)
+	if err == nil {
+		_, _, err = first.Remember(ctx, nil) // as the CLI does once the findings are checked
+	}
 	if err != nil {
 		fail(err)
 	}
 	d1 := time.Since(t0)
 	t0 = time.Now()
 	second, err := org.Scan(ctx, o)
+	if err == nil {
+		_, _, err = second.Remember(ctx, nil)
+	}
 	if err != nil {
 		fail(err)
 	}
@@ -115,6 +121,9 @@ func main() {
 	}
 	t0 = time.Now()
 	third, err := org.Scan(ctx, o)
+	if err == nil {
+		_, _, err = third.Remember(ctx, nil)
+	}
 	if err != nil {
 		fail(err)
 	}

@@ -14,7 +14,6 @@
 package awsnotice
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,8 +22,6 @@ import (
 	"time"
 
 	"github.com/keyburn/keyburn/internal/finding"
-	"github.com/keyburn/keyburn/internal/respond"
-	"github.com/keyburn/keyburn/internal/verify"
 )
 
 // Event names a notice as a delivery of keyburn's queues.
@@ -202,20 +199,4 @@ func clip(s string) string {
 		return s[:80] + "…"
 	}
 	return s
-}
-
-// Unsettled says why a notice's key is not settled yet, so that the notice
-// must be tried again (its owner could not be found, or the action
-// failed), or "" when it is settled: acted on, refused by a rail, or gone
-// already.
-func Unsettled(f *finding.Finding) string {
-	switch {
-	case f.Verification == nil:
-		return "not looked at"
-	case f.Verification.Status == string(verify.Error):
-		return f.Verification.Error
-	case f.Response != nil && (f.Response.Error != "" || respond.Action(f.Response.Action) == respond.ActionFailed):
-		return cmp.Or(f.Response.Error, f.Response.Reason)
-	}
-	return ""
 }

@@ -6,6 +6,7 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -217,6 +218,31 @@ func act(ctx context.Context, f *finding.Finding, key respond.Key, vd verify.Ver
 		f.Response = response(res)
 	}
 	return errors.Join(errs...)
+}
+
+// Unsettled says why the check stage could not finish with f: its
+// verification could not reach an answer (AWS unreachable, throttled), or
+// the action on it failed; "" when it finished, or when nothing was asked
+// of it. What remembers its progress (a repository's scan, a notice on a
+// queue) must not remember a finding that is not settled: the next run
+// must meet it again.
+func Unsettled(f *finding.Finding) string {
+	switch {
+	case f.Verification != nil && f.Verification.Status == string(verify.Error):
+		return cmp.Or(f.Verification.Error, "its verification did not finish")
+	case f.Response != nil && (f.Response.Error != "" || respond.Action(f.Response.Action) == respond.ActionFailed):
+		return cmp.Or(f.Response.Error, f.Response.Reason, "its action failed")
+	}
+	return ""
+}
+
+// UnsettledOrUnchecked is Unsettled for what must have been checked (a
+// notice's keys): one the stage did not look at is not settled either.
+func UnsettledOrUnchecked(f *finding.Finding) string {
+	if f.Verification == nil {
+		return "not looked at"
+	}
+	return Unsettled(f)
 }
 
 // leakedAt is when the key was first seen: the earliest date of its

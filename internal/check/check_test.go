@@ -630,3 +630,29 @@ func TestStageNews(t *testing.T) {
 		t.Errorf("without a verifier: news %q, %v; want it told once", heard, err)
 	}
 }
+
+// TestUnsettled: what the stage could not finish with is unsettled; what it
+// finished with, or never asked about, is not.
+func TestUnsettled(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		f         finding.Finding
+		unsettled bool
+		unchecked bool // UnsettledOrUnchecked's answer
+	}{
+		{name: "not verified at all", f: finding.Finding{}, unsettled: false, unchecked: true},
+		{name: "verification did not finish", f: finding.Finding{Verification: &finding.Verification{Status: "error", Error: "throttled"}}, unsettled: true, unchecked: true},
+		{name: "invalid", f: finding.Finding{Verification: &finding.Verification{Status: "invalid"}}},
+		{name: "deleted", f: finding.Finding{Verification: &finding.Verification{Status: "live"}, Response: &finding.Response{Action: "deleted"}}},
+		{name: "refused by a rail", f: finding.Finding{Verification: &finding.Verification{Status: "live"}, Response: &finding.Response{Action: "skipped", Reason: "refused"}}},
+		{name: "action failed", f: finding.Finding{Verification: &finding.Verification{Status: "live"}, Response: &finding.Response{Action: "failed", Reason: "AccessDenied"}}, unsettled: true, unchecked: true},
+		{name: "acted, but not recorded", f: finding.Finding{Verification: &finding.Verification{Status: "live"}, Response: &finding.Response{Action: "deleted", Error: "audit log: disk full"}}, unsettled: true, unchecked: true},
+	} {
+		if got := Unsettled(&tt.f) != ""; got != tt.unsettled {
+			t.Errorf("%s: Unsettled = %q, want unsettled %v", tt.name, Unsettled(&tt.f), tt.unsettled)
+		}
+		if got := UnsettledOrUnchecked(&tt.f) != ""; got != tt.unchecked {
+			t.Errorf("%s: UnsettledOrUnchecked = %q, want %v", tt.name, UnsettledOrUnchecked(&tt.f), tt.unchecked)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	flag "github.com/spf13/pflag"
 
 	"github.com/keyburn/keyburn/internal/awsnotice"
+	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/finding"
@@ -154,7 +155,7 @@ func runNotices(ctx context.Context, args []string, stdout io.Writer, u *ui) (in
 			}
 			var why []string
 			for _, f := range h.fs {
-				if w := awsnotice.Unsettled(f); w != "" {
+				if w := check.UnsettledOrUnchecked(f); w != "" {
 					why = append(why, f.KeyID+": "+w)
 				}
 			}

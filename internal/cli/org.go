@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/clients"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/ghalert"
@@ -151,16 +152,17 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		u.printf("queued %d repository scan(s) on %s", n, f.queueURL)
 		return exitClean, nil
 	}
-	return f.c.run(ctx, u, s, stdout, func(ctx context.Context) (*engine.Result, error) {
-		if err := store.Prepare(f.c.statePath); err != nil {
-			return nil, err
-		}
-		st, err := store.Open(f.c.statePath)
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		o.Store = st
+	if err := store.Prepare(f.c.statePath); err != nil {
+		return exitError, err
+	}
+	st, err := store.Open(f.c.statePath)
+	if err != nil {
+		return exitError, err
+	}
+	defer st.Close()
+	o.Store = st
+	var scanned *org.Result
+	scan := func(ctx context.Context) (*engine.Result, error) {
 		bar := orgProgress(&o, u)
 		res, err := org.Scan(ctx, o)
 		if res == nil {
@@ -169,6 +171,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		if bar != nil {
 			_ = bar.Finish()
 		}
+		scanned = res
 		u.printf("%d repositories: %d scanned, %d unchanged since the last scan (skipped), %d failed", res.Repos, res.Scanned, res.Unchanged, res.Failed)
 		for name, n := range res.PerRepo {
 			if n > 0 {
@@ -176,7 +179,29 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 			}
 		}
 		return &engine.Result{Findings: res.Findings, Bytes: res.Bytes, Files: int64(res.Scanned)}, err
-	})
+	}
+	// Once the keys are checked and the results written: where each
+	// repository's scan ended is remembered, except for one holding a key
+	// the check could not finish with (the next run meets it again).
+	remember := pipeline.Sink{Name: "remember where each repository's scan ended", Take: func(ctx context.Context, out *pipeline.Outcome) error {
+		if scanned == nil {
+			return nil
+		}
+		unsettled := map[string]bool{}
+		for _, f := range out.Checked {
+			if check.Unsettled(f) != "" {
+				unsettled[f.KeyID] = true
+			}
+		}
+		_, held, err := scanned.Remember(ctx, func(keyID string) bool { return unsettled[keyID] })
+		if held > 0 {
+			u.errorf("%d repositor%s not remembered as scanned: %s a key that could not be checked, and the next run scans %s new commits again",
+				held, map[bool]string{true: "y", false: "ies"}[held == 1], map[bool]string{true: "it holds", false: "they hold"}[held == 1],
+				map[bool]string{true: "its", false: "their"}[held == 1])
+		}
+		return err
+	}}
+	return f.c.run(ctx, u, s, stdout, scan, remember)
 }
 
 // maxAlerts bounds the alerts one run reads.

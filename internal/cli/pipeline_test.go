@@ -193,6 +193,32 @@ func TestEveryPathOneRule(t *testing.T) {
 		return cliKeys(t, elsewhere, "github", "--org", "acme", "--github-api", api.URL+"/api/v3/", "--config", cfg,
 			"--git-url-rewrite", api.URL+"/="+gitSrv.URL+"/", "--mirrors", t.TempDir(), "--state", filepath.Join(t.TempDir(), "s.db"))
 	}
+	// Twice on one state, the first run's check unable to finish (AWS
+	// unreachable): the second run meets the keys again; once a run's
+	// check finishes (no verification asked), the next finds nothing new.
+	cliOrgUnchecked := func(t *testing.T) []string {
+		t.Helper()
+		t.Setenv("GITHUB_TOKEN", "")
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		cfg := filepath.Join(t.TempDir(), "keyburn.toml")
+		os.WriteFile(cfg, []byte(config), 0o644)
+		state, mirrors := filepath.Join(t.TempDir(), "s.db"), t.TempDir()
+		args := []string{"github", "--org", "acme", "--github-api", api.URL + "/api/v3/", "--config", cfg,
+			"--git-url-rewrite", api.URL + "/=" + gitSrv.URL + "/", "--mirrors", mirrors, "--state", state}
+		first := cliKeys(t, elsewhere, append(args, "--verify", "--aws-endpoint", "http://127.0.0.1:1")...)
+		second := cliKeys(t, elsewhere, args...)
+		if strings.Join(first, ",") != strings.Join(second, ",") {
+			t.Errorf("the run after an unfinished check found %v, want %v again", second, first)
+		}
+		if third := cliKeys(t, elsewhere, args...); len(third) != 0 {
+			t.Errorf("after a finished check: %v, want nothing new", third)
+		}
+		return second
+	}
 
 	tests := []struct {
 		name string
@@ -212,6 +238,7 @@ func TestEveryPathOneRule(t *testing.T) {
 		{"a push of the side branch", func(t *testing.T) []string { return pushKeys(t, ghpush.Zero, featureHead, "refs/heads/feature") }, sorted(side)},
 		{"an organisation scan", orgKeys, sorted(normal, encoded, side)},
 		{"scan github", cliOrgKeys, sorted(normal, encoded, side)},
+		{"scan github after a check that could not finish", cliOrgUnchecked, sorted(normal, encoded, side)},
 		{"a worker's repository job", jobKeys, sorted(normal, encoded, side)},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -83,6 +84,36 @@ type Result struct {
 	Bytes      int64
 	PerRepo    map[string]int // findings per repository
 	Incomplete bool
+
+	scanned []scannedRepo // to remember, once checked
+}
+
+// scannedRepo is a repository's scan waiting to be remembered, with the
+// key IDs it found.
+type scannedRepo struct {
+	s    *reposcan.Scanned
+	keys []string
+}
+
+// Remember stores where each repository's scan ended, for the next run to
+// go on from, except for a repository that found a key unsettled(keyID)
+// says the check could not finish with (nil: none): the next run scans its
+// commits again. Call it once the findings are checked. It returns how
+// many repositories it remembered and how many it held back.
+func (r *Result) Remember(ctx context.Context, unsettled func(keyID string) bool) (remembered, held int, err error) {
+	var errs []error
+	for _, sr := range r.scanned {
+		if unsettled != nil && slices.ContainsFunc(sr.keys, unsettled) {
+			held++
+			continue
+		}
+		if err := sr.s.Remember(ctx); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		remembered++
+	}
+	return remembered, held, errors.Join(errs...)
 }
 
 // listError says why the repositories could not be listed, in GitHub's
@@ -214,7 +245,8 @@ func retryRateLimit(ctx context.Context, notify func(time.Duration, string), cal
 }
 
 // Scan lists, fetches and scans the repositories. A repository that fails is
-// reported and the run goes on.
+// reported and the run goes on. Where each scan ended is remembered by
+// Result.Remember, once the findings are checked.
 func Scan(ctx context.Context, o Options) (*Result, error) {
 	repos, err := List(ctx, o)
 	if err != nil {
@@ -241,6 +273,13 @@ func Scan(ctx context.Context, o Options) (*Result, error) {
 			res.Bytes += prog.Bytes
 			res.PerRepo[r.GetFullName()] = prog.Findings
 			all = append(all, prog.found...)
+			if prog.scanned != nil {
+				sr := scannedRepo{s: prog.scanned}
+				for _, f := range prog.found {
+					sr.keys = append(sr.keys, f.KeyID)
+				}
+				res.scanned = append(res.scanned, sr)
+			}
 			mu.Unlock()
 			if o.Progress != nil {
 				o.Progress(prog.Progress)
@@ -255,7 +294,8 @@ func Scan(ctx context.Context, o Options) (*Result, error) {
 
 type repoResult struct {
 	Progress
-	found []*finding.Finding
+	found   []*finding.Finding
+	scanned *reposcan.Scanned
 }
 
 func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
@@ -304,7 +344,7 @@ func (o Options) scanOne(ctx context.Context, r *github.Repository) repoResult {
 			f.Locations[i].File = name + "/" + f.Locations[i].File
 		}
 	}
-	out.found, out.Findings, out.Bytes = res.Findings, len(res.Findings), res.Bytes
+	out.found, out.Findings, out.Bytes, out.scanned = res.Findings, len(res.Findings), res.Bytes, res
 	return out
 }
 

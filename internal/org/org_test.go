@@ -175,12 +175,32 @@ func TestScanOrganisation(t *testing.T) {
 		t.Errorf("findings by key (locations) = %v", byKey)
 	}
 
+	// Nothing is remembered until the findings are checked: a run that
+	// stops here scans everything again.
+	again, err := Scan(ctx, o)
+	if err != nil || again.Scanned != 2 || len(again.Findings) != 2 {
+		t.Fatalf("a run after one that remembered nothing: scanned %d, findings %d, %v; want 2, 2", again.Scanned, len(again.Findings), err)
+	}
+	// A key the check could not finish with (k2, in beta alone) holds
+	// beta back; alpha, whose keys are settled, is remembered.
+	if n, held, err := again.Remember(ctx, func(keyID string) bool { return keyID == "AKIABOTYWKPD2H3RV7SD" }); n != 1 || held != 1 || err != nil {
+		t.Fatalf("Remember = %d remembered, %d held, %v; want 1, 1", n, held, err)
+	}
+	held, err := Scan(ctx, o)
+	if err != nil || held.Scanned != 1 || held.Unchanged != 1 || len(held.Findings) != 2 {
+		t.Fatalf("after holding beta back: scanned %d, unchanged %d, findings %d, %v; want beta scanned again with both its keys", held.Scanned, held.Unchanged, len(held.Findings), err)
+	}
+	if _, _, err := held.Remember(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	// The second run reads nothing new: fetched, nothing beyond the
 	// remembered tips.
 	res2, err := Scan(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	res2.Remember(ctx, nil)
 	if res2.Unchanged != 2 || res2.Scanned != 0 || len(res2.Findings) != 0 {
 		t.Errorf("second run: unchanged %d, scanned %d, findings %d; want 2, 0, 0", res2.Unchanged, res2.Scanned, len(res2.Findings))
 	}
@@ -202,6 +222,7 @@ func TestScanOrganisation(t *testing.T) {
 	if res3.Scanned != 1 || res3.Unchanged != 1 || len(res3.Findings) != 1 || res3.Findings[0].KeyID != "AKIABOTYWKPD2H3RV7SD" {
 		t.Errorf("third run: scanned %d, unchanged %d, findings %d", res3.Scanned, res3.Unchanged, len(res3.Findings))
 	}
+	res3.Remember(ctx, nil)
 
 	// With GitHub's pushed_at older than the last scan, nothing is fetched.
 	api.mu.Lock()
@@ -382,6 +403,9 @@ func TestRescanFromAnotherMachine(t *testing.T) {
 	first, err := Scan(ctx, machine())
 	if err != nil || first.Scanned != 2 || len(first.Findings) != 2 {
 		t.Fatalf("first machine: scanned %d, findings %d, %v; want 2, 2", first.Scanned, len(first.Findings), err)
+	}
+	if _, _, err := first.Remember(ctx, nil); err != nil {
+		t.Fatal(err)
 	}
 	second, err := Scan(ctx, machine())
 	if err != nil || second.Unchanged != 2 || second.Scanned != 0 || len(second.Findings) != 0 {

@@ -26,10 +26,30 @@ type Repo struct {
 	Reporter source.Reporter
 }
 
-// Scan fetches the repository's mirror, scans what its refs add since
+// Scanned is one scan's result, and where it ended: the caller remembers
+// that (Remember) only once the scan's findings are checked. A run that
+// dies between the scan and the check, or a check that could not finish
+// (AWS unreachable), leaves the store as it was: the next scan reads the
+// same commits again and finds the same keys.
+type Scanned struct {
+	*engine.Result
+	repo Repo
+	tips []string
+}
+
+// Remember stores where the scan ended, for the next scan to go on from.
+func (s *Scanned) Remember(ctx context.Context) error {
+	if s.repo.Store == nil {
+		return nil
+	}
+	return s.repo.Store.SetRepoTips(ctx, s.repo.Name.String(), s.tips)
+}
+
+// Scan fetches the repository's mirror and scans what its refs add since
 // the last scan the store remembers (its whole history, every object once,
-// the first time) and remembers where this scan ended.
-func Scan(ctx context.Context, r Repo) (*engine.Result, error) {
+// the first time). It does not remember where this scan ended: see
+// Scanned.Remember.
+func Scan(ctx context.Context, r Repo) (*Scanned, error) {
 	rep := r.Reporter
 	if rep == nil {
 		rep = nopReporter{}
@@ -47,14 +67,12 @@ func Scan(ctx context.Context, r Repo) (*engine.Result, error) {
 	}
 	res, tips, err := engine.ScanSince(ctx, r.Engine, dir, seen, engine.GitOptions{}, rep)
 	if err != nil {
-		return res, fmt.Errorf("scan %s: %w", r.Name, err)
+		return nil, fmt.Errorf("scan %s: %w", r.Name, err)
 	}
-	if r.Store != nil && ctx.Err() == nil {
-		if err := r.Store.SetRepoTips(ctx, r.Name.String(), tips); err != nil {
-			return res, err
-		}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
-	return res, nil
+	return &Scanned{Result: res, repo: r, tips: tips}, nil
 }
 
 type nopReporter struct{}

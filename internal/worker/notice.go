@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keyburn/keyburn/internal/awsnotice"
+	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/notify"
 	"github.com/keyburn/keyburn/internal/store"
@@ -51,7 +52,7 @@ func (w *Worker) processNotice(ctx context.Context, d store.Delivery) (Result, e
 	}
 	var unsettled []string
 	for _, f := range res.Findings {
-		if why := awsnotice.Unsettled(f); why != "" {
+		if why := check.UnsettledOrUnchecked(f); why != "" {
 			unsettled = append(unsettled, f.KeyID+": "+why)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keyburn/keyburn/internal/check"
 	"github.com/keyburn/keyburn/internal/engine"
 	"github.com/keyburn/keyburn/internal/ghrepo"
 	"github.com/keyburn/keyburn/internal/mirror"
@@ -50,13 +51,15 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 	if err != nil {
 		return res, err
 	}
+	var scanned *reposcan.Scanned
 	scan := func(ctx context.Context) (*engine.Result, error) {
 		r, err := reposcan.Scan(ctx, reposcan.Repo{Name: name, Mirrors: w.o.Mirrors, Store: w.o.State, Engine: w.o.Engine,
 			Reporter: reporter{w.o.Log}, Source: mirror.Source{URL: w.cloneURL(name), Token: token}})
 		if err != nil {
 			return nil, fmt.Errorf("repository %s: %w", name, err)
 		}
-		return r, nil
+		scanned = r
+		return r.Result, nil
 	}
 	var sinks []pipeline.Sink
 	if gh != nil {
@@ -64,6 +67,18 @@ func (w *Worker) processRepoScan(ctx context.Context, d store.Delivery) (Result,
 			return w.issues(ctx, gh, name, where{what: "a repository scan", verb: "found"}, out.Findings)
 		}})
 	}
+	// Last: where the scan ended is remembered only once every key it
+	// found is checked; otherwise the next job reads these commits again.
+	sinks = append(sinks, pipeline.Sink{Name: "remember where the scan ended", Take: func(ctx context.Context, out *pipeline.Outcome) error {
+		for _, f := range out.Checked {
+			if why := check.Unsettled(f); why != "" {
+				w.o.Log.Warn("scan not remembered: a key is not settled, the next scan of the repository reads these commits again",
+					"repo", name.String(), "key_id", f.KeyID, "why", why)
+				return nil
+			}
+		}
+		return scanned.Remember(ctx)
+	}})
 	res.Findings, err = w.run(ctx, w.o.Log.With("repo", name.String()), notify.Where{Repository: name.String()}, scan, sinks...)
 	return res, err
 }

@@ -301,7 +301,7 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, where notify.Where, 
 		log.Error("state or notifications could not be stored", "err", out.CheckErr)
 	}
 	if out.SinkErr != nil {
-		log.Error("report to GitHub", "err", out.SinkErr)
+		log.Error("after the check: a report or a record failed", "err", out.SinkErr)
 	}
 	return out.Findings, nil
 }
