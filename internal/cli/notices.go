@@ -91,6 +91,10 @@ func runNotices(ctx context.Context, args []string, stdout io.Writer, u *ui) (in
 		fs []*finding.Finding
 	}
 	var holds []held
+	// A dry run keeps what it read in flight until its end, then gives it
+	// all back: released at once, a message would come round again
+	// before the queue was read through.
+	var giveBack []store.Delivery
 	scan := func(ctx context.Context) (*engine.Result, error) {
 		seen := map[string]bool{}
 		var all []*finding.Finding
@@ -120,18 +124,18 @@ func runNotices(ctx context.Context, args []string, stdout io.Writer, u *ui) (in
 				dropped++
 				u.debugf("%s: dropped: %v", d.ID, err)
 				if c.dryRun {
-					err = q.Release(ctx, d)
+					giveBack = append(giveBack, d)
 				} else {
 					err = q.Finish(ctx, d)
 				}
+			case err != nil && c.dryRun:
+				u.errorf("%s: %v: would be parked in the state", d.ID, err)
+				giveBack = append(giveBack, d)
+				err = nil
 			case err != nil:
 				parked++
 				u.errorf("%s: %v: parked in the state", d.ID, err)
-				if c.dryRun {
-					err = q.Release(ctx, d)
-				} else {
-					err = q.Fail(ctx, d, err.Error(), 0, 0)
-				}
+				err = q.Fail(ctx, d, err.Error(), 0, 0)
 			default:
 				holds = append(holds, held{d: d, fs: n.Findings()})
 				all = append(all, holds[len(holds)-1].fs...)
@@ -148,6 +152,9 @@ func runNotices(ctx context.Context, args []string, stdout io.Writer, u *ui) (in
 	// keys are all settled is deleted; one that is not comes back later.
 	settle := pipeline.Sink{Name: "settle the queue", Take: func(ctx context.Context, _ *pipeline.Outcome) error {
 		var errs []error
+		for _, d := range giveBack {
+			errs = append(errs, q.Release(ctx, d))
+		}
 		for _, h := range holds {
 			if c.dryRun {
 				errs = append(errs, q.Release(ctx, h.d))

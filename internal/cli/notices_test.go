@@ -41,7 +41,8 @@ func TestAWSNoticesCommand(t *testing.T) {
 	args := []string{"aws-notices", "--queue", url, "--respond=delete", "--aws-endpoint", front.URL, "--state", state}
 
 	code, out, stderr := runCLI(append(args, "--dry-run")...)
-	if code != exitFindings || !strings.Contains(out, keyID) || !strings.Contains(out, "dry-run") {
+	if code != exitFindings || !strings.Contains(out, keyID) || !strings.Contains(out, "dry-run") ||
+		!strings.Contains(stderr, "3 message(s) read") || !strings.Contains(stderr, "would be parked") {
 		t.Errorf("dry run: exit %d\n%s\n%s", code, out, stderr)
 	}
 	if s := m.KeyStatus(t, "exposed", keyID); s != "Active" {
