@@ -51,7 +51,7 @@ func logFindings(log *slog.Logger, res Result) {
 		}
 		a := respond.Action(r.Action)
 		failed := r.Error != "" || a == respond.ActionFailed
-		liveLeft := a == respond.ActionSkipped && verdict == string(verify.Live)
+		liveLeft := a == respond.ActionSkipped && verify.Status(verdict).Actionable() // live, or vouched for by AWS
 		if !failed && !liveLeft && (a == respond.ActionNone || a == respond.ActionSkipped) {
 			continue // nothing was done, nor was there anything to do: the line above says so
 		}

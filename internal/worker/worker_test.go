@@ -414,6 +414,7 @@ func TestLogFindings(t *testing.T) {
 		f("AKIADEAD", "invalid", "skipped", "not live (invalid)", ""),
 		f("AKIAREFUSED", "live", "skipped", "refused: account 111122223333 is in deny_accounts", ""),
 		f("AKIAFAILED", "live", "failed", "owner check: AccessDenied", "AccessDenied"),
+		f("AKIAEXPOSED", "exposed", "skipped", "refused: account 111122223333 is a canary (honeytoken) account", ""),
 	}})
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
@@ -424,7 +425,8 @@ func TestLogFindings(t *testing.T) {
 		got = append(got, fmt.Sprint(m["msg"], " ", m["key_id"]))
 	}
 	want := []string{"key found AKIADELETED", "key acted on AKIADELETED", "key found AKIADEAD",
-		"key found AKIAREFUSED", "live key left alone AKIAREFUSED", "key found AKIAFAILED", "KEY ACTION FAILED AKIAFAILED"}
+		"key found AKIAREFUSED", "live key left alone AKIAREFUSED", "key found AKIAFAILED", "KEY ACTION FAILED AKIAFAILED",
+		"key found AKIAEXPOSED", "live key left alone AKIAEXPOSED"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
