@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,6 +82,20 @@ func (r *Responder) rotate(ctx context.Context, a auditor, c IAMAPI) (repl *find
 		why = "no replacement: the user's keys could not be read (" + errText(err) + ")"
 		return nil, why, a.write(ctx, store.AuditRecord{Action: stepRotateCreate, Outcome: outFailed, RequestID: requestID(err), Detail: why})
 	}
+	if orphan := r.unkept(ctx, a, keys.AccessKeyMetadata); orphan != "" {
+		// An earlier run made a replacement and stopped before keeping it:
+		// a live key whose secret nobody has. It goes first.
+		if r.opts.DryRun {
+			return nil, "would delete " + orphan + ", a replacement an earlier run made and did not keep, then create another", nil
+		}
+		rctx, cancel := recording(ctx)
+		err := r.undoRotation(rctx, a, c, orphan, "an earlier run made it and stopped before keeping it in Secrets Manager")
+		cancel()
+		if err != nil {
+			return nil, "no replacement: " + orphan + ", which an earlier run made and did not keep, could not be deleted first", err
+		}
+		keys.AccessKeyMetadata = slices.DeleteFunc(keys.AccessKeyMetadata, func(k iamtypes.AccessKeyMetadata) bool { return aws.ToString(k.AccessKeyId) == orphan })
+	}
 	if n := len(keys.AccessKeyMetadata); n >= maxKeys {
 		why = fmt.Sprintf("no replacement: user %s has %d keys, the most IAM allows (delete the other one to make room)", a.user, n)
 		return nil, why, a.write(ctx, store.AuditRecord{Action: stepRotateCreate, Outcome: outSkipped, Detail: why})
@@ -121,6 +136,56 @@ func (r *Responder) rotate(ctx context.Context, a auditor, c IAMAPI) (repl *find
 	err = a.write(rctx, store.AuditRecord{Action: stepRotateStore, Outcome: outOK, RequestID: rid,
 		Detail: "new key " + newID + " kept in Secrets Manager as " + name + " (" + arn + ")"})
 	return &finding.Replacement{KeyID: newID, Secret: name, SecretARN: arn}, "", err
+}
+
+// newKeyRE reads the key ID out of a rotate-create record keyburn wrote.
+var newKeyRE = regexp.MustCompile(`^new key (AKIA[A-Z2-7]{16}) `)
+
+// orphanWindow bounds when an unrecorded replacement was created, around
+// the "started" record of the run that made it.
+const orphanWindow = 5 * time.Minute
+
+// unkept returns a replacement an earlier rotation of a.keyID made and
+// neither kept in Secrets Manager nor deleted again (its run stopped in
+// between), when it is still among keys: named by the audit log when its
+// creation was recorded, else the one key of the user other than the
+// leaked one created within orphanWindow of the "started" record. "" when
+// there is none, or when which it is cannot be told for sure.
+func (r *Responder) unkept(ctx context.Context, a auditor, keys []iamtypes.AccessKeyMetadata) string {
+	log, err := r.opts.Store.AuditLog(ctx, a.keyID)
+	if err != nil {
+		return ""
+	}
+	var pending string // "?": made, ID unrecorded
+	var started time.Time
+	for _, rec := range log {
+		switch {
+		case rec.Action == stepRotateCreate && rec.Outcome == outStarted:
+			pending, started = "?", rec.At
+		case rec.Action == stepRotateCreate && rec.Outcome == outOK:
+			if m := newKeyRE.FindStringSubmatch(rec.Detail); m != nil {
+				pending = m[1]
+			}
+		case rec.Action == stepRotateCreate, rec.Action == stepRotateStore && rec.Outcome == outOK,
+			rec.Action == stepRotateUndo && rec.Outcome == outOK:
+			pending = "" // not made, kept, or deleted again
+		}
+	}
+	var candidates []string
+	for _, k := range keys {
+		id := aws.ToString(k.AccessKeyId)
+		switch {
+		case id == a.keyID:
+		case pending == id:
+			return id
+		case pending == "?" && k.CreateDate != nil && k.CreateDate.After(started.Add(-orphanWindow)) && k.CreateDate.Before(started.Add(orphanWindow)):
+			candidates = append(candidates, id)
+		}
+	}
+	if len(candidates) == 1 {
+		return candidates[0]
+	}
+	return ""
 }
 
 // rotatedBefore reports whether the audit log has a replacement made for

@@ -313,3 +313,46 @@ func TestRotateOnceAcrossProcesses(t *testing.T) {
 		t.Errorf("%d CreateAccessKey calls, %d results with a replacement, %d secrets; want one each", creates, made, len(sm.kept))
 	}
 }
+
+// TestRotateAfterAKilledRun: a run killed between creating a replacement
+// and keeping it left a live key nobody knows the secret of. The next
+// rotation of the same leaked key deletes that orphan first (found by the
+// audit log: by its ID when the creation was recorded, else by when it
+// was created), then makes and keeps a new replacement.
+func TestRotateAfterAKilledRun(t *testing.T) {
+	m := awstest.Start(t)
+	ctx := context.Background()
+	for _, recorded := range []bool{true, false} {
+		user := map[bool]string{true: "killed-after-record", false: "killed-before-record"}[recorded]
+		t.Run(user, func(t *testing.T) {
+			id, sec := m.UserKey(t, user)
+			st := testStore(t)
+			r, _ := motoResponder(t, m, m.AdminProvider(), Options{Policy: Rotate, Store: st})
+			// What the killed run did: the intent recorded, the key made,
+			// (its creation recorded,) nothing kept.
+			a := r.auditor(id, "123456789012", user)
+			if err := a.write(ctx, store.AuditRecord{Action: stepRotateCreate, Outcome: outStarted, Detail: "a replacement key for user " + user}); err != nil {
+				t.Fatal(err)
+			}
+			orphan, _ := m.UserKey(t, user)
+			if recorded {
+				if err := a.write(ctx, store.AuditRecord{Action: stepRotateCreate, Outcome: outOK, Detail: "new key " + orphan + " for user " + user}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := scan(ctx, m, r, id, sec, "")
+			if res.Action != ActionDeleted || res.Replacement == nil || res.Err != nil {
+				t.Fatalf("%+v: want a replacement made and the leaked key deleted", res)
+			}
+			if s := m.KeyStatus(t, user, orphan); s != "" {
+				t.Errorf("the orphan %s is %q: a live key nobody can use or knows of", orphan, s)
+			}
+			if s := m.KeyStatus(t, user, res.Replacement.KeyID); s != "Active" {
+				t.Errorf("the new replacement is %q", s)
+			}
+			if steps := auditSteps(t, st, id); !strings.Contains(steps, "rotate-undo:started rotate-undo:ok") {
+				t.Errorf("audit %s: want the orphan's deletion", steps)
+			}
+		})
+	}
+}
