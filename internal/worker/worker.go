@@ -103,6 +103,7 @@ type Options struct {
 	Notify func(ctx context.Context, fs []*finding.Finding, where notify.Where) error
 
 	testOnlyProcess func(store.Delivery) // called first thing in Process
+	testOnlyWait    func(time.Duration)  // in place of Run's waits
 }
 
 // Worker processes deliveries. Run several for concurrency: each claims its
@@ -139,19 +140,47 @@ func New(o Options) *Worker {
 // finished while work allows; if work ends first, it is given back to the
 // queue (not counted as an attempt) for another worker.
 func (w *Worker) Run(stop, work context.Context) {
+	fails := 0 // in a row: a queue that keeps failing is tried less and less often
 	for stop.Err() == nil {
 		n, err := w.once(stop, work)
-		if err != nil && stop.Err() == nil {
-			w.o.Log.Error("queue", "err", err)
+		switch {
+		case err != nil && stop.Err() == nil:
+			fails++
+			w.o.Log.Error("queue", "err", err, "retry_in", queueWait(w.o.Idle, fails).String())
+		case err == nil:
+			fails = 0
 		}
 		if n == 0 || err != nil {
+			wait := queueWait(w.o.Idle, fails)
+			if w.o.testOnlyWait != nil {
+				w.o.testOnlyWait(wait)
+				continue
+			}
 			select {
 			case <-stop.Done():
-			case <-time.After(w.o.Idle):
+			case <-time.After(wait):
 			case <-w.o.Wake:
 			}
 		}
 	}
+}
+
+// maxQueueWait bounds the wait before trying a failing queue again.
+const maxQueueWait = 30 * time.Second
+
+// queueWait is how long a worker waits before claiming again: the idle
+// wait, doubled for each failure of the queue in a row, up to
+// maxQueueWait (a mistyped queue URL or a state that is down is then
+// tried, and logged, twice a minute, not five times a second).
+func queueWait(idle time.Duration, fails int) time.Duration {
+	d := idle
+	for i := 0; i < fails && d < maxQueueWait; i++ {
+		d *= 2
+	}
+	if fails == 0 {
+		return d
+	}
+	return min(d, maxQueueWait)
 }
 
 // Once claims and processes at most one delivery; it returns how many it
