@@ -112,7 +112,7 @@ func (c *common) failing(fs []*finding.Finding) []*finding.Finding {
 		case "live":
 			// A verification that could not finish fails too: an
 			// unreachable AWS is no proof that a key is dead.
-			if v := f.Verification; v != nil && (v.Status == string(verify.Live) || v.Status == string(verify.Error)) {
+			if v := f.Verification; v != nil && (verify.Status(v.Status).Actionable() || v.Status == string(verify.Error)) {
 				out = append(out, f)
 			}
 		default:

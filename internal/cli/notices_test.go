@@ -40,7 +40,7 @@ func TestAWSNoticesCommand(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.db")
 	args := []string{"aws-notices", "--queue", url, "--respond=delete", "--aws-endpoint", front.URL, "--state", state}
 
-	code, out, stderr := runCLI(append(args, "--dry-run")...)
+	code, out, stderr := runCLI(append(args, "--dry-run", "--fail-on", "live")...)
 	if code != exitFindings || !strings.Contains(out, keyID) || !strings.Contains(out, "dry-run") ||
 		!strings.Contains(stderr, "3 message(s) read") || !strings.Contains(stderr, "would be parked") {
 		t.Errorf("dry run: exit %d\n%s\n%s", code, out, stderr)
@@ -64,6 +64,9 @@ func TestAWSNoticesCommand(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if !strings.Contains(stderr, "1 live, 0 deactivated, 1 deleted") || !strings.Contains(stderr, "every live key found is out of use now") {
+		t.Errorf("the summary does not count the key AWS vouched for as live and deleted:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, "3 message(s) read") || !strings.Contains(stderr, "1 other event(s) dropped, 1 parked") {
 		t.Errorf("stderr does not account for the three messages:\n%s", stderr)

@@ -316,7 +316,7 @@ func (c *common) keepVerified(u *ui, fs []*finding.Finding) []*finding.Finding {
 		case f.Verification != nil && f.Verification.Status == string(verify.Error):
 			unknown++
 			kept = append(kept, f)
-		case f.Verification != nil && f.Verification.Status == string(verify.Live):
+		case f.Verification != nil && verify.Status(f.Verification.Status).Actionable(): // live, or vouched for by AWS
 			kept = append(kept, f)
 		}
 	}

@@ -26,7 +26,7 @@ func finish(u *ui, res *engine.Result, fs []*finding.Finding, accepted int, elap
 	}
 	var live, deactivated, scheduled, deleted int
 	for _, f := range fs {
-		if f.Verification != nil && f.Verification.Status == string(verify.Live) {
+		if f.Verification != nil && verify.Status(f.Verification.Status).Actionable() {
 			live++
 		}
 		if f.Response != nil {
