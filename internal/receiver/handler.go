@@ -116,6 +116,16 @@ func newMetrics() *metrics {
 func (m *metrics) observe(res worker.Result, took time.Duration, err error) {
 	m.scan.Observe(took.Seconds())
 	m.unfetched.Add(float64(len(res.Unfetchable)))
+	// What was found and done counts even in a delivery that failed
+	// after it (a notice with one key acted on and one not settled).
+	for _, f := range res.Findings {
+		if f.Verification != nil {
+			m.verdicts.WithLabelValues(f.Verification.Status).Inc()
+		}
+		if f.Response != nil {
+			m.actions.WithLabelValues(f.Response.Action).Inc()
+		}
+	}
 	if err != nil {
 		m.errors.Inc()
 		return
@@ -126,14 +136,6 @@ func (m *metrics) observe(res worker.Result, took time.Duration, err error) {
 		m.alerts.WithLabelValues("resolved").Inc()
 	case res.Alert != "":
 		m.alerts.WithLabelValues("open").Inc()
-	}
-	for _, f := range res.Findings {
-		if f.Verification != nil {
-			m.verdicts.WithLabelValues(f.Verification.Status).Inc()
-		}
-		if f.Response != nil {
-			m.actions.WithLabelValues(f.Response.Action).Inc()
-		}
 	}
 }
 
