@@ -1,7 +1,8 @@
 // Package pipeline is keyburn's one run from a source to its reports, for
 // every caller: the CLI's scans (a directory, a history, the staged
-// changes, an organisation, its secret-scanning alerts) and the receiver's
-// deliveries (a push, a repository job, an alert). Each caller only
+// changes, an organisation, its secret-scanning alerts, AWS's notices)
+// and the receiver's deliveries (a push, a repository job, an alert, an
+// AWS notice). Each caller only
 // chooses: which scan (an engine entry on the source it picked), which
 // baseline, which check stage, which findings it keeps, and where the
 // findings go (its sinks). The order, and what happens when a part fails,
