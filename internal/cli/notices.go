@@ -21,7 +21,7 @@ import (
 	"github.com/keyburn/keyburn/internal/store"
 )
 
-const noticesUsage = `usage: keyburn scan aws-notices --queue URL --respond deactivate|delete [flags]
+const noticesUsage = `usage: keyburn scan aws-notices --queue URL --respond deactivate|delete|rotate [flags]
 
 Acts on AWS's own notices that keys leaked: the AWS Health events
 AWS_RISK_CREDENTIALS_EXPOSED that EventBridge sends to the SQS queue URL. It
@@ -70,7 +70,7 @@ func runNotices(ctx context.Context, args []string, stdout io.Writer, u *ui) (in
 		return exitError, err
 	}
 	if s.policy == respond.Off {
-		return exitError, errors.New("scan aws-notices acts on AWS's notices: give --respond=deactivate or --respond=delete (with --dry-run to see what it would do)")
+		return exitError, errors.New("scan aws-notices acts on AWS's notices: give --respond=deactivate, delete or rotate (with --dry-run to see what it would do)")
 	}
 	s.where = "AWS notices from " + queueURL
 	// The responder first: nothing is taken off the queue by a run that

@@ -88,7 +88,7 @@ func TestAWSNoticesCommand(t *testing.T) {
 		t.Errorf("audit: exit %d\n%s", code, out)
 	}
 	code, _, stderr = runCLI("aws-notices", "--queue", url, "--state", state)
-	if code != exitError || !strings.Contains(stderr, "--respond=deactivate or --respond=delete") {
+	if code != exitError || !strings.Contains(stderr, "--respond=deactivate, delete or rotate") {
 		t.Errorf("without --respond: exit %d\n%s", code, stderr)
 	}
 }
