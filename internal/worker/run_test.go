@@ -33,8 +33,9 @@ func (q *brokenQueue) Fail(context.Context, store.Delivery, string, time.Duratio
 }
 func (q *brokenQueue) Release(context.Context, store.Delivery) error { return nil }
 
-// TestBrokenQueueBacksOff: a queue that keeps failing is retried with
-// waits that double up to a ceiling, not at the idle rate, and each
+// TestBrokenQueueBacksOff: a queue that keeps failing is retried, after
+// three failures at the idle wait, with waits that double up to a
+// ceiling, and each
 // failure's log line says when the next try is; a claim that works again
 // brings the idle wait back.
 func TestBrokenQueueBacksOff(t *testing.T) {
@@ -50,7 +51,7 @@ func TestBrokenQueueBacksOff(t *testing.T) {
 		}
 	}
 	w.Run(stop, stop)
-	want := []time.Duration{2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}
+	want := []time.Duration{1, 1, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512} // three at the idle wait, then doubling
 	for i := range want {
 		want[i] *= time.Millisecond
 	}
@@ -60,13 +61,13 @@ func TestBrokenQueueBacksOff(t *testing.T) {
 			break
 		}
 	}
-	if got := queueWait(time.Second, 10); got != maxQueueWait {
+	if got := queueWait(time.Second, 13); got != maxQueueWait {
 		t.Errorf("queueWait after 10 failures of 1 s idle = %v, want the ceiling %v", got, maxQueueWait)
 	}
 	if n := strings.Count(logs.String(), `"retry_in"`); n != len(waits) {
 		t.Errorf("%d failure lines with retry_in, want %d\n%s", n, len(waits), logs.String())
 	}
-	if got := queueWait(time.Hour, 3); got != maxQueueWait {
+	if got := queueWait(time.Hour, steadyFails+1); got != maxQueueWait {
 		t.Errorf("queueWait of a long idle wait = %v, want the ceiling", got)
 	}
 	if got := queueWait(time.Millisecond, 0); got != time.Millisecond {

@@ -169,19 +169,24 @@ func (w *Worker) Run(stop, work context.Context) {
 const maxQueueWait = 30 * time.Second
 
 // queueWait is how long a worker waits before claiming again: the idle
-// wait, doubled for each failure of the queue in a row, up to
-// maxQueueWait (a mistyped queue URL or a state that is down is then
-// tried, and logged, twice a minute, not five times a second).
+// wait, and, once the queue has failed more than steadyFails times in a
+// row, twice as long for each failure beyond, up to maxQueueWait (a
+// mistyped queue URL or a state that is down is then tried, and logged,
+// twice a minute, not five times a second; a passing hiccup costs
+// nothing).
 func queueWait(idle time.Duration, fails int) time.Duration {
 	d := idle
-	for i := 0; i < fails && d < maxQueueWait; i++ {
+	for i := steadyFails; i < fails && d < maxQueueWait; i++ {
 		d *= 2
 	}
-	if fails == 0 {
+	if fails <= steadyFails {
 		return d
 	}
 	return min(d, maxQueueWait)
 }
+
+// steadyFails is how many failures in a row are retried at the idle wait.
+const steadyFails = 3
 
 // Once claims and processes at most one delivery; it returns how many it
 // processed.
