@@ -80,12 +80,7 @@ func runNotices(ctx context.Context, args []string, stdout io.Writer, u *ui) (in
 		return exitError, err
 	}
 	defer c.closeChecker()
-	st := k.st
-	cfg, err := clients.AWS(ctx)
-	if err != nil {
-		return exitError, fmt.Errorf("--queue: %w", err)
-	}
-	q := sqsqueue.Raw(clients.SQS(cfg, c.awsEndpoint), queueURL, awsnotice.Event, st.Park)
+	q := sqsqueue.Raw(clients.SQS(k.cfg, c.awsEndpoint), queueURL, awsnotice.Event, k.st.Park)
 	type held struct {
 		d  store.Delivery
 		fs []*finding.Finding

@@ -195,9 +195,7 @@ func runOrg(ctx context.Context, args []string, stdout io.Writer, u *ui) (int, e
 		}
 		_, held, err := scanned.Remember(ctx, func(keyID string) bool { return unsettled[keyID] })
 		if held > 0 {
-			u.errorf("%d repositor%s not remembered as scanned: %s a key that could not be checked, and the next run scans %s new commits again",
-				held, map[bool]string{true: "y", false: "ies"}[held == 1], map[bool]string{true: "it holds", false: "they hold"}[held == 1],
-				map[bool]string{true: "its", false: "their"}[held == 1])
+			u.errorf("scans not remembered for %d of the repositories: each holds a key that could not be checked, and the next run scans its new commits again", held)
 		}
 		return err
 	}}

@@ -124,9 +124,10 @@ func (c *common) writeResults(stdout io.Writer, fs []*finding.Finding, opts repo
 // checker is a run's check stage, built once: the state open, the
 // verifier, and the responder, which has learnt who it is.
 type checker struct {
-	st *store.Store
-	v  *verify.Verifier
-	r  *respond.Responder // nil: nothing acted on
+	cfg aws.Config // keyburn's own AWS configuration (credentials resolved when used)
+	st  *store.Store
+	v   *verify.Verifier
+	r   *respond.Responder // nil: nothing acted on
 }
 
 // prepare builds the run's check stage, once (closeChecker releases it).
@@ -165,7 +166,7 @@ func (c *common) prepare(ctx context.Context, u *ui, s *setup) (*checker, error)
 	if r != nil {
 		u.debugf("%s", r.Describe())
 	}
-	c.checker = &checker{st: st, v: cc.Verifier(cfg), r: r}
+	c.checker = &checker{cfg: cfg, st: st, v: cc.Verifier(cfg), r: r}
 	return c.checker, nil
 }
 

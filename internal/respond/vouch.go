@@ -67,7 +67,7 @@ func (r *Responder) Vouch(ctx context.Context, k Key, v finding.Vouch) Vouched {
 	if acct != v.Account {
 		return errVerdict("the notice is about account %s, but AWS puts key %s in account %s: not acted on", v.Account, k.ID, acct)
 	}
-	if _, ok := r.credsIn(acct); !ok && r.opts.testOnlyIAM == nil {
+	if _, ok := r.credsIn(acct); !ok {
 		return errVerdict("key %s is in account %s, where keyburn has no credentials (set role_name): not acted on", k.ID, acct)
 	}
 	out, err := r.iam(acct).GetAccessKeyLastUsed(ctx, &iam.GetAccessKeyLastUsedInput{AccessKeyId: aws.String(k.ID)})
